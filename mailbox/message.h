@@ -1,0 +1,116 @@
+// Message: the envelope every message travels in inside a node.
+//
+// A Message is an intrusive node: the payload lives in a subclass together
+// with what to do with it, so a send costs one allocation and no copy beyond
+// moving the payload in, and nothing is serialized locally. The actor layer
+// defines the subclasses (a tell, an ask carrying its reply promise, a
+// continuation, a system signal).
+//
+// Ownership: whoever holds a Message* owns it. Push hands it to the mailbox;
+// the mailbox's consumer gets it back from Pop and must either Deliver it or
+// Bounce it, then delete it.
+
+#ifndef TROUPE_MAILBOX_MESSAGE_H_
+#define TROUPE_MAILBOX_MESSAGE_H_
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+
+namespace troupe {
+
+class Message {
+ public:
+  enum class Kind : uint8_t {
+    kUser,    // a tell or an ask from user code
+    kResume,  // a continuation (Then, co_await) of the receiving actor
+    kSystem,  // stop, child or monitor signals: never deferred
+  };
+
+  explicit Message(Kind kind) noexcept : kind_(kind) {}
+  Message(const Message&) = delete;
+  Message& operator=(const Message&) = delete;
+  virtual ~Message() = default;
+
+  // Runs the message in the receiver's context. `receiver` is the actor the
+  // mailbox belongs to (type-erased; the subclass knows the type). Called by
+  // the mailbox's consumer only. May throw: the actor layer catches.
+  virtual void Deliver(void* receiver) = 0;
+
+  // The receiver cannot run this message (stopped, or never will): an ask
+  // fails with `reason`, a tell becomes a dead letter. Must not throw.
+  // Returns true if the message was a tell, for dead-letter counting.
+  virtual bool Bounce(const absl::Status& reason) noexcept = 0;
+
+  Kind kind() const noexcept { return kind_; }
+
+ private:
+  friend class Inbox;
+  friend class MessageList;
+
+  // Link to the next message. Written by the producer before the message is
+  // published by Inbox::Push (release), then only by the consumer.
+  Message* next_ = nullptr;
+  const Kind kind_;
+};
+
+// A FIFO list of messages owned by one thread (not thread-safe).
+class MessageList {
+ public:
+  MessageList() = default;
+  MessageList(MessageList&& other) noexcept : head_(other.head_), tail_(other.tail_) {
+    other.head_ = other.tail_ = nullptr;
+  }
+  MessageList& operator=(MessageList&& other) noexcept {
+    head_ = other.head_;
+    tail_ = other.tail_;
+    other.head_ = other.tail_ = nullptr;
+    return *this;
+  }
+
+  bool empty() const noexcept { return head_ == nullptr; }
+
+  void PushBack(Message* m) noexcept {
+    m->next_ = nullptr;
+    if (tail_ == nullptr) {
+      head_ = tail_ = m;
+    } else {
+      tail_->next_ = m;
+      tail_ = m;
+    }
+  }
+
+  // Appends a chain already linked through next_, ending in nullptr.
+  void Append(Message* first, Message* last) noexcept {
+    if (first == nullptr) return;
+    if (tail_ == nullptr) {
+      head_ = first;
+    } else {
+      tail_->next_ = first;
+    }
+    tail_ = last;
+  }
+
+  void Append(MessageList&& other) noexcept {
+    Append(other.head_, other.tail_);
+    other.head_ = other.tail_ = nullptr;
+  }
+
+  Message* PopFront() noexcept {
+    Message* m = head_;
+    if (m != nullptr) {
+      head_ = m->next_;
+      if (head_ == nullptr) tail_ = nullptr;
+      m->next_ = nullptr;
+    }
+    return m;
+  }
+
+ private:
+  Message* head_ = nullptr;
+  Message* tail_ = nullptr;
+};
+
+}  // namespace troupe
+
+#endif  // TROUPE_MAILBOX_MESSAGE_H_
