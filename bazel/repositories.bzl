@@ -106,6 +106,13 @@ def troupe_dependencies():
     )
     _maybe(
         system_library,
+        name = "spdlog",
+        packages = ["libspdlog-dev", "libfmt-dev"],
+        headers = ["spdlog", "fmt"],
+        pkg_config = {"spdlog": "spdlog"},
+    )
+    _maybe(
+        system_library,
         name = "benchmark",
         packages = ["libbenchmark-dev"],
         headers = ["benchmark"],
