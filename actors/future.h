@@ -74,8 +74,13 @@ namespace internal {
 // implements it and sets the thread's current context while an actor runs.
 class ContinuationContext {
  public:
-  // Queues `fn` to run later in this actor's context. Any thread.
-  virtual void PostContinuation(absl::AnyInvocable<void() &&> fn) noexcept = 0;
+  // Queues `fn` to run later in this actor's context. Any thread. If the
+  // actor has stopped, `fn` is destroyed without running. `exclusive` marks
+  // the continuation an exclusive wait (BeginExclusiveWait) is waiting for.
+  virtual void PostContinuation(absl::AnyInvocable<void() &&> fn, bool exclusive = false) noexcept = 0;
+  // Actor context only: until the next exclusive continuation runs, the
+  // actor runs nothing else but system messages; other messages wait in order.
+  virtual void BeginExclusiveWait() noexcept = 0;
   // Keeps the context alive while a continuation is outstanding.
   virtual void RetainContext() noexcept = 0;
   virtual void ReleaseContext() noexcept = 0;

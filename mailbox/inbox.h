@@ -60,6 +60,10 @@ class Inbox {
   Inbox(const Inbox&) = delete;
   Inbox& operator=(const Inbox&) = delete;
 
+  // Before the inbox is shared only: moves an idle inbox to kRunning, for a
+  // creator that schedules the actor itself.
+  void StartScheduled() noexcept { head_.store(kRunning, std::memory_order_relaxed); }
+
   // Any thread. On kQueued and kScheduleNow the inbox owns `m`.
   PushResult Push(Message* m) noexcept {
     uintptr_t head = head_.load(std::memory_order_relaxed);

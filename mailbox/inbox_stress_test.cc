@@ -14,8 +14,11 @@ namespace {
 
 struct Item final : Message {
   Item(int p, int s) : Message(Kind::kUser), producer(p), seq(s) {}
-  void Deliver(void*) override {}
-  bool Bounce(const absl::Status&) noexcept override { return true; }
+  void Deliver(void*) override { delete this; }
+  bool Bounce(const absl::Status&) noexcept override {
+    delete this;
+    return true;
+  }
   int producer;
   int seq;
 };

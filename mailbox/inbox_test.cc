@@ -9,8 +9,11 @@ namespace {
 
 struct Numbered final : Message {
   explicit Numbered(int v) : Message(Kind::kUser), value(v) {}
-  void Deliver(void*) override {}
-  bool Bounce(const absl::Status&) noexcept override { return true; }
+  void Deliver(void*) override { delete this; }
+  bool Bounce(const absl::Status&) noexcept override {
+    delete this;
+    return true;
+  }
   int value;
 };
 

@@ -8,7 +8,9 @@
 //
 // Ownership: whoever holds a Message* owns it. Push hands it to the mailbox;
 // the mailbox's consumer gets it back from Pop and must either Deliver it or
-// Bounce it, then delete it.
+// Bounce it. Both consume the message: it deletes itself when done, which for
+// a coroutine handler is when the coroutine finishes, since the coroutine may
+// still refer to the message.
 
 #ifndef TROUPE_MAILBOX_MESSAGE_H_
 #define TROUPE_MAILBOX_MESSAGE_H_
@@ -22,9 +24,10 @@ namespace troupe {
 class Message {
  public:
   enum class Kind : uint8_t {
-    kUser,    // a tell or an ask from user code
-    kResume,  // a continuation (Then, co_await) of the receiving actor
-    kSystem,  // stop, child or monitor signals: never deferred
+    kUser,             // a tell or an ask from user code
+    kResume,           // a continuation (Then, co_await) of the receiving actor
+    kExclusiveResume,  // the continuation an exclusive co_await waits for
+    kSystem,           // stop, child or monitor signals: never deferred
   };
 
   explicit Message(Kind kind) noexcept : kind_(kind) {}
@@ -32,14 +35,16 @@ class Message {
   Message& operator=(const Message&) = delete;
   virtual ~Message() = default;
 
-  // Runs the message in the receiver's context. `receiver` is the actor the
-  // mailbox belongs to (type-erased; the subclass knows the type). Called by
-  // the mailbox's consumer only. May throw: the actor layer catches.
+  // Runs the message in the receiver's context and consumes it. `receiver`
+  // is the actor the mailbox belongs to (type-erased; the subclass knows the
+  // type). Called by the mailbox's consumer only. May throw (the message is
+  // still consumed): the actor layer catches.
   virtual void Deliver(void* receiver) = 0;
 
   // The receiver cannot run this message (stopped, or never will): an ask
-  // fails with `reason`, a tell becomes a dead letter. Must not throw.
-  // Returns true if the message was a tell, for dead-letter counting.
+  // fails with `reason`, a tell becomes a dead letter. Consumes the message.
+  // Returns true if it was a dead letter (a tell or an ask), false for
+  // internal messages such as continuations.
   virtual bool Bounce(const absl::Status& reason) noexcept = 0;
 
   Kind kind() const noexcept { return kind_; }

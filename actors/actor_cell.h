@@ -1,0 +1,174 @@
+// ActorCell: the runtime half of an actor — its mailbox, its place in the
+// scheduler, its lifecycle. The user's actor object lives inside it
+// (ActorBox<A>, actors/actor_box.h), so an actor is a single allocation; the
+// user object is destroyed as soon as the actor stops, while the cell itself
+// stays as long as a Ref points to it.
+//
+// States (flags_, touched only in the actor's context):
+//   new       -> started   first turn: runs the OnStart hook
+//   started   -> stopping  a stop request, Stop() from inside, or a handler
+//                          that threw; children are asked to stop, and no
+//                          user message runs any more (asks fail Unavailable)
+//   stopping  -> stopped   all children have stopped: OnStop runs, the
+//                          mailbox closes and bounces what is left, the
+//                          user's object is destroyed (reply handles it held
+//                          fail their asks), monitors get Down, the parent
+//                          hears of it
+//
+// Who may call what:
+// - Any thread: Retain/Release, Enqueue, RequestStop, id().
+// - The executor: Run() (never on two threads at once; see Inbox).
+// - The actor's own context (its handlers): everything else.
+//
+// Lifetime: the cell is reference counted. Refs hold a count each; the cell
+// holds one on itself from spawn until it has stopped (the "alive" count),
+// which is what keeps a scheduled cell alive until it runs. The cell is
+// deleted, with the user's state, when the last count goes.
+//
+// Memory ordering: refs_ is incremented relaxed (a count only; the caller
+// already holds a reference) and decremented acq_rel, so the thread that
+// deletes sees every other holder's writes. Mailbox ordering is Inbox's.
+
+#ifndef TROUPE_ACTORS_ACTOR_CELL_H_
+#define TROUPE_ACTORS_ACTOR_CELL_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "actors/future.h"
+#include "mailbox/inbox.h"
+#include "mailbox/message.h"
+#include "scheduler/runnable.h"
+
+namespace troupe {
+
+// Unique within one ActorSystem for its lifetime; never 0.
+using ActorId = uint64_t;
+
+namespace internal {
+
+class SystemCore;
+class ActorCell;
+
+// Makes the Down message a watcher of type W receives; see Monitor.
+using DownFactory = Message* (*)(ActorCell* target, const absl::Status& reason);
+
+class ActorCell : public Runnable, public ContinuationContext {
+ public:
+  ActorCell(const ActorCell&) = delete;
+  ActorCell& operator=(const ActorCell&) = delete;
+
+  // Any thread.
+  void Retain() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void Release() noexcept {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+  ActorId id() const noexcept { return id_; }
+  SystemCore& core() const noexcept { return *core_; }
+
+  // Any thread. Hands `m` to the actor, or bounces it if the actor has
+  // stopped (an ask then fails at once; a tell counts as a dead letter).
+  void Enqueue(Message* m) noexcept;
+
+  // Any thread. Asks the actor to stop with `reason` (OK for a normal stop).
+  // Queued behind nothing: it overtakes user messages already waiting only
+  // in that those are bounced once it is handled.
+  void RequestStop(absl::Status reason) noexcept;
+
+  // Any thread. When this actor stops (or at once if it has), `watcher`
+  // receives the message `make_down` makes.
+  void RequestWatch(ActorCell* watcher, DownFactory make_down) noexcept;
+
+  // Runnable: one turn, at most a batch of messages.
+  void Run() noexcept final;
+
+  // ContinuationContext.
+  void PostContinuation(absl::AnyInvocable<void() &&> fn, bool exclusive) noexcept final;
+  void BeginExclusiveWait() noexcept final;
+  void RetainContext() noexcept final { Retain(); }
+  void ReleaseContext() noexcept final { Release(); }
+
+  // Actor context only.
+  // Stops the actor once the running handler returns.
+  void StopSelf(absl::Status reason);
+  void AdoptChild(ActorCell* child);
+  void AddWatcher(ActorCell* watcher, DownFactory make_down);
+  void FailFromCoroutine(std::exception_ptr error) noexcept;
+  bool stopping() const noexcept { return (flags_ & kStopping) != 0; }
+  // The name of the user's actor type, for logs.
+  virtual std::string_view type_name() const noexcept = 0;
+
+  // Spawn only (SystemCore::Spawn), before the cell is shared.
+  void Init(SystemCore* core, ActorId id, ActorCell* parent, bool has_start_hook) noexcept;
+  // Spawn only, for a system that has shut down: the actor never runs.
+  void InitDead(SystemCore* core, ActorId id) noexcept;
+
+ protected:
+  ActorCell() = default;
+  virtual ~ActorCell();
+
+  // Run in the actor's context by the lifecycle. Overridden by ActorBox<A>
+  // to call the user's hooks and destroy the user's object.
+  virtual void HandleStart() = 0;
+  virtual void HandleStop(const absl::Status& reason) = 0;
+  virtual void DestroyState() noexcept = 0;
+
+ private:
+  struct Extras;
+  class Signal;
+  friend class Signal;
+
+  enum Flags : uint32_t {
+    kStarted = 1,
+    kStopping = 2,
+    kStopped = 4,
+    kExclusive = 8,     // an exclusive co_await is pending
+    kStopPending = 16,  // stop once the running handler returns
+  };
+
+  Extras& extras();
+  Message* NextMessage() noexcept;
+  bool HasRunnableMessages() const noexcept;
+  void Process(Message* m) noexcept;
+  void ApplyPendingStop() noexcept;
+  void HandleFailure(const char* where, std::exception_ptr error) noexcept;
+  void BeginStop(absl::Status reason) noexcept;
+  void FinishStop() noexcept;
+  void OnChildStopped(ActorCell* child) noexcept;
+  absl::Status BounceReason() const;
+
+  // Holders: Refs, the alive count, pending continuations.
+  std::atomic<uint32_t> refs_{1};
+  // Actor context only; see Flags.
+  uint32_t flags_ = 0;
+  Inbox inbox_;
+  SystemCore* core_ = nullptr;
+  ActorId id_ = 0;
+  // Parent, children, watchers, deferred messages, exit reason: allocated on
+  // first use, so an idle leaf actor pays one pointer for all of it.
+  Extras* extras_ = nullptr;
+};
+
+// RAII: marks `cell` as the actor running on this thread.
+class ScopedCurrentActor {
+ public:
+  explicit ScopedCurrentActor(ActorCell* cell) noexcept;
+  ~ScopedCurrentActor();
+
+ private:
+  ContinuationContext* previous_context_;
+  ActorCell* previous_cell_;
+};
+
+// The actor running on this thread, or nullptr.
+ActorCell* CurrentActor() noexcept;
+
+}  // namespace internal
+}  // namespace troupe
+
+#endif  // TROUPE_ACTORS_ACTOR_CELL_H_

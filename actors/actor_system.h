@@ -1,0 +1,118 @@
+// ActorSystem: owns and runs actors — the workers, timers, blocking pool and
+// logger they use. Several systems can live in one process, each with its
+// own threads; nothing is global.
+//
+//   troupe::ActorSystem sys({.workers = 0});           // 0: one per hardware thread
+//   troupe::Ref<Counter> c = sys.Spawn<Counter>();
+//   c.Tell(Add{.by = 5});
+//   absl::StatusOr<int64_t> v = c.Ask(Get{}).Wait(absl::Seconds(1));  // outside actors only
+//
+// Who may call what: every method from any thread, inside or outside
+// actors, except Shutdown (never from inside an actor or a blocking job: it
+// waits for actors to stop).
+//
+// Shutdown, in order (also run by the destructor):
+//   1. new spawns are stopped at once; sends to stopped actors fail with
+//      Cancelled instead of Unavailable;
+//   2. every actor is asked to stop (parents stop their children first);
+//      each finishes the handler it is in, runs OnStop, and bounces what is
+//      left in its mailbox — every pending ask fails with Cancelled;
+//   3. once no actor is left: pending timers are destroyed unrun, the
+//      blocking pool drops queued jobs and joins, the workers are joined.
+// A handler that never returns keeps its worker: Shutdown then gives up
+// after its timeout and returns DeadlineExceeded, leaving the workers
+// running rather than hanging.
+
+#ifndef TROUPE_ACTORS_ACTOR_SYSTEM_H_
+#define TROUPE_ACTORS_ACTOR_SYSTEM_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "actors/actor.h"
+#include "actors/ref.h"
+#include "actors/system_core.h"
+#include "scheduler/executor.h"
+#include "scheduler/timer_service.h"
+#include "spdlog/logger.h"
+
+namespace troupe {
+
+struct ActorSystemOptions {
+  int workers = 0;               // worker threads; 0: one per hardware thread
+  int batch = 64;                // messages an actor runs per turn before yielding
+  int max_blocking_threads = 64;  // cap of the blocking pool
+  std::string name = "troupe";   // names threads and log lines
+  // Where the system logs (actor failures, shutdown problems). Default: a
+  // logger of its own writing to stderr.
+  std::shared_ptr<spdlog::logger> logger = nullptr;
+};
+
+struct ActorSystemStats {
+  uint64_t spawned = 0;       // actors ever spawned
+  uint64_t live = 0;          // actors not yet stopped
+  uint64_t dead_letters = 0;  // messages sent to stopped actors
+  uint64_t failures = 0;      // handlers and hooks that threw
+};
+
+class ActorSystem {
+ public:
+  explicit ActorSystem(ActorSystemOptions options = {});
+  ActorSystem(const ActorSystem&) = delete;
+  ActorSystem& operator=(const ActorSystem&) = delete;
+  // Shuts down (see above) if Shutdown was not called.
+  ~ActorSystem();
+
+  // Spawns an actor of type A constructed from `args`, outside any parent.
+  // After Shutdown the actor is created stopped: sends to it are dead letters.
+  template <class A, class... Args>
+  Ref<A> Spawn(Args&&... args) {
+    return internal::SpawnIn<A>(*core_, nullptr, std::forward<Args>(args)...);
+  }
+
+  // Tells `to` `msg` after `delay`.
+  template <class A, class M>
+  TimerId SendAfter(absl::Duration delay, const Ref<A>& to, M msg) {
+    return internal::SendAfterIn(*core_, delay, to, std::move(msg));
+  }
+  // Tells `to` a copy of `msg` every `interval` until cancelled.
+  template <class A, class M>
+  TimerId SendPeriodically(absl::Duration interval, const Ref<A>& to, M msg) {
+    return internal::SendPeriodicallyIn(*core_, interval, to, std::move(msg));
+  }
+  // True if the timer will not fire (again).
+  bool CancelTimer(TimerId id) { return core_->timers().Cancel(id); }
+
+  // Runs blocking `fn` on the blocking pool; its result completes the future.
+  template <class Fn>
+  auto Blocking(Fn&& fn) {
+    return internal::BlockingIn(*core_, std::forward<Fn>(fn));
+  }
+
+  // See the header comment. Idempotent; later calls return the first result.
+  absl::Status Shutdown(absl::Duration timeout = absl::Seconds(30));
+
+  ActorSystemStats stats() const;
+  absl::Time Now() const { return core_->timers().Now(); }
+  spdlog::logger& log() const { return core_->log(); }
+  const std::string& name() const { return core_->name(); }
+
+ protected:
+  // For the testkit: runs on the given executor and timers.
+  ActorSystem(ActorSystemOptions options, std::unique_ptr<Executor> executor,
+              std::shared_ptr<TimerService> timers);
+  internal::SystemCore& core() const { return *core_; }
+
+ private:
+  internal::SystemCore* core_;
+  bool shut_down_ = false;
+  absl::Status shutdown_status_;
+};
+
+}  // namespace troupe
+
+#endif  // TROUPE_ACTORS_ACTOR_SYSTEM_H_

@@ -1,0 +1,278 @@
+// The actor system on its real work-stealing pool: many actors, many
+// threads, shutdown, parking. Every wait is bounded.
+
+#include "actors/actor_system.h"
+
+#include <sys/resource.h>
+
+#include <atomic>
+#include <latch>
+#include <memory>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "actors/actor.h"
+#include "gtest/gtest.h"
+
+namespace troupe {
+namespace {
+
+constexpr absl::Duration kGenerous = absl::Seconds(60);
+
+// --- ping-pong ---------------------------------------------------------------
+
+struct Ball {
+  int64_t left;
+};
+struct Player;
+struct Serve {
+  Ref<Player> other;
+  int64_t hits;
+};
+struct Hits {};
+
+struct Player : Actor<Player> {
+  Ref<Player> other;
+  int64_t hits = 0;
+  std::unique_ptr<Reply<int64_t>> done;
+  void On(const Serve& s, Reply<int64_t> reply) {
+    other = s.other;
+    done = std::make_unique<Reply<int64_t>>(std::move(reply));
+    other.Tell(Ball{s.hits});
+  }
+  void On(const Ref<Player>& o) { other = o; }
+  void On(const Ball& b) {
+    if (b.left < 0) {  // the rally is over
+      if (done) done->Send(hits);
+      return;
+    }
+    ++hits;
+    other.Tell(Ball{b.left - 1});  // Ball{-1} after the last hit
+  }
+  int64_t On(const Hits&) { return hits; }
+};
+
+TEST(ActorSystem, ManyPingPongPairsAllFinish) {
+  ActorSystem sys({.workers = 2});
+  constexpr int kPairs = 50;
+  constexpr int64_t kHits = 2000;
+  std::vector<Future<int64_t>> results;
+  std::vector<Ref<Player>> keep;
+  for (int i = 0; i < kPairs; ++i) {
+    Ref<Player> a = sys.Spawn<Player>();
+    Ref<Player> b = sys.Spawn<Player>();
+    b.Tell(a);
+    results.push_back(a.Ask(Serve{.other = b, .hits = kHits}));
+    keep.push_back(a);
+    keep.push_back(b);
+  }
+  for (Future<int64_t>& f : results) {
+    Result<int64_t> r = f.Wait(kGenerous);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(*r, kHits / 2);  // the server hits every odd-numbered ball
+  }
+}
+
+// --- per-sender FIFO across threads --------------------------------------------
+
+struct Seq {
+  int sender;
+  int64_t n;
+};
+struct Check {};
+struct Sink : Actor<Sink> {
+  std::vector<int64_t> next = std::vector<int64_t>(8, 0);
+  int64_t out_of_order = 0;
+  int64_t received = 0;
+  void On(const Seq& s) {
+    if (s.n != next[s.sender]) ++out_of_order;
+    next[s.sender] = s.n + 1;
+    ++received;
+  }
+  std::pair<int64_t, int64_t> On(const Check&) { return {received, out_of_order}; }
+};
+
+struct Forward {
+  Ref<Sink> sink;
+  int sender;
+  int64_t count;
+};
+struct Source : Actor<Source> {
+  bool On(const Forward& f) {
+    for (int64_t i = 0; i < f.count; ++i) f.sink.Tell(Seq{f.sender, i});
+    return true;
+  }
+};
+
+TEST(ActorSystem, MessagesFromEachSenderArriveInSendOrder) {
+  ActorSystem sys({.workers = 2});
+  constexpr int64_t kEach = 20000;
+  Ref<Sink> sink = sys.Spawn<Sink>();
+  // Four senders: two threads outside the system, two actors inside it.
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      for (int64_t i = 0; i < kEach; ++i) sink.Tell(Seq{t, i});
+    });
+  }
+  std::vector<Future<bool>> sent;
+  for (int a = 2; a < 4; ++a) sent.push_back(sys.Spawn<Source>().Ask(Forward{sink, a, kEach}));
+  for (std::thread& t : threads) t.join();
+  for (Future<bool>& f : sent) ASSERT_TRUE(f.Wait(kGenerous).ok());
+  Result<std::pair<int64_t, int64_t>> r = sink.Ask(Check{}).Wait(kGenerous);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->first, 4 * kEach);
+  EXPECT_EQ(r->second, 0);
+}
+
+// --- failure isolation ----------------------------------------------------------
+
+struct Explode {};
+struct Echo : Actor<Echo> {
+  int On(int x) { return x; }
+  void On(const Explode&) { throw std::logic_error("boom"); }
+};
+
+TEST(ActorSystem, AThrowingHandlerStopsOnlyItsActor) {
+  ActorSystem sys({.workers = 1});
+  Ref<Echo> bad = sys.Spawn<Echo>();
+  Ref<Echo> good = sys.Spawn<Echo>();
+  absl::Status exploded = bad.Ask(Explode{}).Wait(kGenerous);
+  EXPECT_EQ(exploded.code(), absl::StatusCode::kInternal);
+  EXPECT_NE(exploded.message().find("boom"), std::string::npos) << exploded;
+  for (int i = 0; i < 100; ++i) ASSERT_EQ(*good.Ask(i).Wait(kGenerous), i);
+  EXPECT_EQ(bad.Ask(1).Wait(kGenerous).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(sys.stats().failures, 1u);
+}
+
+// --- blocking offload -------------------------------------------------------------
+
+struct Offload {
+  std::shared_ptr<std::latch> gate;
+};
+struct Offloader : Actor<Offloader> {
+  Task<int> On(const Offload& o) {
+    std::shared_ptr<std::latch> gate = o.gate;
+    Future<int> job = Blocking([gate] {
+      gate->wait();  // blocks a blocking-pool thread, not a worker
+      return 42;
+    });
+    Result<int> r = co_await std::move(job);
+    co_return r.value_or(-1);
+  }
+  int On(int x) { return x; }
+};
+
+TEST(ActorSystem, BlockingCallsDoNotStallTheWorkers) {
+  ActorSystem sys({.workers = 1});
+  auto gate = std::make_shared<std::latch>(1);
+  Ref<Offloader> o = sys.Spawn<Offloader>();
+  std::vector<Future<int>> blocked;
+  for (int i = 0; i < 4; ++i) blocked.push_back(o.Ask(Offload{gate}));
+  // The only worker still serves messages while four jobs block.
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(*o.Ask(i).Wait(kGenerous), i);
+  for (Future<int>& f : blocked) EXPECT_FALSE(f.ready());
+  gate->count_down();
+  for (Future<int>& f : blocked) EXPECT_EQ(*f.Wait(kGenerous), 42);
+}
+
+// --- deadlines on the real clock --------------------------------------------------
+
+struct Never {};
+struct Silent : Actor<Silent> {
+  std::vector<Reply<int>> held;
+  void On(const Never&, Reply<int> r) { held.push_back(std::move(r)); }
+};
+
+TEST(ActorSystem, AskWithoutReplyEndsAtItsDeadline) {
+  ActorSystem sys({.workers = 2});
+  Ref<Silent> s = sys.Spawn<Silent>();
+  const absl::Time start = absl::Now();
+  Result<int> r = s.Ask(Never{}, absl::Milliseconds(50)).Wait(kGenerous);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(50));
+}
+
+TEST(ActorSystem, WaitInsideAnActorOnTheRealPoolFailsFast) {
+  struct Inner : Actor<Inner> {
+    absl::StatusCode On(const Ref<Silent>& s) { return s.Ask(Never{}).Wait(absl::Seconds(30)).status().code(); }
+  };
+  ActorSystem sys({.workers = 1});
+  Ref<Silent> s = sys.Spawn<Silent>();
+  EXPECT_EQ(*sys.Spawn<Inner>().Ask(s).Wait(kGenerous), absl::StatusCode::kFailedPrecondition);
+}
+
+// --- shutdown -------------------------------------------------------------------
+
+struct Bounce {
+  Ref<struct Chatter> to;
+};
+struct Chatter : Actor<Chatter> {
+  void On(const Bounce& b) { b.to.Tell(Bounce{Self()}); }  // forever
+};
+
+TEST(ActorSystem, ShutdownEndsBusyActorsAndPendingAsksWithoutHanging) {
+  auto sys = std::make_unique<ActorSystem>(ActorSystemOptions{.workers = 2});
+  // Actors that keep sending to each other, forever.
+  for (int i = 0; i < 20; ++i) {
+    Ref<Chatter> a = sys->Spawn<Chatter>();
+    Ref<Chatter> b = sys->Spawn<Chatter>();
+    a.Tell(Bounce{b});
+  }
+  // Asks held by an actor, and asks queued behind them.
+  Ref<Silent> s = sys->Spawn<Silent>();
+  std::vector<Future<int>> pending;
+  for (int i = 0; i < 50; ++i) pending.push_back(s.Ask(Never{}));
+  const absl::Time start = absl::Now();
+  ASSERT_TRUE(sys->Shutdown(absl::Seconds(30)).ok());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(30));
+  for (Future<int>& f : pending) EXPECT_EQ(f.Wait(kGenerous).status().code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(sys->stats().live, 0u);
+  // Refs outlive the system: sends fail cleanly.
+  sys.reset();
+  EXPECT_EQ(s.Ask(Never{}).Wait(kGenerous).status().code(), absl::StatusCode::kCancelled);
+}
+
+TEST(ActorSystem, SeveralSystemsLiveInOneProcess) {
+  ActorSystem a({.workers = 1, .name = "a"});
+  ActorSystem b({.workers = 1, .name = "b"});
+  Ref<Echo> ea = a.Spawn<Echo>();
+  Ref<Echo> eb = b.Spawn<Echo>();
+  EXPECT_EQ(*ea.Ask(1).Wait(kGenerous), 1);
+  EXPECT_EQ(*eb.Ask(2).Wait(kGenerous), 2);
+  ASSERT_TRUE(a.Shutdown().ok());
+  EXPECT_EQ(*eb.Ask(3).Wait(kGenerous), 3);  // b is untouched by a's shutdown
+}
+
+// --- parking ---------------------------------------------------------------------
+
+TEST(ActorSystem, ParkedWorkersWakeForEveryMessageFromOutside) {
+  ActorSystem sys({.workers = 2});
+  Ref<Echo> e = sys.Spawn<Echo>();
+  // Each round trip lets the workers run dry and park, so every ask goes
+  // through the wake-up path.
+  for (int i = 0; i < 3000; ++i) ASSERT_EQ(*e.Ask(i).Wait(kGenerous), i);
+}
+
+double CpuSeconds() {
+  rusage u;
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_utime.tv_usec / 1e6 + u.ru_stime.tv_sec + u.ru_stime.tv_usec / 1e6;
+}
+
+TEST(ActorSystem, AnIdleSystemUsesUnderOnePercentOfACore) {
+  ActorSystem sys({.workers = 2});
+  Ref<Echo> e = sys.Spawn<Echo>();
+  ASSERT_EQ(*e.Ask(1).Wait(kGenerous), 1);  // warm: workers ran and went idle
+  const double cpu_before = CpuSeconds();
+  const absl::Time start = absl::Now();
+  // The measurement itself: one second of an idle system.
+  absl::SleepFor(absl::Seconds(1));
+  const double cpu = CpuSeconds() - cpu_before;
+  const double wall = absl::ToDoubleSeconds(absl::Now() - start);
+  EXPECT_LT(cpu / wall, 0.01) << "idle system used " << cpu << " s of CPU in " << wall << " s";
+}
+
+}  // namespace
+}  // namespace troupe

@@ -1,0 +1,217 @@
+// How a message reaches a handler: the handler forms troupe understands, the
+// reply type of an ask, and the Message subclasses that carry a tell or an
+// ask to a typed actor.
+//
+// Handler forms, for an actor A and a message type M (M taken as const M&,
+// M, or M&&):
+//   void            On(const M&)             tell; an ask gets an empty reply
+//   R               On(const M&)             the return value is the reply
+//   absl::StatusOr<R> / absl::Status         an error becomes the ask's error
+//   Task<R>         On(const M&)             a coroutine (actors/task.h)
+//   void            On(const M&, Reply<R>)   reply later, from anywhere
+//
+// Dispatch is resolved at compile time from A and M; a message type A has no
+// handler for is a compile error naming both.
+
+#ifndef TROUPE_ACTORS_HANDLER_H_
+#define TROUPE_ACTORS_HANDLER_H_
+
+#include <exception>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "actors/actor_box.h"
+#include "actors/actor_cell.h"
+#include "actors/future.h"
+#include "actors/task.h"
+#include "mailbox/message.h"
+
+namespace troupe {
+
+// The writing end of an ask's reply, for handlers that answer later: keep
+// it, move it to another actor, a timer or a blocking job, and Send once.
+// Dropping it unanswered fails the ask with Cancelled.
+template <class R>
+class Reply {
+ public:
+  explicit Reply(Promise<R> promise) : promise_(std::move(promise)) {}
+  Reply(Reply&&) noexcept = default;
+  Reply& operator=(Reply&&) noexcept = default;
+
+  // Each returns false if the ask had already ended (deadline, shutdown).
+  template <class U = R, class V, std::enable_if_t<!std::is_void_v<U>, int> = 0>
+  bool Send(V&& value) {
+    return promise_.SetValue(std::forward<V>(value));
+  }
+  template <class U = R, std::enable_if_t<std::is_void_v<U>, int> = 0>
+  bool Send() {
+    return promise_.SetValue();
+  }
+  bool Fail(absl::Status status) { return promise_.SetError(std::move(status)); }
+  bool Complete(Result<R> result) { return promise_.Complete(std::move(result)); }
+
+ private:
+  Promise<R> promise_;
+};
+
+namespace internal {
+
+template <class A, class M>
+concept HasDirectHandler = requires(A& a, M&& m) { a.On(std::move(m)); };
+
+template <class A, class M, class R>
+R DeduceReplyArg(void (A::*)(const M&, Reply<R>));
+template <class A, class M, class R>
+R DeduceReplyArg(void (A::*)(M, Reply<R>));
+template <class A, class M, class R>
+R DeduceReplyArg(void (A::*)(M&&, Reply<R>));
+
+template <class A, class M>
+concept HasReplyHandler = requires { DeduceReplyArg<A, M>(&A::On); };
+
+template <class A, class M>
+concept Handles = HasDirectHandler<A, M> || HasReplyHandler<A, M>;
+
+template <class Ret>
+struct ReplyOfReturn {
+  using type = Ret;
+};
+template <class T>
+struct ReplyOfReturn<Task<T>> {
+  using type = T;
+};
+template <class T>
+struct ReplyOfReturn<absl::StatusOr<T>> {
+  using type = T;
+};
+template <>
+struct ReplyOfReturn<absl::Status> {
+  using type = void;
+};
+
+template <class A, class M, bool kDirect = HasDirectHandler<A, M>>
+struct ReplyTypeOf {
+  using Return = decltype(std::declval<A&>().On(std::declval<M&&>()));
+  using type = typename ReplyOfReturn<std::remove_cvref_t<Return>>::type;
+};
+template <class A, class M>
+struct ReplyTypeOf<A, M, false> {
+  using type = decltype(DeduceReplyArg<A, M>(&A::On));
+};
+
+// The reply type of an ask of M to A.
+template <class A, class M>
+using ReplyOf = typename ReplyTypeOf<A, M>::type;
+
+inline absl::Status ExceptionStatus(std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("the handler threw: ", e.what()));
+  } catch (...) {
+    return absl::InternalError("the handler threw an exception not derived from std::exception");
+  }
+}
+
+// Calls A's handler for M. For a Task handler, starts it: `done` runs when
+// it finishes, with the message kept alive until then through `keep`.
+template <class A, class M, class R, class Keep>
+void Invoke(ActorBox<A>& box, M& msg, Promise<R>* reply, std::unique_ptr<Keep>& keep) {
+  A& actor = box.actor();
+  if constexpr (HasDirectHandler<A, M>) {
+    using Return = std::remove_cvref_t<decltype(actor.On(std::move(msg)))>;
+    if constexpr (IsTask<Return>::value) {
+      using T = typename Return::value_type;
+      Task<T> task = actor.On(std::move(msg));
+      ActorCell* cell = &box;
+      std::move(task).Start([keep = std::move(keep), cell](Result<T>&& result, std::exception_ptr error) mutable {
+        Promise<R>* promise = reply_of(keep.get());
+        if (error) {
+          if (promise != nullptr) promise->SetError(ExceptionStatus(error));
+          cell->FailFromCoroutine(error);
+        } else if (promise != nullptr) {
+          promise->Complete(std::move(result));
+        }
+      });
+    } else if constexpr (std::is_void_v<Return>) {
+      actor.On(std::move(msg));
+      if (reply != nullptr) reply->SetValue();
+    } else {
+      if (reply != nullptr) {
+        CompleteWith(*reply, [&]() -> Return { return actor.On(std::move(msg)); });
+      } else {
+        (void)actor.On(std::move(msg));
+      }
+    }
+  } else {
+    Promise<R> unused;  // a tell to a reply-form handler: nobody reads it
+    actor.On(std::move(msg), Reply<R>(reply != nullptr ? std::move(*reply) : std::move(unused)));
+  }
+}
+
+// A tell of M to an actor of type A.
+template <class A, class M>
+class TellMessage final : public Message {
+ public:
+  explicit TellMessage(M msg) : Message(Kind::kUser), msg_(std::move(msg)) {}
+
+  void Deliver(void* receiver) override {
+    std::unique_ptr<TellMessage> self(this);
+    auto& box = static_cast<ActorBox<A>&>(*static_cast<ActorCell*>(receiver));
+    Invoke<A, M, ReplyOf<A, M>>(box, msg_, nullptr, self);
+  }
+
+  bool Bounce(const absl::Status&) noexcept override {
+    delete this;
+    return true;
+  }
+
+  friend Promise<ReplyOf<A, M>>* reply_of(TellMessage*) { return nullptr; }
+
+ private:
+  M msg_;
+};
+
+// An ask of M to an actor of type A, carrying the promise of its reply.
+template <class A, class M>
+class AskMessage final : public Message {
+ public:
+  using R = ReplyOf<A, M>;
+
+  AskMessage(M msg, Promise<R> promise) : Message(Kind::kUser), msg_(std::move(msg)), promise_(std::move(promise)) {}
+
+  void Deliver(void* receiver) override {
+    std::unique_ptr<AskMessage> self(this);
+    auto& box = static_cast<ActorBox<A>&>(*static_cast<ActorCell*>(receiver));
+    Promise<R>* reply = &promise_;
+    try {
+      Invoke<A, M, R>(box, msg_, reply, self);
+    } catch (...) {
+      // `self` is still ours: only a started coroutine takes it.
+      reply->SetError(ExceptionStatus(std::current_exception()));
+      throw;
+    }
+  }
+
+  bool Bounce(const absl::Status& reason) noexcept override {
+    promise_.SetError(reason);
+    delete this;
+    return true;
+  }
+
+  friend Promise<R>* reply_of(AskMessage* m) { return &m->promise_; }
+
+ private:
+  M msg_;
+  Promise<R> promise_;
+};
+
+}  // namespace internal
+}  // namespace troupe
+
+#endif  // TROUPE_ACTORS_HANDLER_H_

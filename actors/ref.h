@@ -1,0 +1,145 @@
+// Ref<A>: the handle to an actor of type A — the only way to reach it.
+//
+//   troupe::Ref<Counter> c = sys.Spawn<Counter>();
+//   c.Tell(Add{.by = 5});                                   // fire and forget
+//   troupe::Future<int64_t> v = c.Ask(Get{}, absl::Seconds(1));
+//
+// A Ref is cheap to copy (one reference count), comparable and hashable (by
+// actor), and safe to use from any thread, inside or outside actors, for as
+// long as you hold it — also after the actor or its system has stopped:
+// a tell then counts as a dead letter and an ask fails at once with
+// Unavailable (Cancelled while the system shuts down).
+//
+// Tell and Ask accept only message types A has a handler for; anything else
+// is a compile error naming A and the message type. Messages move into the
+// target's mailbox as they are: nothing is serialized between actors of one
+// process.
+//
+// ActorRef is the untyped base: it names and stops an actor, and is what a
+// Down message carries.
+
+#ifndef TROUPE_ACTORS_REF_H_
+#define TROUPE_ACTORS_REF_H_
+
+#include <cstddef>
+#include <type_traits>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "actors/actor_cell.h"
+#include "actors/future.h"
+#include "actors/handler.h"
+#include "actors/system_core.h"
+
+namespace troupe {
+
+template <class A>
+class Actor;
+
+class ActorRef {
+ public:
+  ActorRef() = default;
+  ActorRef(const ActorRef& other) noexcept : cell_(other.cell_) {
+    if (cell_ != nullptr) cell_->Retain();
+  }
+  ActorRef(ActorRef&& other) noexcept : cell_(std::exchange(other.cell_, nullptr)) {}
+  ActorRef& operator=(ActorRef other) noexcept {
+    std::swap(cell_, other.cell_);
+    return *this;
+  }
+  ~ActorRef() {
+    if (cell_ != nullptr) cell_->Release();
+  }
+
+  explicit operator bool() const noexcept { return cell_ != nullptr; }
+  // 0 for an empty ref.
+  ActorId id() const noexcept { return cell_ != nullptr ? cell_->id() : 0; }
+
+  // Asks the actor to stop. It finishes the message it is handling, stops
+  // its children, runs OnStop; messages still queued are bounced.
+  void Stop(absl::Status reason = absl::OkStatus()) const {
+    if (cell_ != nullptr) cell_->RequestStop(std::move(reason));
+  }
+
+  friend bool operator==(const ActorRef& a, const ActorRef& b) noexcept { return a.cell_ == b.cell_; }
+  template <class H>
+  friend H AbslHashValue(H h, const ActorRef& r) {
+    return H::combine(std::move(h), r.cell_);
+  }
+
+  // Runtime use: adopts one reference the caller already holds.
+  static ActorRef Adopt(internal::ActorCell* cell) noexcept {
+    ActorRef r;
+    r.cell_ = cell;
+    return r;
+  }
+  internal::ActorCell* cell() const noexcept { return cell_; }
+
+ protected:
+  internal::ActorCell* cell_ = nullptr;
+};
+
+template <class A>
+class Ref : public ActorRef {
+ public:
+  Ref() = default;
+
+  // Sends `msg` without waiting for anything.
+  template <class M>
+  void Tell(M&& msg) const {
+    using Msg = std::remove_cvref_t<M>;
+    static_assert(internal::Handles<A, Msg>,
+                  "troupe: this actor type has no handler `On(const M&)` for this message type "
+                  "(see the types named in this instantiation)");
+    if (cell_ == nullptr) return;
+    cell_->Enqueue(new internal::TellMessage<A, Msg>(std::forward<M>(msg)));
+  }
+
+  // Sends `msg` and returns the future of the handler's reply. It ends
+  // exactly once: with the reply, with the handler's error, with
+  // DeadlineExceeded once `timeout` has passed, with Unavailable if the actor
+  // has stopped, or with Cancelled if the system shuts down first.
+  template <class M>
+  Future<internal::ReplyOf<A, std::remove_cvref_t<M>>> Ask(
+      M&& msg, absl::Duration timeout = absl::InfiniteDuration()) const {
+    using Msg = std::remove_cvref_t<M>;
+    static_assert(internal::Handles<A, Msg>,
+                  "troupe: this actor type has no handler `On(const M&)` for this message type "
+                  "(see the types named in this instantiation)");
+    using R = internal::ReplyOf<A, Msg>;
+    Promise<R> promise;
+    Future<R> future = promise.GetFuture();
+    if (cell_ == nullptr) {
+      promise.SetError(absl::FailedPreconditionError("Ask on an empty Ref"));
+      return future;
+    }
+    if (timeout != absl::InfiniteDuration()) ArmDeadline(promise, timeout);
+    cell_->Enqueue(new internal::AskMessage<A, Msg>(std::forward<M>(msg), std::move(promise)));
+    return future;
+  }
+
+  // Runtime use: adopts one reference the caller already holds.
+  static Ref Adopt(internal::ActorCell* cell) noexcept {
+    Ref r;
+    r.cell_ = cell;
+    return r;
+  }
+
+ private:
+  template <class R>
+  void ArmDeadline(Promise<R>& promise, absl::Duration timeout) const {
+    const std::shared_ptr<TimerService>& timers = cell_->core().shared_timers();
+    TimerId timer = timers->Schedule(
+        timers->Now() + timeout, [expiry = promise.Share(), id = cell_->id(), timeout]() mutable {
+          expiry.SetError(absl::DeadlineExceededError(
+              absl::StrCat("ask to actor ", id, " got no reply within ", absl::FormatDuration(timeout))));
+        });
+    if (timer) promise.SetCanceller([timers, timer] { timers->Cancel(timer); });
+  }
+};
+
+}  // namespace troupe
+
+#endif  // TROUPE_ACTORS_REF_H_

@@ -1,0 +1,110 @@
+// SystemCore: what every actor of one ActorSystem shares — the executor,
+// the timers, the blocking pool, the logger, the counters, and the list of
+// top-level actors. ActorSystem is its public face; SystemCore outlives it as
+// long as any actor cell (and so any Ref) still points to it, so a Ref used
+// after its system is gone finds a closed mailbox, not freed memory.
+//
+// Who may call what: everything is thread-safe unless noted.
+//
+// Memory ordering: counters are relaxed (statistics; nothing is published
+// through them). live_actors_ is decremented with release and read with
+// acquire by Shutdown, so a finished actor's last writes happen-before
+// shutdown proceeds. shutting_down_ is a release store read with acquire.
+
+#ifndef TROUPE_ACTORS_SYSTEM_CORE_H_
+#define TROUPE_ACTORS_SYSTEM_CORE_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "actors/actor_cell.h"
+#include "scheduler/blocking_pool.h"
+#include "scheduler/executor.h"
+#include "scheduler/timer_service.h"
+#include "spdlog/logger.h"
+
+namespace troupe::internal {
+
+class SystemCore {
+ public:
+  SystemCore(std::string name, std::unique_ptr<Executor> executor, std::shared_ptr<TimerService> timers,
+             std::unique_ptr<BlockingPool> blocking, std::shared_ptr<spdlog::logger> logger, int batch);
+  SystemCore(const SystemCore&) = delete;
+  SystemCore& operator=(const SystemCore&) = delete;
+
+  void Retain() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void Release() noexcept {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  // Takes a freshly constructed cell, gives it its id and parent, and makes
+  // it runnable. `parent` is the spawning actor, or nullptr from outside.
+  void Spawn(ActorCell* cell, ActorCell* parent, bool has_start_hook);
+
+  // Called once by each cell when it has stopped.
+  void ActorStopped(ActorCell* cell) noexcept;
+
+  void Schedule(Runnable* r) noexcept { executor_->Schedule(r); }
+  void Yield(Runnable* r) noexcept { executor_->Yield(r); }
+
+  // Steps 1-2 of Shutdown: refuses new work and asks every actor to stop.
+  // Idempotent.
+  void BeginShutdown();
+
+  // Stops every actor, then the timers, the blocking pool and the workers.
+  // Returns DeadlineExceeded if actors were still running handlers when
+  // `timeout` passed (the workers are then left running; see ActorSystem).
+  absl::Status Shutdown(absl::Duration timeout);
+
+  bool shutting_down() const noexcept { return shutting_down_.load(std::memory_order_acquire); }
+  TimerService& timers() const noexcept { return *timers_; }
+  const std::shared_ptr<TimerService>& shared_timers() const noexcept { return timers_; }
+  BlockingPool& blocking() const noexcept { return *blocking_; }
+  spdlog::logger& log() const noexcept { return *logger_; }
+  Executor& executor() const noexcept { return *executor_; }
+  int batch() const noexcept { return batch_; }
+  const std::string& name() const noexcept { return name_; }
+
+  void CountDeadLetter() noexcept { dead_letters_.fetch_add(1, std::memory_order_relaxed); }
+  void CountFailure() noexcept { failures_.fetch_add(1, std::memory_order_relaxed); }
+  uint64_t dead_letters() const noexcept { return dead_letters_.load(std::memory_order_relaxed); }
+  uint64_t failures() const noexcept { return failures_.load(std::memory_order_relaxed); }
+  uint64_t spawned() const noexcept { return spawned_.load(std::memory_order_relaxed); }
+  uint64_t live_actors() const noexcept { return live_actors_.load(std::memory_order_acquire); }
+
+ private:
+  ~SystemCore();
+
+  const std::string name_;
+  const std::unique_ptr<Executor> executor_;
+  const std::shared_ptr<TimerService> timers_;
+  const std::unique_ptr<BlockingPool> blocking_;
+  const std::shared_ptr<spdlog::logger> logger_;
+  const int batch_;
+
+  // The ActorSystem and every cell hold one.
+  std::atomic<uint32_t> refs_{1};
+  std::atomic<bool> shutting_down_{false};
+  std::atomic<bool> executor_stopped_{false};
+  std::atomic<uint64_t> next_id_{1};
+  std::atomic<uint64_t> spawned_{0};
+  std::atomic<uint64_t> live_actors_{0};
+  std::atomic<uint64_t> dead_letters_{0};
+  std::atomic<uint64_t> failures_{0};
+
+  std::mutex mu_;
+  std::condition_variable all_stopped_;  // signalled when live_actors_ hits 0
+  // Actors spawned from outside any actor, each with a reference held here;
+  // children are tracked by their parents. Guarded by mu_.
+  absl::flat_hash_set<ActorCell*> top_level_;
+};
+
+}  // namespace troupe::internal
+
+#endif  // TROUPE_ACTORS_SYSTEM_CORE_H_

@@ -1,0 +1,135 @@
+// WorkerPool: troupe's work-stealing executor.
+//
+// N worker threads (default: one per hardware thread). Each worker has:
+//   - a LIFO slot: the Runnable scheduled last from this worker runs next on
+//     it, so a sender's receiver runs right after the sender, on the same
+//     core, with a warm cache (a request/reply pair stays on one core). At
+//     most kMaxLifoStreak turns in a row come from the slot, so a ping-pong
+//     pair cannot starve the worker's queue;
+//   - a bounded local RunQueue (scheduler/run_queue.h): FIFO for its owner,
+//     half of it stealable by idle workers;
+// and the pool has a global injection queue (moodycamel ConcurrentQueue:
+// few instances, many producers) for work scheduled from threads outside the
+// pool and for local queues that overflow. A worker checks the injection
+// queue first every kGlobalQueueInterval turns, so injected work is never
+// starved by a busy local queue.
+//
+// Finding work, in order: LIFO slot, local queue, injection queue, then
+// searching: steal half of a random victim's queue, trying every victim.
+// A worker that finds nothing parks on a futex after a bounded search.
+//
+// Idle protocol (who wakes whom). `idle_` packs two counts: workers awake
+// ("unparked") and workers searching. At most half the workers search at
+// once. When work is made stealable (local push of a second item, Yield,
+// injection), the producer wakes one parked worker — but only if no worker
+// is searching already (a searcher will find the work) and not all are awake.
+// A woken worker starts out searching. A searcher that finds work stops
+// searching, and if it was the last searcher it wakes another worker, so
+// stealable work always has a searcher until it runs out. A searcher that
+// gives up parks; if it was the last searcher it first re-checks every queue
+// and wakes a worker for anything found, closing the race with a producer
+// that saw it searching.
+//
+// Memory ordering:
+// - idle_ changes with seq_cst RMWs; a producer reads it with a seq_cst RMW
+//   (fetch_add of 0) after publishing work. Either the producer sees the
+//   searcher (which then re-checks the queues after leaving the count and
+//   sees the work), or the searcher's re-check sees the work: a Dekker pair
+//   made of RMWs, with no standalone fence, so TSan checks it.
+// - Per worker `park_` (empty / parked / notified): Unpark is an exchange
+//   (release: what the waker did happens-before the woken worker's run);
+//   Park consumes the token with an acquire CAS.
+// - shutdown_: release store in Shutdown, acquire load in the worker loop.
+// - Run queue and injection queue orderings are their own (see run_queue.h;
+//   moodycamel ConcurrentQueue publishes items with release/acquire).
+//
+// Who may call what: Schedule from any thread; Yield from a worker running
+// the Runnable; Shutdown from outside the pool.
+//
+// Shutdown: (1) set shutdown_, (2) unpark every worker, (3) each worker
+// exits its loop at its next check (after the Runnable it is running
+// returns), (4) join all. Queued Runnables are not run (the actor layer
+// stops every actor before it shuts the pool down).
+
+#ifndef TROUPE_SCHEDULER_WORKER_POOL_H_
+#define TROUPE_SCHEDULER_WORKER_POOL_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "scheduler/executor.h"
+#include "scheduler/run_queue.h"
+
+namespace troupe {
+
+class WorkerPool final : public Executor {
+ public:
+  struct Options {
+    int workers = 0;  // 0: one per hardware thread
+    uint32_t local_queue_capacity = internal::RunQueue::kDefaultCapacity;
+    std::string name = "troupe";  // worker threads are named <name>-w<i>
+  };
+
+  struct Stats {
+    uint64_t parks = 0;    // times a worker went to sleep
+    uint64_t steals = 0;   // successful steals
+    uint64_t injected = 0;  // Runnables that went through the injection queue
+  };
+
+  explicit WorkerPool(Options options);
+  ~WorkerPool() override;
+
+  void Schedule(Runnable* r) noexcept override;
+  void Yield(Runnable* r) noexcept override;
+  void Shutdown() override;
+
+  int workers() const noexcept { return static_cast<int>(workers_.size()); }
+  Stats stats() const noexcept;
+  // True on one of this pool's worker threads.
+  bool InWorker() const noexcept;
+
+  static constexpr int kMaxLifoStreak = 3;
+  static constexpr uint32_t kGlobalQueueInterval = 61;
+
+  struct Worker;  // opaque; defined in worker_pool.cc
+
+ private:
+  class Injector;
+
+  void WorkerLoop(Worker& w);
+  Runnable* NextTask(Worker& w);
+  Runnable* Search(Worker& w);
+  Runnable* PopInjected() noexcept;
+  void PushLocal(Worker& w, Runnable* r) noexcept;
+  void Inject(Runnable* r) noexcept;
+
+  // The idle protocol; see the header comment.
+  void NotifyParked() noexcept;
+  bool TryStartSearching(Worker& w) noexcept;
+  void StopSearching(Worker& w) noexcept;
+  void Park(Worker& w);
+  bool AnyWorkVisible() const noexcept;
+
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<Injector> injector_;
+
+  // Low 16 bits: searching workers; high 16 bits: unparked workers.
+  std::atomic<uint32_t> idle_;
+  std::atomic<bool> shutdown_{false};
+  std::atomic<uint64_t> parks_{0};
+  std::atomic<uint64_t> steals_{0};
+  std::atomic<uint64_t> injected_{0};
+
+  std::mutex sleepers_mu_;
+  std::vector<int> sleepers_;  // parked worker indexes; guarded by sleepers_mu_
+  std::once_flag shutdown_once_;
+};
+
+}  // namespace troupe
+
+#endif  // TROUPE_SCHEDULER_WORKER_POOL_H_
