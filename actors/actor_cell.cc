@@ -48,7 +48,6 @@ class Continuation final : public Message {
 }  // namespace
 
 struct ActorCell::Extras {
-  ActorCell* parent = nullptr;  // outlives us: it stops only after its children
   // Each holds a reference, released when the child reports it stopped.
   absl::flat_hash_set<ActorCell*> children;
   struct Watcher {
@@ -136,7 +135,7 @@ void ActorCell::Init(SystemCore* core, ActorId id, ActorCell* parent, bool has_s
   core->Retain();
   core_ = core;
   id_ = id;
-  if (parent != nullptr) extras().parent = parent;
+  parent_ = parent;
   if (has_start_hook) inbox_.StartScheduled();  // the spawner schedules the first turn
 }
 
@@ -322,7 +321,7 @@ void ActorCell::FinishStop() noexcept {
     w.cell->Release();
   }
   extras_->watchers.clear();
-  if (ActorCell* parent = extras_->parent) {
+  if (ActorCell* parent = parent_) {
     Retain();  // moves into the signal
     parent->Enqueue(Signal::ChildStopped(this));
   }

@@ -149,8 +149,11 @@ class ActorCell : public Runnable, public ContinuationContext {
   Inbox inbox_;
   SystemCore* core_ = nullptr;
   ActorId id_ = 0;
-  // Parent, children, watchers, deferred messages, exit reason: allocated on
-  // first use, so an idle leaf actor pays one pointer for all of it.
+  // The spawning actor, or null. It outlives us: it stops only after its
+  // children have.
+  ActorCell* parent_ = nullptr;
+  // Children, watchers, deferred messages, exit reason: allocated on first
+  // use, so an idle leaf actor pays one pointer for all of it.
   Extras* extras_ = nullptr;
 };
 
