@@ -3,7 +3,10 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <unordered_set>
 #include <vector>
+
+#include "absl/container/flat_hash_set.h"
 
 #include "actors/actor.h"
 #include "actors/testkit/test_system.h"
@@ -393,6 +396,20 @@ TEST(Actor, ShutdownCancelsPendingAsks) {
   EXPECT_EQ(queued.Take().status().code(), absl::StatusCode::kCancelled);
   // After shutdown: asks fail at once, tells are dead letters.
   EXPECT_EQ(k.Ask(Hold{}).Take().status().code(), absl::StatusCode::kCancelled);
+}
+
+TEST(Ref, RefsCompareAndHashByActor) {
+  TestSystem sys;
+  Ref<Counter> a = sys.Spawn<Counter>();
+  Ref<Counter> b = sys.Spawn<Counter>();
+  Ref<Counter> a2 = a;
+  EXPECT_EQ(a, a2);
+  EXPECT_FALSE(a == b);
+  EXPECT_NE(a.id(), b.id());
+  absl::flat_hash_set<Ref<Counter>> absl_set = {a, a2, b};
+  std::unordered_set<Ref<Counter>> std_set = {a, a2, b};
+  EXPECT_EQ(absl_set.size(), 2u);
+  EXPECT_EQ(std_set.size(), 2u);
 }
 
 }  // namespace

@@ -22,6 +22,7 @@
 #define TROUPE_ACTORS_REF_H_
 
 #include <cstddef>
+#include <functional>
 #include <type_traits>
 #include <utility>
 
@@ -141,5 +142,13 @@ class Ref : public ActorRef {
 };
 
 }  // namespace troupe
+
+// Refs hash by actor in std containers too.
+template <>
+struct std::hash<troupe::ActorRef> {
+  size_t operator()(const troupe::ActorRef& r) const noexcept { return std::hash<const void*>()(r.cell()); }
+};
+template <class A>
+struct std::hash<troupe::Ref<A>> : std::hash<troupe::ActorRef> {};
 
 #endif  // TROUPE_ACTORS_REF_H_
