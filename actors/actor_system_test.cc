@@ -212,6 +212,19 @@ struct Chatter : Actor<Chatter> {
   void On(const Bounce& b) { b.to.Tell(Bounce{Self()}); }  // forever
 };
 
+// An actor in the middle of its own ask: a coroutine awaiting a reply that
+// never comes.
+struct AskOnward {
+  Ref<Silent> to;
+};
+struct MidAsk : Actor<MidAsk> {
+  Task<int> On(const AskOnward& a) {
+    Future<int> reply = a.to.Ask(Never{});
+    Result<int> r = co_await std::move(reply);
+    co_return r.value_or(-1);
+  }
+};
+
 TEST(ActorSystem, ShutdownEndsBusyActorsAndPendingAsksWithoutHanging) {
   auto sys = std::make_unique<ActorSystem>(ActorSystemOptions{.workers = 2});
   // Actors that keep sending to each other, forever.
@@ -224,10 +237,19 @@ TEST(ActorSystem, ShutdownEndsBusyActorsAndPendingAsksWithoutHanging) {
   Ref<Silent> s = sys->Spawn<Silent>();
   std::vector<Future<int>> pending;
   for (int i = 0; i < 50; ++i) pending.push_back(s.Ask(Never{}));
+  // Actors suspended mid-ask.
+  std::vector<Future<int>> mid_ask;
+  for (int i = 0; i < 10; ++i) mid_ask.push_back(sys->Spawn<MidAsk>().Ask(AskOnward{s}));
   const absl::Time start = absl::Now();
   ASSERT_TRUE(sys->Shutdown(absl::Seconds(30)).ok());
   EXPECT_LT(absl::Now() - start, absl::Seconds(30));
   for (Future<int>& f : pending) EXPECT_EQ(f.Wait(kGenerous).status().code(), absl::StatusCode::kCancelled);
+  for (Future<int>& f : mid_ask) {
+    // Either the coroutine saw its own ask cancelled and answered -1, or it
+    // was destroyed with its actor and the outer ask was cancelled.
+    Result<int> r = f.Wait(kGenerous);
+    EXPECT_TRUE(r.status().code() == absl::StatusCode::kCancelled || (r.ok() && *r == -1)) << r.status();
+  }
   EXPECT_EQ(sys->stats().live, 0u);
   // Refs outlive the system: sends fail cleanly.
   sys.reset();
