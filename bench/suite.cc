@@ -1,0 +1,337 @@
+// The benchmark suite: every workload on troupe and on CAF in one run.
+//
+//   ./tools/bazel run -c opt //bench:suite                       # the table
+//   ./tools/bazel run -c opt //bench:suite -- --only=skynet,pingpong
+//   ./tools/bazel run -c opt //bench:suite -- --json             # JSON lines
+//
+// Each (workload, system) pair runs in a child process (this binary again,
+// with --run_one), so threads, heap and resident memory of one never reach
+// another's figures. A child prints its measurements as tab-separated lines;
+// a failed check or a crash fails the suite, loudly, with the child's error.
+// See docs/benchmarks.md.
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "bench/workload.h"
+
+ABSL_FLAG(std::vector<std::string>, only, {}, "comma-separated workloads to run (default: all)");
+ABSL_FLAG(bool, json, false, "print one JSON object per measurement instead of the table");
+ABSL_FLAG(std::string, run_one, "", "internal: run <workload>:<troupe|caf> in this process");
+ABSL_FLAG(absl::Duration, child_timeout, absl::Minutes(3), "kill a workload that runs longer");
+ABSL_FLAG(bool, list, false, "list the workloads and exit");
+
+ABSL_FLAG(int, workers, 0, "scheduler threads for both systems (0: hardware threads)");
+ABSL_FLAG(int64_t, skynet_leaves, 1000000, "skynet: leaf actors (a power of 10)");
+ABSL_FLAG(int64_t, pingpong_round_trips, 1000000, "pingpong: round trips of the one pair");
+ABSL_FLAG(int, pingpong_pairs, 100, "pingpong-pairs: pairs at once");
+ABSL_FLAG(int64_t, pingpong_pairs_round_trips, 20000, "pingpong-pairs: round trips per pair");
+ABSL_FLAG(int, fanin_senders, 20, "fan-in: sending threads");
+ABSL_FLAG(int64_t, fanin_messages, 500000, "fan-in: messages per sender");
+ABSL_FLAG(int, forkjoin_actors, 60, "forkjoin-throughput: actors");
+ABSL_FLAG(int64_t, forkjoin_messages, 10000, "forkjoin-throughput: messages per actor");
+ABSL_FLAG(int64_t, forkjoin_creation_actors, 40000, "forkjoin-creation: actors");
+ABSL_FLAG(int, threadring_actors, 100, "threadring: actors in the ring");
+ABSL_FLAG(int64_t, threadring_hops, 1000000, "threadring: hops of the token");
+ABSL_FLAG(int, chameneos_creatures, 100, "chameneos: creatures");
+ABSL_FLAG(int64_t, chameneos_meetings, 200000, "chameneos: meetings");
+ABSL_FLAG(int, big_actors, 120, "big: actors");
+ABSL_FLAG(int64_t, big_pings, 20000, "big: pings per actor");
+ABSL_FLAG(int64_t, spawn_idle_actors, 1000000, "spawn-idle: actors");
+ABSL_FLAG(int, ask_latency_samples, 20000, "ask-latency: timed round trips");
+ABSL_FLAG(double, idle_seconds, 2.0, "idle-cpu: seconds measured");
+
+namespace troupe::bench {
+namespace {
+
+Sizes SizesFromFlags() {
+  Sizes s;
+  s.workers = absl::GetFlag(FLAGS_workers);
+  s.skynet_leaves = absl::GetFlag(FLAGS_skynet_leaves);
+  s.pingpong_round_trips = absl::GetFlag(FLAGS_pingpong_round_trips);
+  s.pingpong_pairs = absl::GetFlag(FLAGS_pingpong_pairs);
+  s.pingpong_pairs_round_trips = absl::GetFlag(FLAGS_pingpong_pairs_round_trips);
+  s.fanin_senders = absl::GetFlag(FLAGS_fanin_senders);
+  s.fanin_messages = absl::GetFlag(FLAGS_fanin_messages);
+  s.forkjoin_actors = absl::GetFlag(FLAGS_forkjoin_actors);
+  s.forkjoin_messages = absl::GetFlag(FLAGS_forkjoin_messages);
+  s.forkjoin_creation_actors = absl::GetFlag(FLAGS_forkjoin_creation_actors);
+  s.threadring_actors = absl::GetFlag(FLAGS_threadring_actors);
+  s.threadring_hops = absl::GetFlag(FLAGS_threadring_hops);
+  s.chameneos_creatures = absl::GetFlag(FLAGS_chameneos_creatures);
+  s.chameneos_meetings = absl::GetFlag(FLAGS_chameneos_meetings);
+  s.big_actors = absl::GetFlag(FLAGS_big_actors);
+  s.big_pings = absl::GetFlag(FLAGS_big_pings);
+  s.spawn_idle_actors = absl::GetFlag(FLAGS_spawn_idle_actors);
+  s.ask_latency_samples = absl::GetFlag(FLAGS_ask_latency_samples);
+  s.idle_seconds = absl::GetFlag(FLAGS_idle_seconds);
+  return s;
+}
+
+// Size flags passed on to every child, so it runs at the parent's sizes.
+std::vector<std::string> SizeFlagsForChild() {
+  std::vector<std::string> args;
+  for (const char* name :
+       {"workers", "skynet_leaves", "pingpong_round_trips", "pingpong_pairs", "pingpong_pairs_round_trips",
+        "fanin_senders", "fanin_messages", "forkjoin_actors", "forkjoin_messages", "forkjoin_creation_actors",
+        "threadring_actors", "threadring_hops", "chameneos_creatures", "chameneos_meetings", "big_actors",
+        "big_pings", "spawn_idle_actors", "ask_latency_samples", "idle_seconds"}) {
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    args.push_back(absl::StrCat("--", name, "=", flag->CurrentValue()));
+  }
+  return args;
+}
+
+const Workload* FindWorkload(const std::string& name) {
+  for (const Workload& w : AllWorkloads()) {
+    if (name == w.name) return &w;
+  }
+  return nullptr;
+}
+
+// Child mode: run one workload on one system, print "metric\tvalue\tunit\thigher".
+int RunOne(const std::string& spec) {
+  std::vector<std::string> parts = absl::StrSplit(spec, ':');
+  const Workload* w = parts.size() == 2 ? FindWorkload(parts[0]) : nullptr;
+  if (w == nullptr || (parts[1] != "troupe" && parts[1] != "caf")) {
+    std::fprintf(stderr, "--run_one wants <workload>:<troupe|caf>, got '%s'\n", spec.c_str());
+    return 2;
+  }
+  WorkloadFn fn = parts[1] == "troupe" ? w->troupe : w->caf;
+  absl::StatusOr<std::vector<Measurement>> result = fn(SizesFromFlags());
+  if (!result.ok()) {
+    std::fprintf(stderr, "%s on %s failed: %s\n", w->name, parts[1].c_str(), result.status().ToString().c_str());
+    return 1;
+  }
+  for (const Measurement& m : *result) {
+    std::printf("%s\t%.9g\t%s\t%d\n", m.metric.c_str(), m.value, m.unit.c_str(), m.higher_is_better ? 1 : 0);
+  }
+  std::fflush(stdout);
+  return 0;
+}
+
+struct ChildResult {
+  bool ok = false;
+  std::string error;
+  std::vector<Measurement> measurements;
+};
+
+// Runs this binary with --run_one=<spec>, collecting its stdout; stderr
+// passes through. Kills it after --child_timeout.
+ChildResult RunChild(const std::string& self, const std::string& spec) {
+  ChildResult out;
+  int pipe_fds[2];
+  if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    out.error = "pipe failed";
+    return out;
+  }
+  std::vector<std::string> args = {self, "--run_one=" + spec};
+  for (std::string& a : SizeFlagsForChild()) args.push_back(std::move(a));
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
+  pid_t pid;
+  const int spawned = posix_spawn(&pid, self.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  close(pipe_fds[1]);
+  if (spawned != 0) {
+    close(pipe_fds[0]);
+    out.error = absl::StrCat("could not start ", self);
+    return out;
+  }
+  std::string text;
+  const absl::Time deadline = absl::Now() + absl::GetFlag(FLAGS_child_timeout);
+  bool timed_out = false;
+  for (;;) {
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) {
+      timed_out = true;
+      kill(pid, SIGKILL);
+      break;
+    }
+    pollfd p{pipe_fds[0], POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1) <= 0) continue;
+    char buf[4096];
+    const ssize_t n = read(pipe_fds[0], buf, sizeof(buf));
+    if (n <= 0) break;
+    text.append(buf, static_cast<size_t>(n));
+  }
+  close(pipe_fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (timed_out) {
+    out.error = absl::StrCat("timed out after ", absl::FormatDuration(absl::GetFlag(FLAGS_child_timeout)));
+    return out;
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    out.error = WIFSIGNALED(status) ? absl::StrCat("killed by signal ", WTERMSIG(status))
+                                    : absl::StrCat("exit code ", WEXITSTATUS(status));
+    return out;
+  }
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    std::vector<std::string> f = absl::StrSplit(line, '\t');
+    Measurement m;
+    if (f.size() != 4 || !absl::SimpleAtod(f[1], &m.value)) {
+      out.error = absl::StrCat("unreadable line from the workload: ", line);
+      return out;
+    }
+    m.metric = f[0];
+    m.unit = f[2];
+    m.higher_is_better = f[3] == "1";
+    out.measurements.push_back(std::move(m));
+  }
+  out.ok = true;
+  return out;
+}
+
+std::string JsonString(absl::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out + "\"";
+}
+
+// How many times better troupe is than CAF on one measurement (> 1: better).
+double Advantage(const Measurement& troupe, const Measurement& caf) {
+  if (troupe.value <= 0 || caf.value <= 0) return 0;
+  return troupe.higher_is_better ? troupe.value / caf.value : caf.value / troupe.value;
+}
+
+// The target for one (workload, metric), as "troupe at least N times better";
+// 0 when the target is not a ratio.
+double Target(absl::string_view workload, absl::string_view metric) {
+  if (workload == "skynet") return 8;
+  if (workload == "spawn-idle") return metric == "bytes_per_actor" ? 8 : 10;
+  if (workload == "pingpong" || workload == "pingpong-pairs" || workload == "fan-in") {
+    return metric == "throughput" ? 5 : 0;
+  }
+  if (workload == "ask-latency") return metric == "p50" ? 4 : 0;
+  if (workload == "idle-cpu") return 0;
+  return 3;  // the Savina workloads
+}
+
+std::string FormatValue(double v, const std::string& unit) {
+  if (unit == "msg/s") return absl::StrFormat("%.2f M/s", v / 1e6);
+  if (unit == "s") return v < 1 ? absl::StrFormat("%.1f ms", v * 1e3) : absl::StrFormat("%.3f s", v);
+  if (unit == "us") return absl::StrFormat("%.1f us", v);
+  if (unit == "B") return absl::StrFormat("%.0f B", v);
+  if (unit == "%") return absl::StrFormat("%.3f %%", v);
+  return absl::StrFormat("%.4g %s", v, unit);
+}
+
+int RunSuite(const std::string& self) {
+  std::vector<const Workload*> chosen;
+  const std::vector<std::string> only = absl::GetFlag(FLAGS_only);
+  for (const std::string& name : only) {
+    if (FindWorkload(name) == nullptr) {
+      std::fprintf(stderr, "unknown workload '%s'; --list shows them\n", name.c_str());
+      return 2;
+    }
+  }
+  for (const Workload& w : AllWorkloads()) {
+    if (only.empty() || std::find(only.begin(), only.end(), w.name) != only.end()) chosen.push_back(&w);
+  }
+  const bool json = absl::GetFlag(FLAGS_json);
+  int failures = 0;
+  if (!json) {
+    std::printf("%-20s %-16s %14s %14s %10s %8s\n", "workload", "metric", "troupe", "CAF", "advantage", "target");
+  }
+  for (const Workload* w : chosen) {
+    ChildResult troupe = RunChild(self, absl::StrCat(w->name, ":troupe"));
+    ChildResult caf = RunChild(self, absl::StrCat(w->name, ":caf"));
+    for (auto [system, result] : {std::pair{"troupe", &troupe}, std::pair{"caf", &caf}}) {
+      if (!result->ok) {
+        ++failures;
+        std::fprintf(stderr, "FAILED: %s on %s: %s\n", w->name, system, result->error.c_str());
+      }
+    }
+    if (json) {
+      for (auto [system, result] : {std::pair{"troupe", &troupe}, std::pair{"caf", &caf}}) {
+        for (const Measurement& m : result->measurements) {
+          std::printf("{\"workload\": %s, \"system\": %s, \"metric\": %s, \"value\": %.9g, \"unit\": %s}\n",
+                      JsonString(w->name).c_str(), JsonString(system).c_str(), JsonString(m.metric).c_str(),
+                      m.value, JsonString(m.unit).c_str());
+        }
+      }
+      std::fflush(stdout);
+      continue;
+    }
+    for (const Measurement& t : troupe.measurements) {
+      const Measurement* c = nullptr;
+      for (const Measurement& m : caf.measurements) {
+        if (m.metric == t.metric) c = &m;
+      }
+      const double target = Target(w->name, t.metric);
+      std::string advantage = "-", met = "";
+      if (c != nullptr) {
+        const double a = Advantage(t, *c);
+        advantage = absl::StrFormat("%.2fx", a);
+        if (target > 0) met = absl::StrFormat("%s%.0fx", a >= target ? "met " : "", target);
+      }
+      if (std::string(w->name) == "idle-cpu") met = t.value < 1.0 ? "met <1%" : "<1%";
+      std::printf("%-20s %-16s %14s %14s %10s %8s\n", w->name, t.metric.c_str(), FormatValue(t.value, t.unit).c_str(),
+                  c ? FormatValue(c->value, c->unit).c_str() : "-", advantage.c_str(), met.c_str());
+    }
+    std::fflush(stdout);
+  }
+  if (!json) {
+    std::printf("%-20s %-16s %14s %14s\n", "remote-rtt", "p50", "n/a", "n/a");
+    std::printf("%-20s %-16s %14s %14s\n", "remote-oneway", "throughput", "n/a", "n/a");
+    std::printf("(remote workloads arrive with the networking layer)\n");
+    std::printf("advantage: how many times better troupe is (CAF time / troupe time, or troupe rate / CAF rate)\n");
+  }
+  if (failures > 0) {
+    std::fprintf(stderr, "%d workload run(s) FAILED\n", failures);
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace troupe::bench
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  if (absl::GetFlag(FLAGS_list)) {
+    for (const troupe::bench::Workload& w : troupe::bench::AllWorkloads()) {
+      std::printf("%-20s %s\n", w.name, w.description);
+    }
+    return 0;
+  }
+  const std::string run_one = absl::GetFlag(FLAGS_run_one);
+  if (!run_one.empty()) return troupe::bench::RunOne(run_one);
+  // The children are this same binary.
+  char self[4096];
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) {
+    std::fprintf(stderr, "cannot find my own executable\n");
+    return 1;
+  }
+  self[n] = '\0';
+  return troupe::bench::RunSuite(self);
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every workload of the suite once, on both systems, at tiny sizes, and
+# checks that each printed its figures. Correctness only: no timing asserted.
+set -euo pipefail
+suite="$1"
+sizes=(--workers=2 --skynet_leaves=1000 --pingpong_round_trips=1000 --pingpong_pairs=4
+       --pingpong_pairs_round_trips=100 --fanin_senders=2 --fanin_messages=1000 --forkjoin_actors=4
+       --forkjoin_messages=100 --forkjoin_creation_actors=100 --threadring_actors=10
+       --threadring_hops=1000 --chameneos_creatures=10 --chameneos_meetings=1000 --big_actors=10
+       --big_pings=100 --spawn_idle_actors=1000 --ask_latency_samples=100 --idle_seconds=0.1)
+
+table="$("$suite" "${sizes[@]}")"
+printf '%s\n' "$table"
+for workload in $("$suite" --list | awk '{print $1}'); do
+  if ! grep -q "^$workload " <<<"$table"; then
+    echo "no figures for $workload" >&2
+    exit 1
+  fi
+done
+
+# --json: one object per measurement, both systems, and it parses.
+json="$("$suite" "${sizes[@]}" --only=skynet,pingpong --json)"
+printf '%s\n' "$json"
+[[ "$(grep -c '"system": "troupe"' <<<"$json")" -ge 2 ]]
+[[ "$(grep -c '"system": "caf"' <<<"$json")" -ge 2 ]]
+if command -v python3 >/dev/null; then
+  python3 -c 'import json,sys; [json.loads(l) for l in sys.stdin if l.strip()]' <<<"$json"
+fi
+
+# A wrong workload name is a clear error, not an empty table.
+if "$suite" --only=no-such-workload 2>/dev/null; then
+  echo "an unknown workload was accepted" >&2
+  exit 1
+fi
+echo "suite_test: all workloads ran on both systems"

@@ -1,0 +1,109 @@
+// The benchmark suite's workloads: the same program logic written for troupe
+// and for CAF 0.17, measured in the same run.
+//
+// Each workload function runs once, at the sizes given, checks its own
+// result (returning an error if it is wrong — a wrong answer never becomes a
+// figure), and returns its measurements. The suite (bench/suite.cc) runs
+// every (workload, system) pair in a fresh child process, so threads, heap
+// and resident memory of one never leak into another's figures.
+
+#ifndef TROUPE_BENCH_WORKLOAD_H_
+#define TROUPE_BENCH_WORKLOAD_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace troupe::bench {
+
+struct Measurement {
+  std::string metric;  // "time", "throughput", "p50", "bytes_per_actor", ...
+  double value;
+  std::string unit;  // "s", "msg/s", "us", "B", "%"
+  // Whether a larger value is better (throughput) or a smaller one (time).
+  bool higher_is_better;
+};
+
+// Workload sizes; the defaults keep the whole suite well under two minutes
+// on 2 cores. Every field has a --flag in the suite.
+struct Sizes {
+  int workers = 0;  // scheduler threads for both systems; 0: hardware threads
+
+  int64_t skynet_leaves = 1000000;  // a power of 10
+
+  int64_t pingpong_round_trips = 1000000;  // one pair
+  int pingpong_pairs = 100;                // many pairs at once
+  int64_t pingpong_pairs_round_trips = 20000;  // per pair
+
+  int fanin_senders = 20;
+  int64_t fanin_messages = 500000;  // per sender
+
+  int forkjoin_actors = 60;
+  int64_t forkjoin_messages = 10000;  // per actor
+  int64_t forkjoin_creation_actors = 40000;
+
+  int threadring_actors = 100;
+  int64_t threadring_hops = 1000000;
+
+  int chameneos_creatures = 100;
+  int64_t chameneos_meetings = 200000;
+
+  int big_actors = 120;
+  int64_t big_pings = 20000;  // per actor
+
+  int64_t spawn_idle_actors = 1000000;
+
+  int ask_latency_samples = 20000;
+
+  double idle_seconds = 2.0;
+};
+
+using WorkloadFn = absl::StatusOr<std::vector<Measurement>> (*)(const Sizes&);
+
+struct Workload {
+  const char* name;
+  const char* description;
+  WorkloadFn troupe;
+  WorkloadFn caf;
+};
+
+// Every workload, in the order the suite runs them.
+const std::vector<Workload>& AllWorkloads();
+
+// Implemented in troupe_workloads.cc and caf_workloads.cc.
+absl::StatusOr<std::vector<Measurement>> TroupeSkynet(const Sizes&);
+absl::StatusOr<std::vector<Measurement>> TroupePingPong(const Sizes&);
+absl::StatusOr<std::vector<Measurement>> TroupePingPongPairs(const Sizes&);
+absl::StatusOr<std::vector<Measurement>> TroupeFanIn(const Sizes&);
+absl::StatusOr<std::vector<Measurement>> TroupeForkJoinThroughput(const Sizes&);
+absl::StatusOr<std::vector<Measurement>> TroupeForkJoinCreation(const Sizes&);
+absl::StatusOr<std::vector<Measurement>> TroupeThreadRing(const Sizes&);
+absl::StatusOr<std::vector<Measurement>> TroupeChameneos(const Sizes&);
+absl::StatusOr<std::vector<Measurement>> TroupeBig(const Sizes&);
+absl::StatusOr<std::vector<Measurement>> TroupeSpawnIdle(const Sizes&);
+absl::StatusOr<std::vector<Measurement>> TroupeAskLatency(const Sizes&);
+absl::StatusOr<std::vector<Measurement>> TroupeIdleCpu(const Sizes&);
+
+absl::StatusOr<std::vector<Measurement>> CafSkynet(const Sizes&);
+absl::StatusOr<std::vector<Measurement>> CafPingPong(const Sizes&);
+absl::StatusOr<std::vector<Measurement>> CafPingPongPairs(const Sizes&);
+absl::StatusOr<std::vector<Measurement>> CafFanIn(const Sizes&);
+absl::StatusOr<std::vector<Measurement>> CafForkJoinThroughput(const Sizes&);
+absl::StatusOr<std::vector<Measurement>> CafForkJoinCreation(const Sizes&);
+absl::StatusOr<std::vector<Measurement>> CafThreadRing(const Sizes&);
+absl::StatusOr<std::vector<Measurement>> CafChameneos(const Sizes&);
+absl::StatusOr<std::vector<Measurement>> CafBig(const Sizes&);
+absl::StatusOr<std::vector<Measurement>> CafSpawnIdle(const Sizes&);
+absl::StatusOr<std::vector<Measurement>> CafAskLatency(const Sizes&);
+absl::StatusOr<std::vector<Measurement>> CafIdleCpu(const Sizes&);
+
+// Shared helpers for both sides (bench/measure.cc).
+double CpuSeconds();       // user + system CPU of this process so far
+size_t ResidentBytes();    // resident set size now
+double Percentile(std::vector<double>& samples, double q);  // sorts samples
+
+}  // namespace troupe::bench
+
+#endif  // TROUPE_BENCH_WORKLOAD_H_

@@ -1,0 +1,23 @@
+#include "bench/workload.h"
+
+namespace troupe::bench {
+
+const std::vector<Workload>& AllWorkloads() {
+  static const std::vector<Workload>* const kAll = new std::vector<Workload>{
+      {"skynet", "1,000,000 leaf actors in a tree of fan-out 10; the sum flows up", TroupeSkynet, CafSkynet},
+      {"pingpong", "one pair, round trips", TroupePingPong, CafPingPong},
+      {"pingpong-pairs", "many pairs at once, aggregate messages/s", TroupePingPongPairs, CafPingPongPairs},
+      {"fan-in", "many threads send to one actor", TroupeFanIn, CafFanIn},
+      {"forkjoin-throughput", "Savina fork-join throughput", TroupeForkJoinThroughput, CafForkJoinThroughput},
+      {"forkjoin-creation", "Savina fork-join creation", TroupeForkJoinCreation, CafForkJoinCreation},
+      {"threadring", "Savina thread ring", TroupeThreadRing, CafThreadRing},
+      {"chameneos", "Savina chameneos", TroupeChameneos, CafChameneos},
+      {"big", "Savina big", TroupeBig, CafBig},
+      {"spawn-idle", "spawn actors that wait; time and resident bytes per actor", TroupeSpawnIdle, CafSpawnIdle},
+      {"ask-latency", "request/reply round trip between two actors, p50 and p99", TroupeAskLatency, CafAskLatency},
+      {"idle-cpu", "CPU of an idle system", TroupeIdleCpu, CafIdleCpu},
+  };
+  return *kAll;
+}
+
+}  // namespace troupe::bench
