@@ -212,7 +212,7 @@ void RunQueue::Push(Runnable* r, Overflow&& overflow) noexcept {
 }
 
 template <class Overflow>
-bool RunQueue::OverflowHalf(uint64_t head, uint32_t tail, Runnable* r,
+bool RunQueue::OverflowHalf(uint64_t head, [[maybe_unused]] uint32_t tail, Runnable* r,
                             Overflow& overflow) noexcept {
   const uint32_t half = capacity_ / 2;
   const uint32_t real = RealOf(head);
