@@ -119,3 +119,11 @@ def troupe_dependencies():
         pkg_config = {"benchmark": "benchmark"},
         linkopts = {"benchmark_main": "-lbenchmark_main -lbenchmark -pthread"},
     )
+    _maybe(
+        system_library,
+        name = "caf",
+        packages = ["libcaf-dev"],
+        headers = ["caf"],
+        # CAF 0.17 ships no pkg-config file.
+        linkopts = {"caf_core": "-lcaf_core -pthread", "caf_io": "-lcaf_io -lcaf_core -pthread"},
+    )
