@@ -30,8 +30,9 @@ void SystemCore::Spawn(ActorCell* cell, ActorCell* parent, bool has_start_hook) 
     parent->AdoptChild(cell);
   } else {
     cell->Retain();
-    std::lock_guard<std::mutex> lock(mu_);
-    top_level_.insert(cell);
+    TopLevelShard& shard = ShardOf(id);
+    std::lock_guard<std::mutex> lock(shard.mu);
+    shard.cells.insert(cell);
   }
   if (shutting_down()) cell->RequestStop(absl::CancelledError("the system is shutting down"));
   if (has_start_hook) Schedule(cell);
@@ -40,12 +41,18 @@ void SystemCore::Spawn(ActorCell* cell, ActorCell* parent, bool has_start_hook) 
 void SystemCore::ActorStopped(ActorCell* cell) noexcept {
   bool was_top_level = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    was_top_level = top_level_.erase(cell) > 0;
-    // Release: this actor's writes happen-before Shutdown's acquire read.
-    if (live_actors_.fetch_sub(1, std::memory_order_release) == 1) all_stopped_.notify_all();
+    TopLevelShard& shard = ShardOf(cell->id());
+    std::lock_guard<std::mutex> lock(shard.mu);
+    was_top_level = shard.cells.erase(cell) > 0;
   }
   if (was_top_level) cell->Release();
+  // Release: this actor's writes happen-before Shutdown's acquire read. The
+  // notify is under mu_, after the count reached 0, so a Shutdown that saw
+  // the count above 0 under mu_ is already waiting and gets it.
+  if (live_actors_.fetch_sub(1, std::memory_order_release) == 1) {
+    std::lock_guard<std::mutex> lock(mu_);
+    all_stopped_.notify_all();
+  }
 }
 
 void SystemCore::BeginShutdown() {
@@ -54,9 +61,9 @@ void SystemCore::BeginShutdown() {
   if (shutting_down_.exchange(true, std::memory_order_acq_rel)) return;
   // 2. Ask every top-level actor to stop; each stops its children first.
   std::vector<ActorCell*> roots;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (ActorCell* cell : top_level_) {
+  for (TopLevelShard& shard : top_level_) {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    for (ActorCell* cell : shard.cells) {
       cell->Retain();
       roots.push_back(cell);
     }

@@ -14,6 +14,7 @@
 #ifndef TROUPE_ACTORS_SYSTEM_CORE_H_
 #define TROUPE_ACTORS_SYSTEM_CORE_H_
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -99,10 +100,18 @@ class SystemCore {
   std::atomic<uint64_t> failures_{0};
 
   std::mutex mu_;
-  std::condition_variable all_stopped_;  // signalled when live_actors_ hits 0
+  std::condition_variable all_stopped_;  // signalled under mu_ when live_actors_ hits 0
+
   // Actors spawned from outside any actor, each with a reference held here;
-  // children are tracked by their parents. Guarded by mu_.
-  absl::flat_hash_set<ActorCell*> top_level_;
+  // children are tracked by their parents. Sharded by actor id, so spawning
+  // and stopping top-level actors on several threads rarely share a lock.
+  struct alignas(64) TopLevelShard {
+    std::mutex mu;
+    absl::flat_hash_set<ActorCell*> cells;  // guarded by mu
+  };
+  static constexpr size_t kTopLevelShards = 16;
+  TopLevelShard& ShardOf(ActorId id) { return top_level_[id % kTopLevelShards]; }
+  std::array<TopLevelShard, kTopLevelShards> top_level_;
 };
 
 }  // namespace troupe::internal
