@@ -150,6 +150,15 @@ void ActorCell::InitDead(SystemCore* core, ActorId id) noexcept {
   Release();  // the alive count: this actor never runs
 }
 
+absl::Status ActorCell::exit_reason() const noexcept {
+  return extras_ != nullptr ? extras_->exit_reason : absl::OkStatus();
+}
+
+void ActorCell::set_exit_reason(absl::Status reason) {
+  // A plain stop keeps the exit reason OK without allocating the extras.
+  if (!reason.ok() || extras_ != nullptr) extras().exit_reason = std::move(reason);
+}
+
 ActorCell::Extras& ActorCell::extras() {
   if (extras_ == nullptr) extras_ = new Extras();
   return *extras_;
@@ -245,7 +254,7 @@ void ActorCell::Process(Message* m) noexcept {
 void ActorCell::ApplyPendingStop() noexcept {
   if (flags_ & kStopPending) {
     flags_ &= ~kStopPending;
-    BeginStop(extras().exit_reason);
+    BeginStop(exit_reason());
   }
 }
 
@@ -267,7 +276,7 @@ void ActorCell::FailFromCoroutine(std::exception_ptr error) noexcept {
 
 void ActorCell::StopSelf(absl::Status reason) {
   if (flags_ & (kStopping | kStopPending)) return;
-  extras().exit_reason = std::move(reason);
+  set_exit_reason(std::move(reason));
   flags_ |= kStopPending;
 }
 
@@ -275,7 +284,7 @@ absl::Status ActorCell::BounceReason() const {
   if (core_->shutting_down()) {
     return absl::CancelledError(absl::StrCat("actor ", id_, " stopped: the system is shutting down"));
   }
-  const absl::Status& exit = extras_ != nullptr ? extras_->exit_reason : absl::OkStatus();
+  const absl::Status exit = exit_reason();
   if (exit.ok()) return absl::UnavailableError(absl::StrCat("actor ", id_, " has stopped"));
   return absl::UnavailableError(absl::StrCat("actor ", id_, " has stopped: ", exit.message()));
 }
@@ -284,8 +293,8 @@ void ActorCell::BeginStop(absl::Status reason) noexcept {
   if (flags_ & kStopping) return;
   flags_ |= kStopping;
   flags_ &= ~kExclusive;
-  extras().exit_reason = std::move(reason);
-  if (extras_->children.empty()) {
+  set_exit_reason(std::move(reason));
+  if (extras_ == nullptr || extras_->children.empty()) {
     FinishStop();
     return;
   }
@@ -302,25 +311,29 @@ void ActorCell::OnChildStopped(ActorCell* child) noexcept {
 
 void ActorCell::FinishStop() noexcept {
   flags_ |= kStopped;
-  const absl::Status exit_reason = extras().exit_reason;
+  const absl::Status reason = exit_reason();
   try {
-    HandleStop(exit_reason);
+    HandleStop(reason);
   } catch (...) {
     core_->CountFailure();
     core_->log().error("actor {} ({}) OnStop threw: {}", id_, type_name(), Describe(std::current_exception()));
   }
   MessageList rest = inbox_.Close();
-  rest.Append(std::move(extras_->deferred));
-  const absl::Status bounce = BounceReason();
-  while (Message* m = rest.PopFront()) {
-    if (m->Bounce(bounce)) core_->CountDeadLetter();
+  if (extras_ != nullptr) rest.Append(std::move(extras_->deferred));
+  if (!rest.empty()) {
+    const absl::Status bounce = BounceReason();
+    while (Message* m = rest.PopFront()) {
+      if (m->Bounce(bounce)) core_->CountDeadLetter();
+    }
   }
   DestroyState();
-  for (Extras::Watcher& w : extras_->watchers) {
-    w.cell->Enqueue(w.make_down(this, exit_reason));
-    w.cell->Release();
+  if (extras_ != nullptr) {
+    for (Extras::Watcher& w : extras_->watchers) {
+      w.cell->Enqueue(w.make_down(this, reason));
+      w.cell->Release();
+    }
+    extras_->watchers.clear();
   }
-  extras_->watchers.clear();
   if (ActorCell* parent = parent_) {
     Retain();  // moves into the signal
     parent->Enqueue(Signal::ChildStopped(this));
@@ -338,7 +351,7 @@ void ActorCell::AdoptChild(ActorCell* child) {
 
 void ActorCell::AddWatcher(ActorCell* watcher, DownFactory make_down) {
   if (flags_ & kStopped) {
-    watcher->Enqueue(make_down(this, extras().exit_reason));
+    watcher->Enqueue(make_down(this, exit_reason()));
     watcher->Release();
     return;
   }

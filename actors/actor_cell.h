@@ -132,6 +132,8 @@ class ActorCell : public Runnable, public ContinuationContext {
   };
 
   Extras& extras();
+  absl::Status exit_reason() const noexcept;
+  void set_exit_reason(absl::Status reason);
   Message* NextMessage() noexcept;
   bool HasRunnableMessages() const noexcept;
   void Process(Message* m) noexcept;

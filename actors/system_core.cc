@@ -18,8 +18,7 @@ SystemCore::SystemCore(std::string name, std::unique_ptr<Executor> executor, std
 SystemCore::~SystemCore() = default;
 
 void SystemCore::Spawn(ActorCell* cell, ActorCell* parent, bool has_start_hook) {
-  const ActorId id = next_id_.fetch_add(1, std::memory_order_relaxed);  // unique, nothing published
-  spawned_.fetch_add(1, std::memory_order_relaxed);
+  const ActorId id = NextId();
   if (executor_stopped_.load(std::memory_order_acquire)) {
     cell->InitDead(this, id);
     return;
@@ -36,6 +35,25 @@ void SystemCore::Spawn(ActorCell* cell, ActorCell* parent, bool has_start_hook) 
   }
   if (shutting_down()) cell->RequestStop(absl::CancelledError("the system is shutting down"));
   if (has_start_hook) Schedule(cell);
+}
+
+ActorId SystemCore::NextId() noexcept {
+  // Each thread takes ids in blocks, so spawning on several workers does not
+  // contend on one counter. Per thread, tagged with the system it belongs to.
+  struct Block {
+    const SystemCore* core = nullptr;
+    ActorId next = 0;
+    ActorId end = 0;
+  };
+  thread_local Block block;
+  if (block.core != this || block.next == block.end) {
+    block.core = this;
+    // Relaxed: ids only need to be unique; nothing is published through them.
+    block.next = next_id_.fetch_add(kIdBlock, std::memory_order_relaxed);
+    block.end = block.next + kIdBlock;
+  }
+  spawned_.fetch_add(1, std::memory_order_relaxed);  // statistics
+  return block.next++;
 }
 
 void SystemCore::ActorStopped(ActorCell* cell) noexcept {

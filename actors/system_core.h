@@ -81,6 +81,8 @@ class SystemCore {
 
  private:
   ~SystemCore();
+  ActorId NextId() noexcept;
+  static constexpr ActorId kIdBlock = 256;
 
   const std::string name_;
   const std::unique_ptr<Executor> executor_;
