@@ -24,27 +24,6 @@ std::string Describe(std::exception_ptr error) {
   }
 }
 
-// A continuation of this actor (Then, co_await), run in its context.
-class Continuation final : public Message {
- public:
-  Continuation(absl::AnyInvocable<void() &&> fn, bool exclusive)
-      : Message(exclusive ? Kind::kExclusiveResume : Kind::kResume), fn_(std::move(fn)) {}
-
-  void Deliver(void*) override {
-    std::unique_ptr<Continuation> self(this);
-    std::move(fn_)();
-  }
-  // The actor stopped first: destroying fn_ drops what it holds (a promise
-  // completes with Cancelled, a suspended coroutine is destroyed).
-  bool Bounce(const absl::Status&) noexcept override {
-    delete this;
-    return false;
-  }
-
- private:
-  absl::AnyInvocable<void() &&> fn_;
-};
-
 }  // namespace
 
 struct ActorCell::Extras {
@@ -186,10 +165,6 @@ void ActorCell::RequestStop(absl::Status reason) noexcept { Enqueue(Signal::Stop
 
 void ActorCell::RequestWatch(ActorCell* watcher, DownFactory make_down) noexcept {
   Enqueue(Signal::Watch(watcher, make_down, this));
-}
-
-void ActorCell::PostContinuation(absl::AnyInvocable<void() &&> fn, bool exclusive) noexcept {
-  Enqueue(new Continuation(std::move(fn), exclusive));
 }
 
 void ActorCell::BeginExclusiveWait() noexcept { flags_ |= kExclusive; }

@@ -88,7 +88,7 @@ class ActorCell : public Runnable, public ContinuationContext {
   void Run() noexcept final;
 
   // ContinuationContext.
-  void PostContinuation(absl::AnyInvocable<void() &&> fn, bool exclusive) noexcept final;
+  void PostMessage(Message* m) noexcept final { Enqueue(m); }
   void BeginExclusiveWait() noexcept final;
   void RetainContext() noexcept final { Retain(); }
   void ReleaseContext() noexcept final { Release(); }

@@ -56,6 +56,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "mailbox/message.h"
 #include "scheduler/futex.h"
 
 namespace troupe {
@@ -74,10 +75,10 @@ namespace internal {
 // implements it and sets the thread's current context while an actor runs.
 class ContinuationContext {
  public:
-  // Queues `fn` to run later in this actor's context. Any thread. If the
-  // actor has stopped, `fn` is destroyed without running. `exclusive` marks
-  // the continuation an exclusive wait (BeginExclusiveWait) is waiting for.
-  virtual void PostContinuation(absl::AnyInvocable<void() &&> fn, bool exclusive = false) noexcept = 0;
+  // Queues `m` (a continuation: Message::Kind::kResume or
+  // kExclusiveResume) to run later in this actor's context. Any thread. If
+  // the actor has stopped, `m` is bounced instead.
+  virtual void PostMessage(Message* m) noexcept = 0;
   // Actor context only: until the next exclusive continuation runs, the
   // actor runs nothing else but system messages; other messages wait in order.
   virtual void BeginExclusiveWait() noexcept = 0;
@@ -184,6 +185,35 @@ class SharedState {
   absl::AnyInvocable<void() &&> canceller_;
 };
 
+// A continuation that runs `fn(result)` in an actor's context: one
+// allocation holding both, posted to the actor's mailbox once the result is
+// in. Dropped unrun (destroying `fn`) if the actor has stopped.
+template <class T, class Fn>
+class ThenMessage final : public Message {
+ public:
+  explicit ThenMessage(Fn fn) : Message(Kind::kResume), fn_(std::move(fn)) {}
+
+  void Deliver(void*) override {
+    std::unique_ptr<ThenMessage> self(this);
+    std::move(fn_)(std::move(*result_));
+  }
+  bool Bounce(const absl::Status&) noexcept override {
+    delete this;
+    return false;
+  }
+
+  // Called on the completing thread: stores the result and posts.
+  static void Post(ThenMessage* m, ContinuationContext* context, Result<T>&& result) noexcept {
+    m->result_.emplace(std::move(result));
+    context->PostMessage(m);
+    context->ReleaseContext();
+  }
+
+ private:
+  Fn fn_;
+  std::optional<Result<T>> result_;
+};
+
 // Runs `fn(result)` in the current actor's context if there is one, else
 // inline on the completing thread.
 template <class T, class Fn>
@@ -193,12 +223,11 @@ void OnComplete(SharedState<T>* state, Fn&& fn) {
     state->SetCallback(std::forward<Fn>(fn));
     return;
   }
+  using M = ThenMessage<T, std::decay_t<Fn>>;
   context->RetainContext();
-  state->SetCallback([context, fn = std::forward<Fn>(fn)](Result<T>&& result) mutable {
-    context->PostContinuation(
-        [fn = std::move(fn), result = std::move(result)]() mutable { std::move(fn)(std::move(result)); });
-    context->ReleaseContext();
-  });
+  M* m = new M(std::forward<Fn>(fn));
+  // Two pointers: fits AnyInvocable's inline storage, no allocation.
+  state->SetCallback([m, context](Result<T>&& result) { M::Post(m, context, std::move(result)); });
 }
 
 template <class T>

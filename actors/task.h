@@ -107,51 +107,43 @@ class TaskPromise<void> : public TaskPromiseBase<void> {
   void return_void() { result_.emplace(absl::OkStatus()); }
 };
 
-// Destroys a suspended coroutine whose resumption will never come (its
-// actor stopped). Moved into the continuation that would resume it.
-class ResumeHandle {
- public:
-  explicit ResumeHandle(std::coroutine_handle<> h) noexcept : h_(h) {}
-  ResumeHandle(ResumeHandle&& other) noexcept : h_(std::exchange(other.h_, nullptr)) {}
-  ResumeHandle& operator=(ResumeHandle&&) = delete;
-  ~ResumeHandle() {
-    if (h_) h_.destroy();
-  }
-  void Resume() && { std::exchange(h_, nullptr).resume(); }
-
- private:
-  std::coroutine_handle<> h_;
-};
-
+// Suspends a coroutine on a future. In an actor, the resumption travels
+// through the actor's mailbox as a message that lives inside the awaiter
+// (so inside the coroutine frame): an await allocates nothing of its own.
+// If the actor has stopped, that message bounces, which destroys the
+// suspended coroutine.
 template <class U>
 class FutureAwaiter {
  public:
-  FutureAwaiter(Future<U>&& future, bool exclusive) : future_(std::move(future)), exclusive_(exclusive) {}
+  FutureAwaiter(Future<U>&& future, bool exclusive)
+      : future_(std::move(future)), resume_(this, exclusive) {}
+  FutureAwaiter(const FutureAwaiter&) = delete;
+  FutureAwaiter& operator=(const FutureAwaiter&) = delete;
 
   bool await_ready() const noexcept { return future_.ready(); }
 
   void await_suspend(std::coroutine_handle<> h) {
+    handle_ = h;
     ContinuationContext* context = CurrentContext();
     if (context == nullptr) {
       // Not in an actor: resume on the completing thread.
-      std::move(future_).OnCompleteInline([this, h](Result<U>&& r) {
+      std::move(future_).OnCompleteInline([this](Result<U>&& r) {
         result_.emplace(std::move(r));
-        h.resume();
+        handle_.resume();
       });
       return;
     }
-    if (exclusive_) context->BeginExclusiveWait();
+    if (resume_.kind() == Message::Kind::kExclusiveResume) context->BeginExclusiveWait();
     context->RetainContext();
-    std::move(future_).OnCompleteInline(
-        [this, context, resume = ResumeHandle(h), exclusive = exclusive_](Result<U>&& r) mutable {
-          context->PostContinuation(
-              [this, resume = std::move(resume), r = std::move(r)]() mutable {
-                result_.emplace(std::move(r));
-                std::move(resume).Resume();
-              },
-              exclusive);
-          context->ReleaseContext();
-        });
+    context_ = context;
+    std::move(future_).OnCompleteInline([this](Result<U>&& r) {
+      result_.emplace(std::move(r));
+      // Posting may resume and finish the coroutine on another thread,
+      // destroying this awaiter: read what we need first.
+      ContinuationContext* target = context_;
+      target->PostMessage(&resume_);
+      target->ReleaseContext();
+    });
   }
 
   Result<U> await_resume() {
@@ -160,8 +152,26 @@ class FutureAwaiter {
   }
 
  private:
+  class Resume final : public Message {
+   public:
+    Resume(FutureAwaiter* awaiter, bool exclusive)
+        : Message(exclusive ? Kind::kExclusiveResume : Kind::kResume), awaiter_(awaiter) {}
+    // The coroutine frame owns this message; resuming may finish the
+    // coroutine and free it, so nothing touches `this` afterwards.
+    void Deliver(void*) override { awaiter_->handle_.resume(); }
+    bool Bounce(const absl::Status&) noexcept override {
+      awaiter_->handle_.destroy();
+      return false;
+    }
+
+   private:
+    FutureAwaiter* const awaiter_;
+  };
+
   Future<U> future_;
-  bool exclusive_;
+  Resume resume_;
+  std::coroutine_handle<> handle_;
+  ContinuationContext* context_ = nullptr;
   std::optional<Result<U>> result_;
 };
 
