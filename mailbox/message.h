@@ -15,6 +15,7 @@
 #ifndef TROUPE_MAILBOX_MESSAGE_H_
 #define TROUPE_MAILBOX_MESSAGE_H_
 
+#include <cstddef>
 #include <cstdint>
 
 #include "absl/status/status.h"
@@ -48,6 +49,12 @@ class Message {
   virtual bool Bounce(const absl::Status& reason) noexcept = 0;
 
   Kind kind() const noexcept { return kind_; }
+
+  // Message memory is recycled by the worker threads' caches
+  // (mailbox/message_cache.h); blocks are always full size-class blocks of
+  // the system allocator, so any thread may free any message.
+  static void* operator new(size_t bytes);
+  static void operator delete(void* block, size_t bytes) noexcept;
 
  private:
   friend class Inbox;

@@ -160,6 +160,8 @@ Runnable* WorkerPool::PopInjected() noexcept {
 void WorkerPool::WorkerLoop(Worker& w) {
   current_worker = &w;
   current_pool = this;
+  internal::MessageCache messages(&message_depot_);
+  internal::ScopedMessageCache use_messages(&messages);
   while (!shutdown_.load(std::memory_order_acquire)) {
     Runnable* r = NextTask(w);
     if (r == nullptr) r = Search(w);

@@ -62,6 +62,7 @@
 #include <thread>
 #include <vector>
 
+#include "mailbox/message_cache.h"
 #include "scheduler/executor.h"
 #include "scheduler/run_queue.h"
 
@@ -115,6 +116,9 @@ class WorkerPool final : public Executor {
   void Park(Worker& w);
   bool AnyWorkVisible() const noexcept;
 
+  // Batches of recycled message memory traded between the workers' caches;
+  // outlives them (they flush into it as they exit).
+  internal::MessageDepot message_depot_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<Injector> injector_;
 
