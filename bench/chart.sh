@@ -65,7 +65,7 @@ if [[ ! -s "$data" ]]; then
 fi
 
 gnuplot <<GNUPLOT
-set terminal pngcairo size 1200,650 font "sans,10"
+set terminal pngcairo size 1200,650 font "sans,10" noenhanced
 set output "$out"
 set title "troupe vs CAF 0.17.6: times better (log scale; above 1 = troupe ahead)"
 set style data histograms
@@ -75,7 +75,7 @@ set logscale y 2
 set yrange [0.125:*]
 set grid ytics
 set xtics rotate by -40 left
-set key top right
+set key top left
 set arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2 lw 2
 plot "$data" using 2:xtic(1) title "troupe advantage" lc rgb "#2b6cb0", \
      "" using (\$3 > 0 ? \$3 : 1/0) title "target" lc rgb "#d69e2e"

@@ -37,6 +37,7 @@
 
 ABSL_FLAG(std::vector<std::string>, only, {}, "comma-separated workloads to run (default: all)");
 ABSL_FLAG(bool, json, false, "print one JSON object per measurement instead of the table");
+ABSL_FLAG(std::string, json_out, "", "also write the JSON lines to this file (the table still prints)");
 ABSL_FLAG(std::string, run_one, "", "internal: run <workload>:<troupe|caf> in this process");
 ABSL_FLAG(absl::Duration, child_timeout, absl::Minutes(3), "kill a workload that runs longer");
 ABSL_FLAG(bool, list, false, "list the workloads and exit");
@@ -238,7 +239,7 @@ double Target(absl::string_view workload, absl::string_view metric) {
 std::string FormatValue(double v, const std::string& unit) {
   if (unit == "msg/s") return absl::StrFormat("%.2f M/s", v / 1e6);
   if (unit == "s") return v < 1 ? absl::StrFormat("%.1f ms", v * 1e3) : absl::StrFormat("%.3f s", v);
-  if (unit == "us") return absl::StrFormat("%.1f us", v);
+  if (unit == "us") return absl::StrFormat("%.2f us", v);
   if (unit == "B") return absl::StrFormat("%.0f B", v);
   if (unit == "%") return absl::StrFormat("%.3f %%", v);
   return absl::StrFormat("%.4g %s", v, unit);
@@ -257,6 +258,14 @@ int RunSuite(const std::string& self) {
     if (only.empty() || std::find(only.begin(), only.end(), w.name) != only.end()) chosen.push_back(&w);
   }
   const bool json = absl::GetFlag(FLAGS_json);
+  FILE* json_file = nullptr;
+  if (const std::string path = absl::GetFlag(FLAGS_json_out); !path.empty()) {
+    json_file = std::fopen(path.c_str(), "w");
+    if (json_file == nullptr) {
+      std::fprintf(stderr, "cannot write %s\n", path.c_str());
+      return 2;
+    }
+  }
   int failures = 0;
   if (!json) {
     std::printf("%-20s %-16s %14s %14s %10s %8s\n", "workload", "metric", "troupe", "CAF", "advantage", "target");
@@ -270,14 +279,16 @@ int RunSuite(const std::string& self) {
         std::fprintf(stderr, "FAILED: %s on %s: %s\n", w->name, system, result->error.c_str());
       }
     }
-    if (json) {
-      for (auto [system, result] : {std::pair{"troupe", &troupe}, std::pair{"caf", &caf}}) {
-        for (const Measurement& m : result->measurements) {
-          std::printf("{\"workload\": %s, \"system\": %s, \"metric\": %s, \"value\": %.9g, \"unit\": %s}\n",
-                      JsonString(w->name).c_str(), JsonString(system).c_str(), JsonString(m.metric).c_str(),
-                      m.value, JsonString(m.unit).c_str());
-        }
+    for (auto [system, result] : {std::pair{"troupe", &troupe}, std::pair{"caf", &caf}}) {
+      for (const Measurement& m : result->measurements) {
+        const std::string line =
+            absl::StrFormat("{\"workload\": %s, \"system\": %s, \"metric\": %s, \"value\": %.9g, \"unit\": %s}\n",
+                            JsonString(w->name), JsonString(system), JsonString(m.metric), m.value, JsonString(m.unit));
+        if (json) std::fputs(line.c_str(), stdout);
+        if (json_file != nullptr) std::fputs(line.c_str(), json_file);
       }
+    }
+    if (json) {
       std::fflush(stdout);
       continue;
     }
@@ -305,6 +316,7 @@ int RunSuite(const std::string& self) {
     std::printf("(remote workloads arrive with the networking layer)\n");
     std::printf("advantage: how many times better troupe is (CAF time / troupe time, or troupe rate / CAF rate)\n");
   }
+  if (json_file != nullptr) std::fclose(json_file);
   if (failures > 0) {
     std::fprintf(stderr, "%d workload run(s) FAILED\n", failures);
     return 1;
