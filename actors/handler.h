@@ -77,21 +77,13 @@ concept HasReplyHandler = requires { DeduceReplyArg<A, M>(&A::On); };
 template <class A, class M>
 concept Handles = HasDirectHandler<A, M> || HasReplyHandler<A, M>;
 
+// What an ask of a handler returning Ret replies: StatusOr<T> and Status
+// as for Future::Then (future.h), and a Task<T> coroutine's T.
 template <class Ret>
-struct ReplyOfReturn {
-  using type = Ret;
-};
+struct ReplyOfReturn : FutureValueOf<Ret> {};
 template <class T>
 struct ReplyOfReturn<Task<T>> {
   using type = T;
-};
-template <class T>
-struct ReplyOfReturn<absl::StatusOr<T>> {
-  using type = T;
-};
-template <>
-struct ReplyOfReturn<absl::Status> {
-  using type = void;
 };
 
 template <class A, class M, bool kDirect = HasDirectHandler<A, M>>
