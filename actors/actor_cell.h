@@ -42,6 +42,7 @@
 #include "absl/status/status.h"
 #include "actors/future.h"
 #include "mailbox/inbox.h"
+#include "mailbox/message_cache.h"
 #include "mailbox/message.h"
 #include "scheduler/runnable.h"
 
@@ -62,6 +63,11 @@ class ActorCell : public Runnable, public ContinuationContext {
  public:
   ActorCell(const ActorCell&) = delete;
   ActorCell& operator=(const ActorCell&) = delete;
+
+  // Recycled through the worker's cache like messages (message_cache.h): a
+  // skynet-style tree spawns and frees actors on every worker.
+  static void* operator new(size_t bytes) { return CachedAllocate(bytes); }
+  static void operator delete(void* block, size_t bytes) noexcept { CachedFree(block, bytes); }
 
   // Any thread.
   void Retain() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }

@@ -57,6 +57,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "mailbox/message.h"
+#include "mailbox/message_cache.h"
 #include "scheduler/futex.h"
 
 namespace troupe {
@@ -105,6 +106,10 @@ class SharedState {
   SharedState() = default;
   SharedState(const SharedState&) = delete;
   SharedState& operator=(const SharedState&) = delete;
+
+  // Recycled through the worker's cache like messages (message_cache.h).
+  static void* operator new(size_t bytes) { return CachedAllocate(bytes); }
+  static void operator delete(void* block, size_t bytes) noexcept { CachedFree(block, bytes); }
 
   void Ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }  // count only
   void Unref() noexcept {

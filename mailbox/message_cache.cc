@@ -49,7 +49,7 @@ void* MessageCache::Allocate(size_t bytes) noexcept {
   List& list = lists_[c];
   if (list.head == nullptr) {
     MessageDepot::Batch batch = depot_->Take(c);
-    if (batch.head == nullptr) return ::operator new((c + 1) * kClassBytes, std::nothrow);
+    if (batch.head == nullptr) return ::operator new(BlockBytes(c), std::nothrow);
     list.head = static_cast<Node*>(batch.head);
     list.count = batch.count;
   }
@@ -78,6 +78,23 @@ bool MessageCache::Free(void* block, size_t bytes) noexcept {
   return true;
 }
 
+void* CachedAllocate(size_t bytes) {
+  if (MessageCache* cache = current_cache) {
+    if (void* block = cache->Allocate(bytes)) return block;
+  }
+  // Full class size, so that a cache may reuse the block for any size of
+  // its class.
+  const size_t c = MessageCache::ClassOf(bytes);
+  return ::operator new(c < MessageCache::kClasses ? MessageCache::BlockBytes(c) : bytes);
+}
+
+void CachedFree(void* block, size_t bytes) noexcept {
+  if (MessageCache* cache = current_cache) {
+    if (cache->Free(block, bytes)) return;
+  }
+  ::operator delete(block);
+}
+
 MessageDepot::~MessageDepot() {
   for (std::vector<Batch>& batches : batches_) {
     for (Batch& b : batches) FreeChain(b.head);
@@ -89,12 +106,12 @@ MessageDepot::Batch MessageDepot::Take(size_t c) noexcept {
   if (batches_[c].empty()) return {nullptr, 0};
   Batch b = batches_[c].back();
   batches_[c].pop_back();
-  bytes_ -= b.count * (c + 1) * MessageCache::kClassBytes;
+  bytes_ -= b.count * MessageCache::BlockBytes(c);
   return b;
 }
 
 void MessageDepot::Give(size_t c, Batch batch) noexcept {
-  const size_t bytes = batch.count * (c + 1) * MessageCache::kClassBytes;
+  const size_t bytes = batch.count * MessageCache::BlockBytes(c);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (bytes_ + bytes <= kMaxDepotBytes) {

@@ -36,9 +36,18 @@ class MessageDepot;
 
 class MessageCache {
  public:
-  static constexpr size_t kClassBytes = 16;
-  static constexpr size_t kClasses = 16;  // blocks of 16 .. 256 bytes
+  // Block sizes follow the system allocator's chunks (16-byte steps, 8
+  // bytes of header), so a cached block wastes nothing malloc would not:
+  // 24, 40, 56, ..., 264 bytes.
+  static constexpr size_t kClasses = 16;
+  static constexpr size_t kLargestBlock = 16 * (kClasses - 1) + 24;
   static constexpr uint32_t kBatch = 256;
+
+  static constexpr size_t BlockBytes(size_t c) noexcept { return 16 * c + 24; }
+  // The class of a request of `bytes` (kClasses if too large).
+  static constexpr size_t ClassOf(size_t bytes) noexcept {
+    return bytes <= 24 ? 0 : bytes > kLargestBlock ? kClasses : (bytes - 24 + 15) / 16;
+  }
 
   explicit MessageCache(MessageDepot* depot) noexcept : depot_(depot) {}
   MessageCache(const MessageCache&) = delete;
@@ -66,8 +75,6 @@ class MessageCache {
     uint32_t count = 0;
   };
 
-  static size_t ClassOf(size_t bytes) noexcept { return (bytes + kClassBytes - 1) / kClassBytes - 1; }
-
   MessageDepot* const depot_;
   List lists_[kClasses];
 };
@@ -81,6 +88,14 @@ class ScopedMessageCache {
  private:
   MessageCache* previous_;
 };
+
+// Allocation through the calling thread's cache, for the runtime's small,
+// short-lived objects (messages, future states, actor cells): a block of
+// `bytes` from the cache, or from the system allocator at its size class's
+// full size, so that any cache may later reuse it.
+void* CachedAllocate(size_t bytes);
+// Frees a block from CachedAllocate, on any thread.
+void CachedFree(void* block, size_t bytes) noexcept;
 
 // Full batches of free blocks shared by the caches of one pool.
 class MessageDepot {

@@ -14,10 +14,10 @@ namespace {
 TEST(MessageCache, FreedBlocksAreReusedWithinTheirSizeClass) {
   MessageDepot depot;
   MessageCache cache(&depot);
-  void* a = cache.Allocate(40);  // class of 48-byte blocks
+  void* a = cache.Allocate(30);  // the class of 40-byte blocks
   ASSERT_NE(a, nullptr);
-  std::memset(a, 0xab, 48);      // the whole class size is usable
-  ASSERT_TRUE(cache.Free(a, 40));
+  std::memset(a, 0xab, MessageCache::BlockBytes(MessageCache::ClassOf(30)));  // all of it is usable
+  ASSERT_TRUE(cache.Free(a, 30));
   EXPECT_EQ(cache.Allocate(33), a);  // same class: the same block comes back
   void* b = cache.Allocate(64);       // another class: not that block
   EXPECT_NE(b, a);
@@ -28,7 +28,7 @@ TEST(MessageCache, FreedBlocksAreReusedWithinTheirSizeClass) {
 TEST(MessageCache, BlocksAboveTheLargestClassAreLeftToTheSystemAllocator) {
   MessageDepot depot;
   MessageCache cache(&depot);
-  const size_t too_big = MessageCache::kClasses * MessageCache::kClassBytes + 1;
+  const size_t too_big = MessageCache::kLargestBlock + 1;
   EXPECT_EQ(cache.Allocate(too_big), nullptr);
   int local = 0;
   EXPECT_FALSE(cache.Free(&local, too_big));
