@@ -17,7 +17,8 @@
 //                                       Internal for a handler that threw)
 //
 // Everything protected below may be called only from the actor's own
-// handlers, hooks and constructor. An exception escaping a handler stops the
+// handlers and hooks; in the constructor only Self() (the actor is not
+// registered with its system until the constructor has returned). An exception escaping a handler stops the
 // actor with that exception as its exit reason (logged once); the worker
 // thread and every other actor carry on.
 //
