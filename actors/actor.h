@@ -10,6 +10,13 @@
 // handlers — so handlers never lock. Handler forms are listed in
 // actors/handler.h; coroutine handlers in actors/task.h.
 //
+// A bounded mailbox, opt-in per type:
+//   static constexpr uint32_t kMailboxCapacity = 10000;
+// caps the user messages waiting for one actor of the type: a Tell beyond it
+// is dropped and counted (stats().dropped; TryTell returns
+// ResourceExhausted), an Ask fails at once with ResourceExhausted. Without
+// it the mailbox is unbounded and costs nothing extra.
+//
 // Optional hooks, found by name:
 //   void OnStart()                      first thing the actor runs
 //   void OnStop(const absl::Status&)    last thing it runs; the argument is

@@ -8,6 +8,8 @@
 #ifndef TROUPE_ACTORS_ACTOR_BOX_H_
 #define TROUPE_ACTORS_ACTOR_BOX_H_
 
+#include <atomic>
+#include <cstdint>
 #include <new>
 #include <string_view>
 #include <utility>
@@ -25,6 +27,44 @@ constexpr std::string_view TypeName() {
   const size_t end = p.find_first_of(";]", start);
   return p.substr(start, end - start);
 }
+
+// An actor type's mailbox bound: A::kMailboxCapacity if it declares one,
+// else 0 (unbounded).
+template <class A>
+constexpr uint32_t MailboxCapacityOf() {
+  if constexpr (requires { A::kMailboxCapacity; }) {
+    static_assert(A::kMailboxCapacity > 0, "troupe: kMailboxCapacity must be positive");
+    return A::kMailboxCapacity;
+  } else {
+    return 0;
+  }
+}
+
+// Counts the places taken in a bounded mailbox: user messages sent and not
+// yet delivered. Relaxed atomics: it is a count; the mailbox itself
+// publishes the messages. Empty (and free) for unbounded actors.
+template <uint32_t kCapacity>
+class MailboxPlaces {
+ public:
+  // Any thread. False if the mailbox is full.
+  bool TryTake() noexcept {
+    if (taken_.fetch_add(1, std::memory_order_relaxed) >= kCapacity) {
+      taken_.fetch_sub(1, std::memory_order_relaxed);
+      return false;
+    }
+    return true;
+  }
+  void Give() noexcept { taken_.fetch_sub(1, std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint32_t> taken_{0};
+};
+template <>
+class MailboxPlaces<0> {
+ public:
+  bool TryTake() noexcept { return true; }
+  void Give() noexcept {}
+};
 
 // The cell whose user object is being constructed on this thread, so that
 // Actor<A>'s constructor can find it (and Self() works in constructors).
@@ -51,6 +91,7 @@ class ActorBox final : public ActorCell {
   }
 
   A& actor() noexcept { return *std::launder(reinterpret_cast<A*>(&storage_)); }
+  MailboxPlaces<MailboxCapacityOf<A>()>& places() noexcept { return places_; }
 
   std::string_view type_name() const noexcept override { return TypeName<A>(); }
 
@@ -72,6 +113,7 @@ class ActorBox final : public ActorCell {
 
   alignas(A) unsigned char storage_[sizeof(A)];
   bool constructed_ = false;
+  [[no_unique_address]] MailboxPlaces<MailboxCapacityOf<A>()> places_;
 };
 
 }  // namespace troupe::internal

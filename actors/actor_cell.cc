@@ -143,22 +143,23 @@ ActorCell::Extras& ActorCell::extras() {
   return *extras_;
 }
 
-void ActorCell::Enqueue(Message* m) noexcept {
+bool ActorCell::Enqueue(Message* m) noexcept {
   switch (inbox_.Push(m)) {
     case Inbox::PushResult::kQueued:
-      return;
+      return true;
     case Inbox::PushResult::kScheduleNow:
       core_->Schedule(this);
-      return;
+      return true;
     case Inbox::PushResult::kClosed: {
       const absl::Status reason =
           core_->shutting_down()
               ? absl::CancelledError(absl::StrCat("actor ", id_, " stopped: the system is shutting down"))
               : absl::UnavailableError(absl::StrCat("actor ", id_, " has stopped"));
       if (m->Bounce(reason)) core_->CountDeadLetter();
-      return;
+      return false;
     }
   }
+  return false;
 }
 
 void ActorCell::RequestStop(absl::Status reason) noexcept { Enqueue(Signal::Stop(std::move(reason))); }

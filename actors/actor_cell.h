@@ -79,7 +79,8 @@ class ActorCell : public Runnable, public ContinuationContext {
 
   // Any thread. Hands `m` to the actor, or bounces it if the actor has
   // stopped (an ask then fails at once; a tell counts as a dead letter).
-  void Enqueue(Message* m) noexcept;
+  // Returns false if it bounced.
+  bool Enqueue(Message* m) noexcept;
 
   // Any thread. Asks the actor to stop with `reason` (OK for a normal stop).
   // Queued behind nothing: it overtakes user messages already waiting only

@@ -55,7 +55,7 @@ absl::Status ActorSystem::Shutdown(absl::Duration timeout) {
 }
 
 ActorSystemStats ActorSystem::stats() const {
-  return {core_->spawned(), core_->live_actors(), core_->dead_letters(), core_->failures()};
+  return {core_->spawned(), core_->live_actors(), core_->dead_letters(), core_->failures(), core_->dropped()};
 }
 
 }  // namespace troupe

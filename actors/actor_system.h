@@ -57,6 +57,7 @@ struct ActorSystemStats {
   uint64_t live = 0;          // actors not yet stopped
   uint64_t dead_letters = 0;  // messages sent to stopped actors
   uint64_t failures = 0;      // handlers and hooks that threw
+  uint64_t dropped = 0;       // messages refused by a full bounded mailbox
 };
 
 class ActorSystem {

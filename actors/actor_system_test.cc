@@ -126,6 +126,49 @@ TEST(ActorSystem, MessagesFromEachSenderArriveInSendOrder) {
   EXPECT_EQ(r->second, 0);
 }
 
+// --- bounded mailboxes under load ----------------------------------------------
+
+struct Bounded : Actor<Bounded> {
+  static constexpr uint32_t kMailboxCapacity = 64;
+  int64_t received = 0;
+  void On(int64_t) { ++received; }
+  int64_t On(const Check&) { return received; }
+};
+
+TEST(ActorSystem, BoundedMailboxAccountsForEveryMessageUnderManySenders) {
+  ActorSystem sys({.workers = 2});
+  Ref<Bounded> b = sys.Spawn<Bounded>();
+  constexpr int kThreads = 4;
+  constexpr int64_t kEach = 20000;
+  std::atomic<int64_t> accepted{0}, refused{0};
+  std::vector<std::thread> senders;
+  for (int t = 0; t < kThreads; ++t) {
+    senders.emplace_back([&] {
+      for (int64_t i = 0; i < kEach; ++i) {
+        absl::Status s = b.TryTell(i);
+        if (s.ok()) {
+          accepted.fetch_add(1, std::memory_order_relaxed);
+        } else {
+          ASSERT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+          refused.fetch_add(1, std::memory_order_relaxed);
+        }
+      }
+    });
+  }
+  for (std::thread& t : senders) t.join();
+  // The Check ask itself needs a place: retry while the mailbox drains.
+  Result<int64_t> received = absl::UnknownError("not asked");
+  for (int i = 0; i < 1000; ++i) {
+    received = b.Ask(Check{}).Wait(kGenerous);
+    if (received.status().code() != absl::StatusCode::kResourceExhausted) break;
+    std::this_thread::yield();
+  }
+  ASSERT_TRUE(received.ok()) << received.status();
+  EXPECT_EQ(*received, accepted.load());
+  EXPECT_EQ(accepted.load() + refused.load(), kThreads * kEach);
+  EXPECT_EQ(sys.stats().dropped, static_cast<uint64_t>(refused.load()));
+}
+
 // --- failure isolation ----------------------------------------------------------
 
 struct Explode {};

@@ -398,6 +398,42 @@ TEST(Actor, ShutdownCancelsPendingAsks) {
   EXPECT_EQ(k.Ask(Hold{}).Take().status().code(), absl::StatusCode::kCancelled);
 }
 
+// --- bounded mailboxes ----------------------------------------------------
+
+struct Small : Actor<Small> {
+  static constexpr uint32_t kMailboxCapacity = 3;
+  int64_t n = 0;
+  void On(const Add& m) { n += m.by; }
+  int64_t On(const Get&) { return n; }
+};
+
+TEST(Actor, AFullBoundedMailboxDropsAndCountsTellsAndFailsAsks) {
+  TestSystem sys;
+  Ref<Small> s = sys.Spawn<Small>();
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(s.TryTell(Add{.by = 1}).ok());
+  EXPECT_EQ(s.TryTell(Add{.by = 100}).code(), absl::StatusCode::kResourceExhausted);
+  s.Tell(Add{.by = 100});  // dropped too, silently but counted
+  Future<int64_t> refused = s.Ask(Get{});
+  EXPECT_EQ(refused.Take().status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(sys.stats().dropped, 3u);
+  sys.RunUntilIdle();
+  // Delivered messages give their places back.
+  Future<int64_t> v = s.Ask(Get{});
+  sys.RunUntilIdle();
+  EXPECT_EQ(*v.Take(), 3);
+  EXPECT_EQ(sys.stats().dead_letters, 0u);
+}
+
+TEST(Actor, TryTellToAStoppedActorSaysUnavailableAndFreesItsPlace) {
+  TestSystem sys;
+  Ref<Small> s = sys.Spawn<Small>();
+  s.Stop();
+  sys.RunUntilIdle();
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(s.TryTell(Add{.by = 1}).code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(sys.stats().dead_letters, 10u);
+  EXPECT_EQ(sys.stats().dropped, 0u);
+}
+
 TEST(Ref, RefsCompareAndHashByActor) {
   TestSystem sys;
   Ref<Counter> a = sys.Spawn<Counter>();

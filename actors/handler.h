@@ -155,6 +155,7 @@ class TellMessage final : public Message {
   void Deliver(void* receiver) override {
     std::unique_ptr<TellMessage> self(this);
     auto& box = static_cast<ActorBox<A>&>(*static_cast<ActorCell*>(receiver));
+    if (holds_mailbox_place()) box.places().Give();
     Invoke<A, M, ReplyOf<A, M>>(box, msg_, nullptr, self);
   }
 
@@ -180,6 +181,7 @@ class AskMessage final : public Message {
   void Deliver(void* receiver) override {
     std::unique_ptr<AskMessage> self(this);
     auto& box = static_cast<ActorBox<A>&>(*static_cast<ActorCell*>(receiver));
+    if (holds_mailbox_place()) box.places().Give();
     Promise<R>* reply = &promise_;
     try {
       Invoke<A, M, R>(box, msg_, reply, self);

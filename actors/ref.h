@@ -87,15 +87,33 @@ class Ref : public ActorRef {
  public:
   Ref() = default;
 
-  // Sends `msg` without waiting for anything.
+  // Sends `msg` without waiting for anything. If A has a bounded mailbox
+  // (kMailboxCapacity) that is full, the message is dropped and counted in
+  // stats().dropped; TryTell says so instead.
   template <class M>
   void Tell(M&& msg) const {
-    using Msg = std::remove_cvref_t<M>;
-    static_assert(internal::Handles<A, Msg>,
-                  "troupe: this actor type has no handler `On(const M&)` for this message type "
-                  "(see the types named in this instantiation)");
-    if (cell_ == nullptr) return;
-    cell_->Enqueue(new internal::TellMessage<A, Msg>(std::forward<M>(msg)));
+    (void)Send(std::forward<M>(msg));
+  }
+
+  // Tell, saying what became of the message: OK (queued); ResourceExhausted
+  // (A's bounded mailbox is full: dropped and counted); Unavailable, or
+  // Cancelled during shutdown (the actor has stopped: a dead letter);
+  // FailedPrecondition for an empty Ref.
+  template <class M>
+  absl::Status TryTell(M&& msg) const {
+    switch (Send(std::forward<M>(msg))) {
+      case SendResult::kQueued:
+        return absl::OkStatus();
+      case SendResult::kFull:
+        return FullError();
+      case SendResult::kStopped:
+        return cell_->core().shutting_down()
+                   ? absl::CancelledError(absl::StrCat("actor ", id(), " stopped: the system is shutting down"))
+                   : absl::UnavailableError(absl::StrCat("actor ", id(), " has stopped"));
+      case SendResult::kEmptyRef:
+        return absl::FailedPreconditionError("Tell on an empty Ref");
+    }
+    return absl::InternalError("unreachable");
   }
 
   // Sends `msg` and returns the future of the handler's reply. It ends
@@ -116,8 +134,14 @@ class Ref : public ActorRef {
       promise.SetError(absl::FailedPreconditionError("Ask on an empty Ref"));
       return future;
     }
+    if (!places().TryTake()) {
+      cell_->core().CountDropped();
+      promise.SetError(FullError());
+      return future;
+    }
     if (timeout != absl::InfiniteDuration()) ArmDeadline(promise, timeout);
-    cell_->Enqueue(new internal::AskMessage<A, Msg>(std::forward<M>(msg), std::move(promise)));
+    auto* m = new internal::AskMessage<A, Msg>(std::forward<M>(msg), std::move(promise));
+    Enqueue(m);
     return future;
   }
 
@@ -129,6 +153,39 @@ class Ref : public ActorRef {
   }
 
  private:
+  enum class SendResult { kQueued, kFull, kStopped, kEmptyRef };
+
+  template <class M>
+  SendResult Send(M&& msg) const {
+    using Msg = std::remove_cvref_t<M>;
+    static_assert(internal::Handles<A, Msg>,
+                  "troupe: this actor type has no handler `On(const M&)` for this message type "
+                  "(see the types named in this instantiation)");
+    if (cell_ == nullptr) return SendResult::kEmptyRef;
+    if (!places().TryTake()) {
+      cell_->core().CountDropped();
+      return SendResult::kFull;
+    }
+    return Enqueue(new internal::TellMessage<A, Msg>(std::forward<M>(msg))) ? SendResult::kQueued
+                                                                             : SendResult::kStopped;
+  }
+
+  // Hands a message that took a place (if A is bounded) to the actor; gives
+  // the place back if it bounced.
+  bool Enqueue(Message* m) const {
+    if constexpr (internal::MailboxCapacityOf<A>() > 0) m->set_holds_mailbox_place();
+    if (cell_->Enqueue(m)) return true;
+    places().Give();
+    return false;
+  }
+
+  auto& places() const { return static_cast<internal::ActorBox<A>*>(cell_)->places(); }
+
+  absl::Status FullError() const {
+    return absl::ResourceExhaustedError(absl::StrCat("the mailbox of actor ", id(), " is full (capacity ",
+                                                     internal::MailboxCapacityOf<A>(), "): message dropped"));
+  }
+
   template <class R>
   void ArmDeadline(Promise<R>& promise, absl::Duration timeout) const {
     const std::shared_ptr<TimerService>& timers = cell_->core().shared_timers();

@@ -74,6 +74,8 @@ class SystemCore {
 
   void CountDeadLetter() noexcept { dead_letters_.fetch_add(1, std::memory_order_relaxed); }
   void CountFailure() noexcept { failures_.fetch_add(1, std::memory_order_relaxed); }
+  void CountDropped() noexcept { dropped_.fetch_add(1, std::memory_order_relaxed); }
+  uint64_t dropped() const noexcept { return dropped_.load(std::memory_order_relaxed); }
   uint64_t dead_letters() const noexcept { return dead_letters_.load(std::memory_order_relaxed); }
   uint64_t failures() const noexcept { return failures_.load(std::memory_order_relaxed); }
   uint64_t spawned() const noexcept { return spawned_.load(std::memory_order_relaxed); }
@@ -100,6 +102,7 @@ class SystemCore {
   std::atomic<uint64_t> live_actors_{0};
   std::atomic<uint64_t> dead_letters_{0};
   std::atomic<uint64_t> failures_{0};
+  std::atomic<uint64_t> dropped_{0};
 
   std::mutex mu_;
   std::condition_variable all_stopped_;  // signalled under mu_ when live_actors_ hits 0

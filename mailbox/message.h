@@ -50,6 +50,11 @@ class Message {
 
   Kind kind() const noexcept { return kind_; }
 
+  // Set by the sender when the message took a place in a bounded mailbox;
+  // the delivery gives the place back (see Actor::kMailboxCapacity).
+  bool holds_mailbox_place() const noexcept { return holds_place_; }
+  void set_holds_mailbox_place() noexcept { holds_place_ = true; }
+
   // Message memory is recycled by the worker threads' caches
   // (mailbox/message_cache.h); blocks are always full size-class blocks of
   // the system allocator, so any thread may free any message.
@@ -64,6 +69,7 @@ class Message {
   // published by Inbox::Push (release), then only by the consumer.
   Message* next_ = nullptr;
   const Kind kind_;
+  bool holds_place_ = false;  // written before Push, read by the consumer
 };
 
 // A FIFO list of messages owned by one thread (not thread-safe).
