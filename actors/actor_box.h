@@ -104,6 +104,7 @@ class ActorBox final : public ActorCell {
   void HandleStop(const absl::Status& reason) override {
     if constexpr (requires(A& a) { a.OnStop(reason); }) actor().OnStop(reason);
   }
+  void GiveMailboxPlace() noexcept override { places_.Give(); }
   void DestroyState() noexcept override {
     if (constructed_) {
       constructed_ = false;

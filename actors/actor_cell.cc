@@ -215,7 +215,7 @@ void ActorCell::Run() noexcept {
 void ActorCell::Process(Message* m) noexcept {
   if ((flags_ & kStopping) && m->kind() != Message::Kind::kSystem) {
     // Stopping: user messages and continuations no longer run.
-    if (m->Bounce(BounceReason())) core_->CountDeadLetter();
+    BounceHere(m, BounceReason());
     return;
   }
   if (m->kind() == Message::Kind::kExclusiveResume) flags_ &= ~kExclusive;
@@ -225,6 +225,11 @@ void ActorCell::Process(Message* m) noexcept {
     HandleFailure("a handler", std::current_exception());
   }
   ApplyPendingStop();
+}
+
+void ActorCell::BounceHere(Message* m, const absl::Status& reason) noexcept {
+  if (m->holds_mailbox_place()) GiveMailboxPlace();
+  if (m->Bounce(reason)) core_->CountDeadLetter();
 }
 
 void ActorCell::ApplyPendingStop() noexcept {
@@ -298,9 +303,7 @@ void ActorCell::FinishStop() noexcept {
   if (extras_ != nullptr) rest.Append(std::move(extras_->deferred));
   if (!rest.empty()) {
     const absl::Status bounce = BounceReason();
-    while (Message* m = rest.PopFront()) {
-      if (m->Bounce(bounce)) core_->CountDeadLetter();
-    }
+    while (Message* m = rest.PopFront()) BounceHere(m, bounce);
   }
   DestroyState();
   if (extras_ != nullptr) {

@@ -124,6 +124,9 @@ class ActorCell : public Runnable, public ContinuationContext {
   virtual void HandleStart() = 0;
   virtual void HandleStop(const absl::Status& reason) = 0;
   virtual void DestroyState() noexcept = 0;
+  // A message that took a place in a bounded mailbox leaves without being
+  // delivered: give the place back (no-op for unbounded actors).
+  virtual void GiveMailboxPlace() noexcept = 0;
 
  private:
   struct Extras;
@@ -146,6 +149,7 @@ class ActorCell : public Runnable, public ContinuationContext {
   void Process(Message* m) noexcept;
   void ApplyPendingStop() noexcept;
   void HandleFailure(const char* where, std::exception_ptr error) noexcept;
+  void BounceHere(Message* m, const absl::Status& reason) noexcept;
   void BeginStop(absl::Status reason) noexcept;
   void FinishStop() noexcept;
   void OnChildStopped(ActorCell* child) noexcept;
