@@ -1,5 +1,6 @@
 #include "actors/system_core.h"
 
+#include <cstdlib>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -18,23 +19,56 @@ SystemCore::SystemCore(std::string name, std::unique_ptr<Executor> executor, std
 SystemCore::~SystemCore() = default;
 
 void SystemCore::Spawn(ActorCell* cell, ActorCell* parent, bool has_start_hook) {
-  const ActorId id = NextId();
   if (executor_stopped_.load(std::memory_order_acquire)) {
-    cell->InitDead(this, id);
+    cell->InitDead(this, NextId());
     return;
   }
   live_actors_.fetch_add(1, std::memory_order_relaxed);
-  cell->Init(this, id, parent, has_start_hook);
   if (parent != nullptr) {
+    cell->Init(this, NextId(), parent, has_start_hook);
     parent->AdoptChild(cell);
   } else {
-    cell->Retain();
-    TopLevelShard& shard = ShardOf(id);
-    std::lock_guard<std::mutex> lock(shard.mu);
-    shard.cells.insert(cell);
+    RegisterTopLevel(cell, has_start_hook);
   }
   if (shutting_down()) cell->RequestStop(absl::CancelledError("the system is shutting down"));
   if (has_start_hook) Schedule(cell);
+}
+
+// A top-level actor's id names its registry slot: bit 63 set (ids of
+// children, from NextId, never reach it), then the slot's generation, the
+// slot and the shard. Generations make ids unique even as slots are reused.
+namespace {
+constexpr ActorId kTopLevelBit = ActorId{1} << 63;
+constexpr int kShardBits = 4;
+constexpr int kSlotBits = 28;
+constexpr ActorId kSlotMask = (ActorId{1} << kSlotBits) - 1;
+}  // namespace
+
+void SystemCore::RegisterTopLevel(ActorCell* cell, bool has_start_hook) {
+  static_assert(kTopLevelShards == 1 << kShardBits);
+  spawned_.fetch_add(1, std::memory_order_relaxed);  // statistics
+  const size_t s = (reinterpret_cast<uintptr_t>(cell) >> 7) % kTopLevelShards;
+  TopLevelShard& shard = top_level_[s];
+  cell->Retain();  // the registry's reference
+  std::lock_guard<std::mutex> lock(shard.mu);
+  uint32_t slot;
+  if (!shard.free_slots.empty()) {
+    slot = shard.free_slots.back();
+    shard.free_slots.pop_back();
+  } else {
+    slot = static_cast<uint32_t>(shard.cells.size());
+    if (slot > kSlotMask) {
+      logger_->critical("system {}: more than {} top-level actors in one shard", name_, kSlotMask + 1);
+      std::abort();
+    }
+    shard.cells.push_back(nullptr);
+    shard.generations.push_back(0);
+  }
+  const ActorId id = kTopLevelBit | (ActorId{shard.generations[slot] & 0x7FFFFFFFu} << (kSlotBits + kShardBits)) |
+                     (ActorId{slot} << kShardBits) | s;
+  // Under the lock: Shutdown may ask it to stop as soon as it is listed.
+  cell->Init(this, id, nullptr, has_start_hook);
+  shard.cells[slot] = cell;
 }
 
 ActorId SystemCore::NextId() noexcept {
@@ -57,13 +91,17 @@ ActorId SystemCore::NextId() noexcept {
 }
 
 void SystemCore::ActorStopped(ActorCell* cell) noexcept {
-  bool was_top_level = false;
-  {
-    TopLevelShard& shard = ShardOf(cell->id());
-    std::lock_guard<std::mutex> lock(shard.mu);
-    was_top_level = shard.cells.erase(cell) > 0;
+  if (const ActorId id = cell->id(); id & kTopLevelBit) {
+    TopLevelShard& shard = top_level_[id & (kTopLevelShards - 1)];
+    const uint32_t slot = static_cast<uint32_t>((id >> kShardBits) & kSlotMask);
+    {
+      std::lock_guard<std::mutex> lock(shard.mu);
+      shard.cells[slot] = nullptr;
+      ++shard.generations[slot];
+      shard.free_slots.push_back(slot);
+    }
+    cell->Release();  // the registry's reference
   }
-  if (was_top_level) cell->Release();
   // Release: this actor's writes happen-before Shutdown's acquire read. The
   // notify is under mu_, after the count reached 0, so a Shutdown that saw
   // the count above 0 under mu_ is already waiting and gets it.
@@ -82,6 +120,7 @@ void SystemCore::BeginShutdown() {
   for (TopLevelShard& shard : top_level_) {
     std::lock_guard<std::mutex> lock(shard.mu);
     for (ActorCell* cell : shard.cells) {
+      if (cell == nullptr) continue;
       cell->Retain();
       roots.push_back(cell);
     }

@@ -21,8 +21,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "actors/actor_cell.h"
 #include "scheduler/blocking_pool.h"
@@ -108,14 +108,17 @@ class SystemCore {
   std::condition_variable all_stopped_;  // signalled under mu_ when live_actors_ hits 0
 
   // Actors spawned from outside any actor, each with a reference held here;
-  // children are tracked by their parents. Sharded by actor id, so spawning
-  // and stopping top-level actors on several threads rarely share a lock.
+  // children are tracked by their parents. A table of slots per shard (the
+  // actor's id names its slot, so removal needs no search) with a free list;
+  // sharded so spawning and stopping on several threads rarely share a lock.
   struct alignas(64) TopLevelShard {
     std::mutex mu;
-    absl::flat_hash_set<ActorCell*> cells;  // guarded by mu
+    std::vector<ActorCell*> cells;       // guarded by mu; null = free slot
+    std::vector<uint32_t> generations;   // guarded by mu; bumped on reuse
+    std::vector<uint32_t> free_slots;    // guarded by mu
   };
   static constexpr size_t kTopLevelShards = 16;
-  TopLevelShard& ShardOf(ActorId id) { return top_level_[id % kTopLevelShards]; }
+  void RegisterTopLevel(ActorCell* cell, bool has_start_hook);
   std::array<TopLevelShard, kTopLevelShards> top_level_;
 };
 
