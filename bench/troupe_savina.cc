@@ -377,7 +377,8 @@ struct BigStart {
   BigPeers peers;
 };
 struct Ping {
-  int from;
+  // The sender, to answer: a ping can arrive before this actor's BigStart.
+  Ref<BigActor> from;
 };
 struct Pong {};
 struct BigReport {
@@ -394,7 +395,7 @@ class BigActor : public Actor<BigActor> {
     peers_ = start.peers;
     SendPing();
   }
-  void On(const Ping& ping) { (*peers_)[static_cast<size_t>(ping.from)].Tell(Pong{}); }
+  void On(const Ping& ping) { ping.from.Tell(Pong{}); }
   void On(const Pong&);
 
  private:
@@ -404,7 +405,7 @@ class BigActor : public Actor<BigActor> {
     int to = pick(random_);
     if (to >= index_) ++to;
     ++sent_;
-    (*peers_)[static_cast<size_t>(to)].Tell(Ping{index_});
+    (*peers_)[static_cast<size_t>(to)].Tell(Ping{Self()});
   }
 
   const Ref<BigDriver> driver_;
