@@ -191,7 +191,6 @@ bool ActorCell::HasRunnableMessages() const noexcept {
 
 void ActorCell::Run() noexcept {
   ScopedCurrentActor scope(this);
-  Retain();  // a stop in this turn releases the alive count; keep us until we return
   if (!(flags_ & kStarted)) {
     flags_ |= kStarted;
     try {
@@ -206,10 +205,12 @@ void ActorCell::Run() noexcept {
     if (m == nullptr) break;
     Process(m);
   }
-  if (!(flags_ & kStopped)) {
-    if (HasRunnableMessages() || !inbox_.TryBlock()) core_->Yield(this);
+  if (flags_ & kStopped) {
+    Release();  // the alive count: this was the actor's last turn
+    return;
   }
-  Release();
+  // After TryBlock or Yield another worker may run us: touch nothing more.
+  if (HasRunnableMessages() || !inbox_.TryBlock()) core_->Yield(this);
 }
 
 void ActorCell::Process(Message* m) noexcept {
@@ -318,7 +319,7 @@ void ActorCell::FinishStop() noexcept {
     parent->Enqueue(Signal::ChildStopped(this));
   }
   core_->ActorStopped(this);
-  Release();  // the alive count; Run holds another until it returns
+  // Run releases the alive count as this turn ends.
 }
 
 void ActorCell::AdoptChild(ActorCell* child) {

@@ -21,9 +21,10 @@
 // - The actor's own context (its handlers): everything else.
 //
 // Lifetime: the cell is reference counted. Refs hold a count each; the cell
-// holds one on itself from spawn until it has stopped (the "alive" count),
-// which is what keeps a scheduled cell alive until it runs. The cell is
-// deleted, with the user's state, when the last count goes.
+// holds one on itself from spawn until the end of the turn in which it
+// stopped (the "alive" count), which is what keeps a scheduled cell alive
+// until it runs. The cell is deleted when the last count goes; the user's
+// object already went when the actor stopped.
 //
 // Memory ordering: refs_ is incremented relaxed (a count only; the caller
 // already holds a reference) and decremented acq_rel, so the thread that
