@@ -150,14 +150,9 @@ bool ActorCell::Enqueue(Message* m) noexcept {
     case Inbox::PushResult::kScheduleNow:
       core_->Schedule(this);
       return true;
-    case Inbox::PushResult::kClosed: {
-      const absl::Status reason =
-          core_->shutting_down()
-              ? absl::CancelledError(absl::StrCat("actor ", id_, " stopped: the system is shutting down"))
-              : absl::UnavailableError(absl::StrCat("actor ", id_, " has stopped"));
-      if (m->Bounce(reason)) core_->CountDeadLetter();
+    case Inbox::PushResult::kClosed:
+      if (m->Bounce(StoppedError())) core_->CountDeadLetter();
       return false;
-    }
   }
   return false;
 }
@@ -262,12 +257,16 @@ void ActorCell::StopSelf(absl::Status reason) {
   flags_ |= kStopPending;
 }
 
-absl::Status ActorCell::BounceReason() const {
+absl::Status ActorCell::StoppedError() const {
   if (core_->shutting_down()) {
     return absl::CancelledError(absl::StrCat("actor ", id_, " stopped: the system is shutting down"));
   }
+  return absl::UnavailableError(absl::StrCat("actor ", id_, " has stopped"));
+}
+
+absl::Status ActorCell::BounceReason() const {
   const absl::Status exit = exit_reason();
-  if (exit.ok()) return absl::UnavailableError(absl::StrCat("actor ", id_, " has stopped"));
+  if (core_->shutting_down() || exit.ok()) return StoppedError();
   return absl::UnavailableError(absl::StrCat("actor ", id_, " has stopped: ", exit.message()));
 }
 

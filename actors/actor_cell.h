@@ -83,6 +83,11 @@ class ActorCell : public Runnable, public ContinuationContext {
   // Returns false if it bounced.
   bool Enqueue(Message* m) noexcept;
 
+  // Any thread. The error a send to this stopped actor gets: Cancelled while
+  // the system shuts down, Unavailable otherwise. (In the actor's context,
+  // BounceReason adds the exit reason.)
+  absl::Status StoppedError() const;
+
   // Any thread. Asks the actor to stop with `reason` (OK for a normal stop).
   // Queued behind nothing: it overtakes user messages already waiting only
   // in that those are bounced once it is handled.

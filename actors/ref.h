@@ -107,9 +107,7 @@ class Ref : public ActorRef {
       case SendResult::kFull:
         return FullError();
       case SendResult::kStopped:
-        return cell_->core().shutting_down()
-                   ? absl::CancelledError(absl::StrCat("actor ", id(), " stopped: the system is shutting down"))
-                   : absl::UnavailableError(absl::StrCat("actor ", id(), " has stopped"));
+        return cell_->StoppedError();
       case SendResult::kEmptyRef:
         return absl::FailedPreconditionError("Tell on an empty Ref");
     }
