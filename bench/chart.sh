@@ -28,24 +28,19 @@ data="$(mktemp)"
 trap 'rm -f "$data"' EXIT
 
 # The suite's JSON lines have a fixed field order:
-# {"workload": W, "system": S, "metric": M, "value": V, "unit": U}
+# {"workload": W, "system": S, "metric": M, "value": V, "unit": U, "target": T}
+# (T: troupe's target as "times better than CAF", 0 for none).
 awk -F'"' '
   /"workload"/ {
     w = $4; s = $8; m = $12
     v = $15; sub(/^: */, "", v); sub(/, *$/, "", v)
     u = $18
+    t = $21; sub(/^: */, "", t); sub(/ *}.*$/, "", t)
     key = w " " m
     if (!(key in seen)) { seen[key] = 1; order[n++] = key }
     val[key, s] = v
     unit[key] = u
-  }
-  function target(w, m) {
-    if (w == "skynet") return 8
-    if (w == "spawn-idle") return m == "bytes_per_actor" ? 8 : 10
-    if (w == "pingpong" || w == "pingpong-pairs" || w == "fan-in") return m == "throughput" ? 5 : 0
-    if (w == "ask-latency") return m == "p50" ? 4 : 0
-    if (w == "idle-cpu") return 0
-    return 3
+    target[key] = t
   }
   END {
     for (i = 0; i < n; i++) {
@@ -55,7 +50,7 @@ awk -F'"' '
       split(key, parts, " ")
       higher = (unit[key] == "msg/s")
       adv = higher ? t / c : c / t
-      printf "\"%s %s\" %g %g\n", parts[1], parts[2], adv, target(parts[1], parts[2])
+      printf "\"%s %s\" %g %g\n", parts[1], parts[2], adv, target[key]
     }
   }' "$in" > "$data"
 

@@ -224,7 +224,8 @@ double Advantage(const Measurement& troupe, const Measurement& caf) {
 }
 
 // The target for one (workload, metric), as "troupe at least N times better";
-// 0 when the target is not a ratio.
+// 0 when the target is not a ratio. Written into the JSON lines, which is
+// where bench/chart.sh reads it.
 double Target(absl::string_view workload, absl::string_view metric) {
   if (workload == "skynet") return 8;
   if (workload == "spawn-idle") return metric == "bytes_per_actor" ? 8 : 10;
@@ -282,8 +283,10 @@ int RunSuite(const std::string& self) {
     for (auto [system, result] : {std::pair{"troupe", &troupe}, std::pair{"caf", &caf}}) {
       for (const Measurement& m : result->measurements) {
         const std::string line =
-            absl::StrFormat("{\"workload\": %s, \"system\": %s, \"metric\": %s, \"value\": %.9g, \"unit\": %s}\n",
-                            JsonString(w->name), JsonString(system), JsonString(m.metric), m.value, JsonString(m.unit));
+            absl::StrFormat("{\"workload\": %s, \"system\": %s, \"metric\": %s, \"value\": %.9g, \"unit\": %s, "
+                            "\"target\": %g}\n",
+                            JsonString(w->name), JsonString(system), JsonString(m.metric), m.value,
+                            JsonString(m.unit), Target(w->name, m.metric));
         if (json) std::fputs(line.c_str(), stdout);
         if (json_file != nullptr) std::fputs(line.c_str(), json_file);
       }
