@@ -48,6 +48,7 @@
 #include "actors/future.h"
 #include "actors/handler.h"
 #include "actors/ref.h"
+#include "actors/remote_dispatch.h"
 #include "actors/system_core.h"
 #include "actors/task.h"
 #include "scheduler/timer_service.h"

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <new>
 #include <string_view>
 #include <utility>
@@ -66,6 +67,13 @@ class MailboxPlaces<0> {
   void Give() noexcept {}
 };
 
+template <class A>
+class ActorBox;
+
+// Defined in actors/remote_dispatch.h: ActorBox<A>::DeliverRemote.
+template <class A>
+absl::Status DeliverRemoteTo(ActorBox<A>& box, uint64_t type_id, WireReader& in, std::unique_ptr<ReplyRoute> route);
+
 // The cell whose user object is being constructed on this thread, so that
 // Actor<A>'s constructor can find it (and Self() works in constructors).
 ActorCell*& ConstructingCell() noexcept;
@@ -94,6 +102,10 @@ class ActorBox final : public ActorCell {
   MailboxPlaces<MailboxCapacityOf<A>()>& places() noexcept { return places_; }
 
   std::string_view type_name() const noexcept override { return TypeName<A>(); }
+
+  absl::Status DeliverRemote(uint64_t type_id, WireReader& in, std::unique_ptr<ReplyRoute> route) override {
+    return DeliverRemoteTo<A>(*this, type_id, in, std::move(route));
+  }
 
  private:
   ~ActorBox() override { DestroyState(); }

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "actors/actor_box.h"
 #include "actors/system_core.h"
+#include "actors/wire.h"
 
 namespace troupe::internal {
 namespace {
@@ -129,6 +130,19 @@ void ActorCell::InitDead(SystemCore* core, ActorId id) noexcept {
   Release();  // the alive count: this actor never runs
 }
 
+void ActorCell::InitProxy(SystemCore* core, ActorId id) noexcept {
+  core->Retain();
+  core_ = core;
+  id_ = id | kRemoteBit;
+  flags_ = kStarted | kStopping | kStopped;
+  MessageList none = inbox_.Close();
+  (void)none;
+}
+
+absl::Status ActorCell::DeliverRemote(uint64_t, WireReader&, std::unique_ptr<ReplyRoute>) {
+  return absl::NotFoundError(absl::StrCat("actor ", id_, " (", std::string(type_name()), ") accepts no messages from other nodes"));
+}
+
 absl::Status ActorCell::exit_reason() const noexcept {
   return extras_ != nullptr ? extras_->exit_reason : absl::OkStatus();
 }
@@ -157,11 +171,23 @@ bool ActorCell::Enqueue(Message* m) noexcept {
   return false;
 }
 
-void ActorCell::RequestStop(absl::Status reason) noexcept { Enqueue(Signal::Stop(std::move(reason))); }
+void ActorCell::RequestStop(absl::Status reason) noexcept {
+  if (is_remote()) {
+    static_cast<RemoteCell*>(this)->StopRemote(std::move(reason));
+    return;
+  }
+  Enqueue(Signal::Stop(std::move(reason)));
+}
 
 void ActorCell::RequestWatch(ActorCell* watcher, DownFactory make_down) noexcept {
+  if (is_remote()) {
+    static_cast<RemoteCell*>(this)->WatchRemote(watcher, make_down);
+    return;
+  }
   Enqueue(Signal::Watch(watcher, make_down, this));
 }
+
+RemoteCell::RemoteCell(SystemCore* core) noexcept { InitProxy(core, core->NextProxyId()); }
 
 void ActorCell::BeginExclusiveWait() noexcept { flags_ |= kExclusive; }
 

@@ -52,10 +52,13 @@ namespace troupe {
 // Unique within one ActorSystem for its lifetime; never 0.
 using ActorId = uint64_t;
 
+class WireReader;  // net/wire/codec.h
+
 namespace internal {
 
 class SystemCore;
 class ActorCell;
+class ReplyRoute;  // actors/wire.h
 
 // Makes the Down message a watcher of type W receives; see Monitor.
 using DownFactory = Message* (*)(ActorCell* target, const absl::Status& reason);
@@ -77,6 +80,10 @@ class ActorCell : public Runnable, public ContinuationContext {
   }
   ActorId id() const noexcept { return id_; }
   SystemCore& core() const noexcept { return *core_; }
+  // True for the proxy of an actor on another node (a RemoteCell,
+  // actors/wire.h): its id carries kRemoteBit.
+  bool is_remote() const noexcept { return (id_ & kRemoteBit) != 0; }
+  static constexpr ActorId kRemoteBit = ActorId{1} << 62;
 
   // Any thread. Hands `m` to the actor, or bounces it if the actor has
   // stopped (an ask then fails at once; a tell counts as a dead letter).
@@ -96,6 +103,16 @@ class ActorCell : public Runnable, public ContinuationContext {
   // Any thread. When this actor stops (or at once if it has), `watcher`
   // receives the message `make_down` makes.
   void RequestWatch(ActorCell* watcher, DownFactory make_down) noexcept;
+
+  // Any thread (net/ only). Decodes a payload of `type_id` that arrived
+  // from another node and hands it to the actor; `route` is set for an ask
+  // and carries the reply back. NotFound if the actor's type does not
+  // accept that type from other nodes (actors/wire.h), InvalidArgument if
+  // the payload does not decode, ResourceExhausted if the actor's bounded
+  // mailbox is full (dropped and counted). OK once handed over, also if the
+  // actor had stopped (a tell is then a dead letter; an ask fails through
+  // `route`).
+  virtual absl::Status DeliverRemote(uint64_t type_id, WireReader& in, std::unique_ptr<ReplyRoute> route);
 
   // Runnable: one turn, at most a batch of messages.
   void Run() noexcept final;
@@ -120,6 +137,8 @@ class ActorCell : public Runnable, public ContinuationContext {
   void Init(SystemCore* core, ActorId id, ActorCell* parent, bool has_start_hook) noexcept;
   // Spawn only, for a system that has shut down: the actor never runs.
   void InitDead(SystemCore* core, ActorId id) noexcept;
+  // RemoteCell only: a proxy that never runs and whose mailbox is closed.
+  void InitProxy(SystemCore* core, ActorId id) noexcept;
 
  protected:
   ActorCell() = default;

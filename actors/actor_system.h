@@ -102,11 +102,13 @@ class ActorSystem {
   spdlog::logger& log() const { return core_->log(); }
   const std::string& name() const { return core_->name(); }
 
+  // Runtime use (net/): what the system's actors share.
+  internal::SystemCore& core() const { return *core_; }
+
  protected:
   // For the testkit: runs on the given executor and timers.
   ActorSystem(ActorSystemOptions options, std::unique_ptr<Executor> executor,
               std::shared_ptr<TimerService> timers);
-  internal::SystemCore& core() const { return *core_; }
 
  private:
   internal::SystemCore* core_;

@@ -15,6 +15,13 @@
 // target's mailbox as they are: nothing is serialized between actors of one
 // process.
 //
+// A Ref may point to an actor on another node (net/node.h): Tell, TryTell
+// and Ask then encode the message — it must be a wire type (actors/wire.h);
+// anything else fails with InvalidArgument — and the reply comes back over
+// the connection. Remote sends add two outcomes: ResourceExhausted when the
+// connection's outbound buffer is full, Unavailable when the node cannot be
+// reached (and for every pending ask when a connection is lost).
+//
 // ActorRef is the untyped base: it names and stops an actor, and is what a
 // Down message carries.
 
@@ -33,6 +40,7 @@
 #include "actors/future.h"
 #include "actors/handler.h"
 #include "actors/system_core.h"
+#include "actors/wire.h"
 
 namespace troupe {
 
@@ -55,7 +63,10 @@ class ActorRef {
   }
 
   explicit operator bool() const noexcept { return cell_ != nullptr; }
-  // 0 for an empty ref.
+  // True if the actor lives on another node.
+  bool is_remote() const noexcept { return cell_ != nullptr && cell_->is_remote(); }
+  // 0 for an empty ref. For a remote actor, the id of its proxy here (with
+  // ActorCell::kRemoteBit set), not its id on its own node.
   ActorId id() const noexcept { return cell_ != nullptr ? cell_->id() : 0; }
 
   // Asks the actor to stop. It finishes the message it is handling, stops
@@ -92,6 +103,10 @@ class Ref : public ActorRef {
   // stats().dropped; TryTell says so instead.
   template <class M>
   void Tell(M&& msg) const {
+    if (cell_ != nullptr && cell_->is_remote()) [[unlikely]] {
+      (void)RemoteTell(msg);
+      return;
+    }
     (void)Send(std::forward<M>(msg));
   }
 
@@ -101,6 +116,7 @@ class Ref : public ActorRef {
   // FailedPrecondition for an empty Ref.
   template <class M>
   absl::Status TryTell(M&& msg) const {
+    if (cell_ != nullptr && cell_->is_remote()) [[unlikely]] return RemoteTell(msg);
     switch (Send(std::forward<M>(msg))) {
       case SendResult::kQueued:
         return absl::OkStatus();
@@ -132,6 +148,10 @@ class Ref : public ActorRef {
       promise.SetError(absl::FailedPreconditionError("Ask on an empty Ref"));
       return future;
     }
+    if (cell_->is_remote()) [[unlikely]] {
+      RemoteAsk(msg, std::move(promise), timeout);
+      return future;
+    }
     if (!places().TryTake()) {
       cell_->core().CountDropped();
       promise.SetError(FullError());
@@ -149,8 +169,58 @@ class Ref : public ActorRef {
     r.cell_ = cell;
     return r;
   }
+  // Runtime use (generated codecs): the caller has checked that `ref` is an
+  // actor of type A (or a proxy of one).
+  static Ref UncheckedCast(ActorRef ref) noexcept {
+    Ref r;
+    static_cast<ActorRef&>(r) = std::move(ref);
+    return r;
+  }
 
  private:
+  template <class Msg>
+  static absl::Status NotWireError() {
+    return absl::InvalidArgumentError(
+        absl::StrCat("message type ", std::string(internal::TypeName<Msg>()),
+                     " cannot be sent to another node: declare it in a .capnp schema (troupe_messages)"));
+  }
+
+  template <class Msg>
+  absl::Status RemoteTell(const Msg& msg) const {
+    if constexpr (WireMessage<Msg>) {
+      internal::RemoteSend send;
+      send.type_id = WireTraits<Msg>::kTypeId;
+      send.type_name = WireTraits<Msg>::kName;
+      send.encode = &internal::EncodeErased<Msg>;
+      send.value = &msg;
+      send.sender = internal::CurrentActor();
+      return static_cast<internal::RemoteCell*>(cell_)->SendRemote(send);
+    } else {
+      return NotWireError<Msg>();
+    }
+  }
+
+  template <class Msg, class R>
+  void RemoteAsk(const Msg& msg, Promise<R> promise, absl::Duration timeout) const {
+    if constexpr (WireMessage<Msg> && WireReplyType<R>) {
+      internal::RemoteSend send;
+      send.type_id = WireTraits<Msg>::kTypeId;
+      send.type_name = WireTraits<Msg>::kName;
+      send.encode = &internal::EncodeErased<Msg>;
+      send.value = &msg;
+      send.sender = internal::CurrentActor();
+      send.reply = std::make_unique<internal::RemoteReplyTo<R>>(std::move(promise));
+      send.timeout = timeout;
+      (void)static_cast<internal::RemoteCell*>(cell_)->SendRemote(send);
+    } else if constexpr (!WireMessage<Msg>) {
+      promise.SetError(NotWireError<Msg>());
+    } else {
+      promise.SetError(absl::InvalidArgumentError(
+          absl::StrCat("the reply type ", std::string(internal::TypeName<R>()), " of ", std::string(internal::TypeName<Msg>()),
+                       " cannot cross nodes (void, a wire type or a built-in scalar)")));
+    }
+  }
+
   enum class SendResult { kQueued, kFull, kStopped, kEmptyRef };
 
   template <class M>

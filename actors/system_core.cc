@@ -35,8 +35,9 @@ void SystemCore::Spawn(ActorCell* cell, ActorCell* parent, bool has_start_hook) 
 }
 
 // A top-level actor's id names its registry slot: bit 63 set (ids of
-// children, from NextId, never reach it), then the slot's generation, the
-// slot and the shard. Generations make ids unique even as slots are reused.
+// children, from NextId, never reach it), bit 62 clear (it marks proxies of
+// remote actors, ActorCell::kRemoteBit), then 30 bits of the slot's
+// generation, the slot and the shard. Generations make ids unique even as slots are reused.
 namespace {
 constexpr ActorId kTopLevelBit = ActorId{1} << 63;
 constexpr int kShardBits = 4;
@@ -64,7 +65,7 @@ void SystemCore::RegisterTopLevel(ActorCell* cell, bool has_start_hook) {
     shard.cells.push_back(nullptr);
     shard.generations.push_back(0);
   }
-  const ActorId id = kTopLevelBit | (ActorId{shard.generations[slot] & 0x7FFFFFFFu} << (kSlotBits + kShardBits)) |
+  const ActorId id = kTopLevelBit | (ActorId{shard.generations[slot] & 0x3FFFFFFFu} << (kSlotBits + kShardBits)) |
                      (ActorId{slot} << kShardBits) | s;
   // Under the lock: Shutdown may ask it to stop as soon as it is listed.
   cell->Init(this, id, nullptr, has_start_hook);

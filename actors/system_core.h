@@ -48,6 +48,10 @@ class SystemCore {
   // it runnable. `parent` is the spawning actor, or nullptr from outside.
   void Spawn(ActorCell* cell, ActorCell* parent, bool has_start_hook);
 
+  // Ids for proxies of remote actors (RemoteCell); ActorCell::InitProxy
+  // adds kRemoteBit, so they never meet an actor's id.
+  ActorId NextProxyId() noexcept { return next_proxy_id_.fetch_add(1, std::memory_order_relaxed); }
+
   // Called once by each cell when it has stopped.
   void ActorStopped(ActorCell* cell) noexcept;
 
@@ -98,6 +102,7 @@ class SystemCore {
   std::atomic<bool> shutting_down_{false};
   std::atomic<bool> executor_stopped_{false};
   std::atomic<uint64_t> next_id_{1};
+  std::atomic<uint64_t> next_proxy_id_{1};  // a count: relaxed
   std::atomic<uint64_t> spawned_{0};
   std::atomic<uint64_t> live_actors_{0};
   std::atomic<uint64_t> dead_letters_{0};
