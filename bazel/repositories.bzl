@@ -113,6 +113,13 @@ def troupe_dependencies():
     )
     _maybe(
         system_library,
+        name = "openssl",
+        packages = ["libssl-dev"],
+        headers = ["openssl"],
+        pkg_config = {"crypto": "libcrypto"},
+    )
+    _maybe(
+        system_library,
         name = "benchmark",
         packages = ["libbenchmark-dev"],
         headers = ["benchmark"],
