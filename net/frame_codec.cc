@@ -1,0 +1,42 @@
+#include "net/frame_codec.h"
+
+namespace troupe::net {
+namespace {
+
+constexpr size_t kScratchWords = 1024;
+
+struct ThreadScratch {
+  capnp::word words[kScratchWords] = {};
+  bool in_use = false;
+};
+
+ThreadScratch& Scratch() {
+  thread_local ThreadScratch scratch;
+  return scratch;
+}
+
+}  // namespace
+
+ScratchSegment::ScratchSegment() {
+  ThreadScratch& s = Scratch();
+  if (!s.in_use) {
+    s.in_use = true;
+    owned_ = true;
+    words_ = kj::arrayPtr(s.words, kScratchWords);
+  }
+}
+
+ScratchSegment::~ScratchSegment() {
+  // The builder, destroyed before this, has zeroed what it used.
+  if (owned_) Scratch().in_use = false;
+}
+
+OutFrame SerializeFrame(capnp::MessageBuilder& builder) {
+  const size_t bytes = capnp::computeSerializedSizeInWords(builder) * sizeof(capnp::word);
+  OutFrame frame = OutFrame::WithPayload(bytes);
+  kj::ArrayOutputStream stream(kj::arrayPtr(reinterpret_cast<kj::byte*>(frame.payload()), bytes));
+  capnp::writeMessage(stream, builder);
+  return frame;
+}
+
+}  // namespace troupe::net

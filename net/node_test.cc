@@ -1,0 +1,223 @@
+// Several nodes in one process, on loopback: remote tells and asks, Refs
+// inside messages, lookups, remote spawn, monitors, deadlines, node loss,
+// back-pressure and the handshake's refusals.
+
+#include "net/node.h"
+
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "actors/actor.h"
+#include "actors/actor_system.h"
+#include "gtest/gtest.h"
+#include "net/testdata/node_test_messages.troupe.h"
+
+namespace troupe::nettest {
+
+struct Collector : Actor<Collector> {
+  using Remote = Accepts<Note>;
+  explicit Collector(Promise<std::string> first) : first(std::move(first)) {}
+  void On(const Note& n) { first.SetValue(n.text); }
+  Promise<std::string> first;
+};
+
+struct Counter : Actor<Counter> {
+  using Remote = Accepts<Add, Get, Echo, Hold, Register, Quit>;
+  Counter() = default;
+  explicit Counter(const CounterArgs& args) : n(args.start) {}
+  void On(const Add& m) { n += m.by; }
+  int64_t On(const Get&) { return n; }
+  std::string On(const Echo& e) { return "echo: " + e.text; }
+  void On(const Hold&, Reply<int64_t> reply) { held.push_back(std::move(reply)); }
+  void On(const Register& r) { r.who.Tell(Note{.text = "hello from the counter"}); }
+  void On(const Quit&) { Stop(); }
+  int64_t n = 0;
+  std::vector<Reply<int64_t>> held;
+};
+
+struct Watcher : Actor<Watcher> {
+  explicit Watcher(Promise<absl::Status> down) : down(std::move(down)) {}
+  void On(const ActorRef& target) { Monitor(target); }
+  void On(const Down& d) { down.SetValue(d.reason); }
+  Promise<absl::Status> down;
+};
+
+struct Membership : Actor<Membership> {
+  Membership(Promise<std::string> up, Promise<std::string> down) : up(std::move(up)), down(std::move(down)) {}
+  void On(const NodeUp& u) { up.SetValue(u.node); }
+  void On(const NodeDown& d) { down.SetValue(d.node); }
+  Promise<std::string> up, down;
+};
+
+namespace {
+
+constexpr char kSecret[] = "node-test-secret";
+const absl::Duration kWait = absl::Seconds(20);
+
+NodeOptions Options(std::string name, std::string secret = kSecret) {
+  NodeOptions o;
+  o.name = std::move(name);
+  o.cluster_secret = std::move(secret);
+  return o;
+}
+
+// Two systems, each with a node; `a` listens and publishes a Counter.
+class TwoNodes : public ::testing::Test {
+ protected:
+  TwoNodes() : a_sys_({.workers = 1, .name = "a"}), b_sys_({.workers = 1, .name = "b"}) {
+    a_ = std::make_unique<Node>(a_sys_, Options("a"));
+    b_ = std::make_unique<Node>(b_sys_, Options("b"));
+    address_ = a_->Listen("127.0.0.1:0").value();
+    counter_ = a_sys_.Spawn<Counter>();
+    EXPECT_TRUE(a_->Publish("counter", counter_).ok());
+  }
+  ~TwoNodes() override {
+    b_.reset();
+    a_.reset();
+  }
+
+  Ref<Counter> LookupCounter() { return b_->Lookup<Counter>(address_, "counter").Wait(kWait).value(); }
+
+  ActorSystem a_sys_, b_sys_;
+  std::unique_ptr<Node> a_, b_;
+  std::string address_;
+  Ref<Counter> counter_;
+};
+
+TEST_F(TwoNodes, TellsThenAnAskArriveInOrderAcrossNodes) {
+  Ref<Counter> remote = LookupCounter();
+  ASSERT_TRUE(remote.is_remote());
+  for (int i = 1; i <= 100; ++i) remote.Tell(Add{.by = i});
+  EXPECT_EQ(remote.Ask(Get{}, kWait).Wait(kWait).value(), 5050);
+  EXPECT_EQ(remote.Ask(Echo{.text = "hi"}, kWait).Wait(kWait).value(), "echo: hi");
+  EXPECT_GE(a_->stats().messages_in, 102u);
+}
+
+TEST_F(TwoNodes, LookupOfTheSameActorTwiceGivesEqualRefs) {
+  Ref<Counter> one = LookupCounter();
+  Ref<Counter> two = LookupCounter();
+  EXPECT_EQ(one, two);
+}
+
+TEST_F(TwoNodes, ARefInsideAMessageRoutesBackToItsNode) {
+  Promise<std::string> first;
+  Future<std::string> got = first.GetFuture();
+  Ref<Collector> collector = b_sys_.Spawn<Collector>(std::move(first));
+  LookupCounter().Tell(Register{.who = collector});
+  EXPECT_EQ(got.Wait(kWait).value(), "hello from the counter");
+}
+
+TEST_F(TwoNodes, AnAskWithADeadlineFailsWithDeadlineExceeded) {
+  absl::Status s = LookupCounter().Ask(Hold{}, absl::Milliseconds(100)).Wait(kWait).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
+}
+
+TEST_F(TwoNodes, LosingTheNodeFailsPendingAsksWithUnavailableAndTellsSubscribers) {
+  Promise<std::string> up, down;
+  Future<std::string> up_f = up.GetFuture(), down_f = down.GetFuture();
+  b_->Subscribe(b_sys_.Spawn<Membership>(std::move(up), std::move(down)));
+  Ref<Counter> remote = LookupCounter();
+  EXPECT_EQ(up_f.Wait(kWait).value(), "a");
+  Future<int64_t> held = remote.Ask(Hold{});  // never answered
+  ASSERT_EQ(remote.Ask(Get{}, kWait).Wait(kWait).value(), 0);  // the hold is queued on a
+  a_->Shutdown();
+  absl::Status s = held.Wait(kWait).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_EQ(down_f.Wait(kWait).value(), "a");
+  // And new sends fail at once rather than hang.
+  EXPECT_FALSE(remote.Ask(Get{}).Wait(kWait).ok());
+}
+
+TEST_F(TwoNodes, LookupOfAnUnknownNameIsNotFoundAndOfAnotherTypeIsRefused) {
+  EXPECT_EQ(b_->Lookup<Counter>(address_, "nobody").Wait(kWait).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(b_->Lookup<Collector>(address_, "counter").Wait(kWait).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(TwoNodes, SpawnOnStartsARegisteredActorOnTheOtherNode) {
+  a_->AllowSpawn<Counter, CounterArgs>();
+  Ref<Counter> spawned = b_->SpawnOn<Counter>(address_, CounterArgs{.start = 10}).Wait(kWait).value();
+  EXPECT_TRUE(spawned.is_remote());
+  EXPECT_EQ(spawned.Ask(Get{}, kWait).Wait(kWait).value(), 10);
+  EXPECT_EQ(a_sys_.stats().spawned, 3u);  // the node's agent, the counter, this one
+}
+
+TEST_F(TwoNodes, SpawnOnOfATypeNotAllowedIsNotFound) {
+  absl::Status s = b_->SpawnOn<Counter>(address_).Wait(kWait).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound) << s;
+}
+
+TEST_F(TwoNodes, MonitoringARemoteActorDeliversDownWhenItStops) {
+  Promise<absl::Status> down;
+  Future<absl::Status> down_f = down.GetFuture();
+  Ref<Counter> remote = LookupCounter();
+  Ref<Watcher> watcher = b_sys_.Spawn<Watcher>(std::move(down));
+  watcher.Tell(ActorRef(remote));
+  ASSERT_EQ(remote.Ask(Get{}, kWait).Wait(kWait).value(), 0);  // the watch frame went first
+  remote.Tell(Quit{});
+  EXPECT_TRUE(down_f.Wait(kWait).ok());
+}
+
+TEST_F(TwoNodes, AMessageForAStoppedActorIsDroppedAndCountedAndAnAskForItIsNotFound) {
+  Ref<Counter> remote = LookupCounter();
+  remote.Tell(Quit{});
+  // The actor stops (asks then fail Unavailable), then its export goes
+  // (NotFound): a message away on node a. Bounded, each try a round trip.
+  absl::Status s;
+  for (int i = 0; i < 10000 && !absl::IsNotFound(s); ++i) {
+    s = remote.Ask(Get{}, kWait).Wait(kWait).status();
+    ASSERT_TRUE(absl::IsNotFound(s) || absl::IsUnavailable(s) || s.ok()) << s;
+  }
+  ASSERT_TRUE(absl::IsNotFound(s)) << s;
+  remote.Tell(Add{.by = 1});
+  EXPECT_EQ(remote.Ask(Get{}, kWait).Wait(kWait).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_GE(a_->stats().unknown_targets, 2u);
+}
+
+TEST_F(TwoNodes, AMessageBiggerThanTheOutboundBoundIsRefusedWithResourceExhausted) {
+  NodeOptions o = Options("c");
+  o.max_outbound_bytes = 64 * 1024;
+  ActorSystem c_sys({.workers = 1, .name = "c"});
+  Node c(c_sys, o);
+  Ref<Counter> remote = c.Lookup<Counter>(address_, "counter").Wait(kWait).value();
+  absl::Status s = remote.TryTell(Echo{.text = std::string(100 * 1024, 'x')});
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+  EXPECT_GE(c.stats().rejected_sends, 1u);
+  EXPECT_EQ(remote.Ask(Echo{.text = "still fine"}, kWait).Wait(kWait).value(), "echo: still fine");
+}
+
+TEST_F(TwoNodes, AWrongSecretIsRefusedOnBothSidesAndOthersCarryOn) {
+  ActorSystem c_sys({.workers = 1, .name = "c"});
+  Node c(c_sys, Options("c", "not-the-secret"));
+  absl::Status s = c.Lookup<Counter>(address_, "counter").Wait(kWait).status();
+  EXPECT_FALSE(s.ok());
+  EXPECT_TRUE(absl::IsUnavailable(s) || absl::IsPermissionDenied(s)) << s;
+  EXPECT_GE(a_->stats().handshakes_failed + c.stats().handshakes_failed, 1u);
+  EXPECT_EQ(LookupCounter().Ask(Get{}, kWait).Wait(kWait).value(), 0);
+}
+
+TEST(Node, ANodeWithoutASecretRefusesToListen) {
+  ActorSystem sys({.workers = 1});
+  Node node(sys, Options("x", ""));
+  EXPECT_EQ(node.Listen("127.0.0.1:0").status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(Node, LookupOfANodeThatDoesNotListenFailsWithUnavailable) {
+  ActorSystem sys({.workers = 1});
+  Node node(sys, Options("x"));
+  // A port that was just free: bound by a listener that then went away.
+  std::string address;
+  {
+    ActorSystem other({.workers = 1});
+    Node gone(other, Options("gone"));
+    address = gone.Listen("127.0.0.1:0").value();
+  }
+  absl::Status s = node.Lookup<Counter>(address, "counter").Wait(kWait).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+}
+
+}  // namespace
+}  // namespace troupe::nettest
