@@ -78,6 +78,17 @@ class ActorCell : public Runnable, public ContinuationContext {
   void Release() noexcept {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
+  // For tables that point to cells without holding them (net/'s proxies):
+  // takes a reference unless the count already reached zero (the cell is
+  // being deleted). The table's lock keeps the memory valid during the
+  // call: the deleting destructor removes the entry under that lock first.
+  bool TryRetain() noexcept {
+    uint32_t n = refs_.load(std::memory_order_relaxed);
+    while (n != 0) {
+      if (refs_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed)) return true;
+    }
+    return false;
+  }
   ActorId id() const noexcept { return id_; }
   SystemCore& core() const noexcept { return *core_; }
   // True for the proxy of an actor on another node (a RemoteCell,
