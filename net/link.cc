@@ -42,6 +42,7 @@ class Link final : public net::ConnectionHandler, public std::enable_shared_from
       return state_ == State::kUp ? Forward(connection, f) : Handshake(connection, f);
     });
     if (!status.ok()) {
+      counted_ = true;
       if (state_ == State::kUp) {
         node_->bad_frames.fetch_add(1, std::memory_order_relaxed);
       } else {
@@ -56,6 +57,13 @@ class Link final : public net::ConnectionHandler, public std::enable_shared_from
   void OnClosed(net::Connection& connection, const absl::Status& reason) override {
     const bool was_up = state_ == State::kUp;
     state_ = State::kClosed;
+    // Closed by the reactor for cause (an oversized length, a frame or idle
+    // timeout): count it here; causes found in OnFrame were counted there.
+    if (!counted_ && !deadline_fired_.load(std::memory_order_acquire) && (absl::IsResourceExhausted(reason) || absl::IsDeadlineExceeded(reason))) {
+      (was_up ? node_->bad_frames : node_->handshakes_failed).fetch_add(1, std::memory_order_relaxed);
+      node_->log().warn("node {}: connection with {} ({}) closed: {}", node_->name(), connection.peer(),
+                        peer_name_.empty() ? "before its handshake" : peer_name_, reason.ToString());
+    }
     if (peer_ != nullptr) peer_->Lost(was_up ? &connection : nullptr, reason);
     if (deadline_) node_->system().core().timers().Cancel(deadline_);
     if (was_up) {
@@ -76,6 +84,8 @@ class Link final : public net::ConnectionHandler, public std::enable_shared_from
       std::shared_ptr<Link> link = self.lock();
       std::shared_ptr<net::Connection> c = weak.lock();
       if (link == nullptr || c == nullptr || link->handshake_done_.load(std::memory_order_acquire)) return;
+      // Counted here; OnClosed (after the Close below) does not count it again.
+      link->deadline_fired_.store(true, std::memory_order_release);  // pairs with the acquire in OnClosed
       link->node_->handshakes_failed.fetch_add(1, std::memory_order_relaxed);
       link->node_->log().warn("node {}: closing the connection with {}: no handshake within {}", link->node_->name(),
                               c->peer(), absl::FormatDuration(timeout));
@@ -209,6 +219,8 @@ class Link final : public net::ConnectionHandler, public std::enable_shared_from
   std::weak_ptr<net::Connection> connection_;
   State state_ = State::kAwaitHello;
   std::atomic<bool> handshake_done_{false};
+  bool counted_ = false;  // I/O thread: this connection's refusal is counted
+  std::atomic<bool> deadline_fired_{false};  // set by the handshake deadline's timer
   TimerId deadline_;
   std::string peer_name_;
   uint64_t peer_incarnation_ = 0;
