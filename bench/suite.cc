@@ -61,6 +61,8 @@ ABSL_FLAG(int64_t, big_pings, 20000, "big: pings per actor");
 ABSL_FLAG(int64_t, spawn_idle_actors, 1000000, "spawn-idle: actors");
 ABSL_FLAG(int, ask_latency_samples, 20000, "ask-latency: timed round trips");
 ABSL_FLAG(double, idle_seconds, 2.0, "idle-cpu: seconds measured");
+ABSL_FLAG(int64_t, remote_rtt_samples, 20000, "remote-rtt: timed round trips");
+ABSL_FLAG(int64_t, remote_oneway_messages, 1000000, "remote-oneway: messages");
 
 namespace troupe::bench {
 namespace {
@@ -86,6 +88,8 @@ Sizes SizesFromFlags() {
   s.spawn_idle_actors = absl::GetFlag(FLAGS_spawn_idle_actors);
   s.ask_latency_samples = absl::GetFlag(FLAGS_ask_latency_samples);
   s.idle_seconds = absl::GetFlag(FLAGS_idle_seconds);
+  s.remote_rtt_samples = absl::GetFlag(FLAGS_remote_rtt_samples);
+  s.remote_oneway_messages = absl::GetFlag(FLAGS_remote_oneway_messages);
   return s;
 }
 
@@ -96,7 +100,8 @@ std::vector<std::string> SizeFlagsForChild() {
        {"workers", "skynet_leaves", "pingpong_round_trips", "pingpong_pairs", "pingpong_pairs_round_trips",
         "fanin_senders", "fanin_messages", "forkjoin_actors", "forkjoin_messages", "forkjoin_creation_actors",
         "threadring_actors", "threadring_hops", "chameneos_creatures", "chameneos_meetings", "big_actors",
-        "big_pings", "spawn_idle_actors", "ask_latency_samples", "idle_seconds"}) {
+        "big_pings", "spawn_idle_actors", "ask_latency_samples", "idle_seconds", "remote_rtt_samples",
+        "remote_oneway_messages"}) {
     absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
     args.push_back(absl::StrCat("--", name, "=", flag->CurrentValue()));
   }
@@ -110,15 +115,24 @@ const Workload* FindWorkload(const std::string& name) {
   return nullptr;
 }
 
+// The function that runs `w` on `system` ("troupe", "caf" or "floor");
+// nullptr if there is none (yet).
+WorkloadFn SystemFn(const Workload& w, const std::string& system) {
+  if (system == "troupe") return w.troupe;
+  if (system == "caf") return w.caf;
+  if (system == "floor") return w.floor;
+  return nullptr;
+}
+
 // Child mode: run one workload on one system, print "metric\tvalue\tunit\thigher".
 int RunOne(const std::string& spec) {
   std::vector<std::string> parts = absl::StrSplit(spec, ':');
   const Workload* w = parts.size() == 2 ? FindWorkload(parts[0]) : nullptr;
-  if (w == nullptr || (parts[1] != "troupe" && parts[1] != "caf")) {
-    std::fprintf(stderr, "--run_one wants <workload>:<troupe|caf>, got '%s'\n", spec.c_str());
+  WorkloadFn fn = w != nullptr ? SystemFn(*w, parts[1]) : nullptr;
+  if (fn == nullptr) {
+    std::fprintf(stderr, "--run_one wants <workload>:<troupe|caf|floor> that exists, got '%s'\n", spec.c_str());
     return 2;
   }
-  WorkloadFn fn = parts[1] == "troupe" ? w->troupe : w->caf;
   absl::StatusOr<std::vector<Measurement>> result = fn(SizesFromFlags());
   if (!result.ok()) {
     std::fprintf(stderr, "%s on %s failed: %s\n", w->name, parts[1].c_str(), result.status().ToString().c_str());
@@ -133,6 +147,7 @@ int RunOne(const std::string& spec) {
 
 struct ChildResult {
   bool ok = false;
+  bool absent = false;  // the system has no such workload (yet): n/a, not a failure
   std::string error;
   std::vector<Measurement> measurements;
 };
@@ -223,10 +238,17 @@ double Advantage(const Measurement& troupe, const Measurement& caf) {
   return troupe.higher_is_better ? troupe.value / caf.value : caf.value / troupe.value;
 }
 
-// The target for one (workload, metric), as "troupe at least N times better";
-// 0 when the target is not a ratio. Written into the JSON lines, which is
-// where bench/chart.sh reads it.
+// The system troupe's target on a workload is set against: "caf", or for
+// remote-rtt "floor" (the raw TCP floor, bench/remote.h).
+const char* Baseline(absl::string_view workload) { return workload == "remote-rtt" ? "floor" : "caf"; }
+
+// The target for one (workload, metric), as "troupe at least N times better
+// than the baseline" (below 1: at most 1/N times worse); 0 when the target
+// is not a ratio. Written into the JSON lines, which is where bench/chart.sh
+// reads it.
 double Target(absl::string_view workload, absl::string_view metric) {
+  if (workload == "remote-rtt") return metric == "p50" ? 1 / 1.3 : 0;  // at most 1.3x the floor
+  if (workload == "remote-oneway") return metric == "throughput" ? 20 : 0;
   if (workload == "skynet") return 8;
   if (workload == "spawn-idle") return metric == "bytes_per_actor" ? 8 : 10;
   if (workload == "pingpong" || workload == "pingpong-pairs" || workload == "fan-in") {
@@ -244,6 +266,52 @@ std::string FormatValue(double v, const std::string& unit) {
   if (unit == "B") return absl::StrFormat("%.0f B", v);
   if (unit == "%") return absl::StrFormat("%.3f %%", v);
   return absl::StrFormat("%.4g %s", v, unit);
+}
+
+// The measurement of `metric` in `result`, or nullptr.
+const Measurement* FindMetric(const ChildResult& result, const std::string& metric) {
+  for (const Measurement& m : result.measurements) {
+    if (m.metric == metric) return &m;
+  }
+  return nullptr;
+}
+
+// The remote workloads (those with a floor) print in a table of their own,
+// with the floor as a third figure and the ratio against the baseline.
+void PrintRemoteHeader() {
+  std::printf("%-20s %-16s %14s %14s %14s %10s %14s\n", "remote workload", "metric", "troupe", "CAF", "TCP floor",
+              "ratio", "target");
+}
+
+void PrintRemoteRows(const Workload& w, const ChildResult& troupe, const ChildResult& caf, const ChildResult& floor) {
+  const bool against_floor = std::string(Baseline(w.name)) == "floor";
+  const ChildResult& base = against_floor ? floor : caf;
+  // The rows: every metric any of the three reported, in the order of the
+  // first that reported any.
+  const ChildResult& rows = !troupe.measurements.empty() ? troupe : !caf.measurements.empty() ? caf : floor;
+  auto figure = [](const ChildResult& r, const std::string& metric) -> std::string {
+    if (r.absent) return "n/a";
+    const Measurement* m = FindMetric(r, metric);
+    return m != nullptr ? FormatValue(m->value, m->unit) : "failed";
+  };
+  for (const Measurement& row : rows.measurements) {
+    const Measurement* t = FindMetric(troupe, row.metric);
+    const Measurement* b = FindMetric(base, row.metric);
+    const double target = Target(w.name, row.metric);
+    std::string ratio = "-", goal;
+    double advantage = 0;  // times better than the baseline
+    if (t != nullptr && b != nullptr) {
+      advantage = Advantage(*t, *b);
+      ratio = absl::StrFormat("%.2fx", against_floor ? (advantage > 0 ? 1 / advantage : 0) : advantage);
+    }
+    if (target > 0) {
+      goal = against_floor ? absl::StrFormat("<=%.3gx floor", 1 / target) : absl::StrFormat(">=%.3gx CAF", target);
+      if (advantage > 0 && advantage >= target * (1 - 1e-9)) goal = "met " + goal;
+    }
+    std::printf("%-20s %-16s %14s %14s %14s %10s %14s\n", w.name, row.metric.c_str(), figure(troupe, row.metric).c_str(),
+                figure(caf, row.metric).c_str(), figure(floor, row.metric).c_str(), ratio.c_str(), goal.c_str());
+  }
+  std::fflush(stdout);
 }
 
 int RunSuite(const std::string& self) {
@@ -268,25 +336,36 @@ int RunSuite(const std::string& self) {
     }
   }
   int failures = 0;
-  if (!json) {
-    std::printf("%-20s %-16s %14s %14s %10s %8s\n", "workload", "metric", "troupe", "CAF", "advantage", "target");
-  }
+  bool table_header = false, remote_header = false;
+  auto end_table = [&table_header] {
+    if (!table_header) return;
+    std::printf("advantage: how many times better troupe is (CAF time / troupe time, or troupe rate / CAF rate)\n");
+    table_header = false;
+  };
   for (const Workload* w : chosen) {
-    ChildResult troupe = RunChild(self, absl::StrCat(w->name, ":troupe"));
-    ChildResult caf = RunChild(self, absl::StrCat(w->name, ":caf"));
-    for (auto [system, result] : {std::pair{"troupe", &troupe}, std::pair{"caf", &caf}}) {
-      if (!result->ok) {
+    // troupe, CAF, and for the remote workloads the floor; a system without
+    // the workload (a nullptr) is absent.
+    std::vector<std::pair<const char*, ChildResult>> results;
+    for (const char* system : {"troupe", "caf", "floor"}) {
+      if (std::string(system) == "floor" && w->floor == nullptr) continue;
+      ChildResult r;
+      r.absent = SystemFn(*w, system) == nullptr;
+      if (!r.absent) r = RunChild(self, absl::StrCat(w->name, ":", system));
+      results.emplace_back(system, std::move(r));
+    }
+    for (const auto& [system, result] : results) {
+      if (!result.ok && !result.absent) {
         ++failures;
-        std::fprintf(stderr, "FAILED: %s on %s: %s\n", w->name, system, result->error.c_str());
+        std::fprintf(stderr, "FAILED: %s on %s: %s\n", w->name, system, result.error.c_str());
       }
     }
-    for (auto [system, result] : {std::pair{"troupe", &troupe}, std::pair{"caf", &caf}}) {
-      for (const Measurement& m : result->measurements) {
+    for (const auto& [system, result] : results) {
+      for (const Measurement& m : result.measurements) {
         const std::string line =
             absl::StrFormat("{\"workload\": %s, \"system\": %s, \"metric\": %s, \"value\": %.9g, \"unit\": %s, "
-                            "\"target\": %g}\n",
+                            "\"target\": %g, \"baseline\": %s}\n",
                             JsonString(w->name), JsonString(system), JsonString(m.metric), m.value,
-                            JsonString(m.unit), Target(w->name, m.metric));
+                            JsonString(m.unit), Target(w->name, m.metric), JsonString(Baseline(w->name)));
         if (json) std::fputs(line.c_str(), stdout);
         if (json_file != nullptr) std::fputs(line.c_str(), json_file);
       }
@@ -295,11 +374,26 @@ int RunSuite(const std::string& self) {
       std::fflush(stdout);
       continue;
     }
-    for (const Measurement& t : troupe.measurements) {
-      const Measurement* c = nullptr;
-      for (const Measurement& m : caf.measurements) {
-        if (m.metric == t.metric) c = &m;
+    const ChildResult& troupe = results[0].second;
+    const ChildResult& caf = results[1].second;
+    if (w->floor != nullptr) {
+      if (!remote_header) {
+        if (table_header) {
+          end_table();
+          std::printf("\n");
+        }
+        PrintRemoteHeader();
+        remote_header = true;
       }
+      PrintRemoteRows(*w, troupe, caf, results[2].second);
+      continue;
+    }
+    if (!table_header) {
+      std::printf("%-20s %-16s %14s %14s %10s %8s\n", "workload", "metric", "troupe", "CAF", "advantage", "target");
+      table_header = true;
+    }
+    for (const Measurement& t : troupe.measurements) {
+      const Measurement* c = FindMetric(caf, t.metric);
       const double target = Target(w->name, t.metric);
       std::string advantage = "-", met = "";
       if (c != nullptr) {
@@ -314,10 +408,11 @@ int RunSuite(const std::string& self) {
     std::fflush(stdout);
   }
   if (!json) {
-    std::printf("%-20s %-16s %14s %14s\n", "remote-rtt", "p50", "n/a", "n/a");
-    std::printf("%-20s %-16s %14s %14s\n", "remote-oneway", "throughput", "n/a", "n/a");
-    std::printf("(remote workloads arrive with the networking layer)\n");
-    std::printf("advantage: how many times better troupe is (CAF time / troupe time, or troupe rate / CAF rate)\n");
+    end_table();
+    if (remote_header) {
+      std::printf("ratio: against the floor, troupe / floor (lower is better); against CAF, how many times better\n"
+                  "troupe is; n/a: troupe's side of the workload is not written yet\n");
+    }
   }
   if (json_file != nullptr) std::fclose(json_file);
   if (failures > 0) {

@@ -7,7 +7,8 @@ sizes=(--workers=2 --skynet_leaves=1000 --pingpong_round_trips=1000 --pingpong_p
        --pingpong_pairs_round_trips=100 --fanin_senders=2 --fanin_messages=1000 --forkjoin_actors=4
        --forkjoin_messages=100 --forkjoin_creation_actors=100 --threadring_actors=10
        --threadring_hops=1000 --chameneos_creatures=10 --chameneos_meetings=1000 --big_actors=10
-       --big_pings=100 --spawn_idle_actors=1000 --ask_latency_samples=100 --idle_seconds=0.1)
+       --big_pings=100 --spawn_idle_actors=1000 --ask_latency_samples=100 --idle_seconds=0.1
+       --remote_rtt_samples=100 --remote_oneway_messages=1000)
 
 table="$("$suite" "${sizes[@]}")"
 printf '%s\n' "$table"
@@ -23,6 +24,18 @@ json="$("$suite" "${sizes[@]}" --only=skynet,pingpong --json)"
 printf '%s\n' "$json"
 [[ "$(grep -c '"system": "troupe"' <<<"$json")" -ge 2 ]]
 [[ "$(grep -c '"system": "caf"' <<<"$json")" -ge 2 ]]
+if command -v python3 >/dev/null; then
+  python3 -c 'import json,sys; [json.loads(l) for l in sys.stdin if l.strip()]' <<<"$json"
+fi
+
+# The remote workloads also measure the raw TCP floor, and name the system
+# each target is set against.
+json="$("$suite" "${sizes[@]}" --only=remote-rtt,remote-oneway --json)"
+printf '%s\n' "$json"
+[[ "$(grep -c '"system": "floor"' <<<"$json")" -ge 4 ]]
+[[ "$(grep -c '"system": "caf"' <<<"$json")" -ge 4 ]]
+grep -q '"workload": "remote-rtt", .*"metric": "p50", .*"baseline": "floor"' <<<"$json"
+grep -q '"workload": "remote-oneway", .*"metric": "throughput", .*"target": 20, "baseline": "caf"' <<<"$json"
 if command -v python3 >/dev/null; then
   python3 -c 'import json,sys; [json.loads(l) for l in sys.stdin if l.strip()]' <<<"$json"
 fi

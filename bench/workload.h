@@ -58,6 +58,9 @@ struct Sizes {
   int ask_latency_samples = 20000;
 
   double idle_seconds = 2.0;
+
+  int64_t remote_rtt_samples = 20000;         // after kRemoteRttWarmup (remote.h)
+  int64_t remote_oneway_messages = 1000000;
 };
 
 using WorkloadFn = absl::StatusOr<std::vector<Measurement>> (*)(const Sizes&);
@@ -65,8 +68,10 @@ using WorkloadFn = absl::StatusOr<std::vector<Measurement>> (*)(const Sizes&);
 struct Workload {
   const char* name;
   const char* description;
-  WorkloadFn troupe;
+  WorkloadFn troupe;  // nullptr: not written yet; the suite prints n/a
   WorkloadFn caf;
+  // A third system, for the remote workloads: the raw TCP floor (remote.h).
+  WorkloadFn floor = nullptr;
 };
 
 // Every workload, in the order the suite runs them.
