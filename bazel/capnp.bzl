@@ -74,6 +74,7 @@ def capnp_cc_library(name, srcs, deps = [], visibility = None, **kwargs):
         name = name + "_schemas",
         srcs = srcs + [d + "_schemas" for d in deps],
         visibility = visibility,
+        testonly = kwargs.get("testonly", False),
     )
 
     outs = []
@@ -85,6 +86,9 @@ def capnp_cc_library(name, srcs, deps = [], visibility = None, **kwargs):
     src_prefixes = [_join(repo_root, package_dir), _join("$(GENDIR)", repo_root, package_dir)]
     import_paths = ["/usr/include", repo_root or ".", _join("$(GENDIR)", repo_root)]
 
+    # capnpc-c++ includes the headers of imported schemas as <pkg/x.capnp.h>,
+    # which Bazel's include paths (-iquote for the output tree) do not find;
+    # the sed makes them "pkg/x.capnp.h".
     native.genrule(
         name = name + "_compile",
         srcs = srcs + [name + "_schemas"],
@@ -99,8 +103,10 @@ def capnp_cc_library(name, srcs, deps = [], visibility = None, **kwargs):
             ["--src-prefix=" + p for p in src_prefixes if p] +
             ["--output=$(location @capnproto//:bin/capnpc-c++):$(RULEDIR)"] +
             ["$(execpath %s)" % s for s in srcs],
-        ),
+        ) + " && sed -i 's|^#include <\\(.*\\.capnp\\.h\\)>$$|#include \"\\1\"|' " +
+              " ".join(["$(execpath %s.h)" % s for s in srcs]),
         message = "Compiling Cap'n Proto schemas of " + name,
+        testonly = kwargs.get("testonly", False),
     )
 
     cc_library(
@@ -141,6 +147,7 @@ def troupe_messages(name, srcs, deps = [], visibility = None, **kwargs):
         name = name + "_schemas",
         srcs = srcs + [d + "_schemas" for d in deps] + [str(_TROUPE_SCHEMAS)],
         visibility = visibility,
+        testonly = kwargs.get("testonly", False),
     )
 
     outs = []
@@ -154,9 +161,6 @@ def troupe_messages(name, srcs, deps = [], visibility = None, **kwargs):
     import_paths = ["/usr/include", repo_root or "."]
     if troupe_root != repo_root:
         import_paths.append(troupe_root or ".")
-    kwargs_compile = {}
-    if "testonly" in kwargs:
-        kwargs_compile["testonly"] = kwargs["testonly"]
     native.genrule(
         name = name + "_compile",
         srcs = srcs + [name + "_schemas"],
@@ -173,7 +177,7 @@ def troupe_messages(name, srcs, deps = [], visibility = None, **kwargs):
             [_join(repo_root or ".", package_dir, s) for s in srcs],
         ),
         message = "Compiling troupe message schemas of " + name,
-        **kwargs_compile
+        testonly = kwargs.get("testonly", False),
     )
 
     cc_library(

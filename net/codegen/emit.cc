@@ -74,7 +74,7 @@ void EmitTraits(std::string& out, const FileModel& file, const StructModel& s) {
   const std::string t = Qualified(file, s.flat_name);
   absl::StrAppend(&out, "template <>\nstruct WireTraits<", t, "> {\n",                          //
                   "  static constexpr uint64_t kTypeId = ", HexLiteral(s.id), ";\n",             //
-                  "  static constexpr absl::string_view kName = ", CppStringLiteral(s.display_name), ";\n",  //
+                  "  static constexpr std::string_view kName = ", CppStringLiteral(s.display_name), ";\n",  //
                   "  static void Encode(const ", t, "& value, WireWriter& out);\n",             //
                   "  static absl::StatusOr<", t, "> Decode(WireReader& in);\n",                  //
                   "};\n\n");

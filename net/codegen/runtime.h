@@ -229,6 +229,27 @@ struct ScalarListCodec {
   }
 };
 
+// A list pointer read as a list of structs, checked as capnp's own readers
+// check it: any element size but bits (a list of data or of pointers reads
+// as structs of one field, which is how capnp lets a List(T) grow into a
+// List(Struct)). Throws kj::Exception for a pointer that is not a list.
+absl::StatusOr<capnp::List<capnp::AnyStruct>::Reader> ReadStructList(capnp::AnyPointer::Reader slot);
+
+// A list pointer read as a list of pointers: a pointer list, or a struct
+// list whose elements' first pointers are read (the same upgrade).
+class PointerListReader {
+ public:
+  static absl::StatusOr<PointerListReader> Read(capnp::AnyPointer::Reader slot);
+  unsigned size() const { return size_; }
+  capnp::AnyPointer::Reader operator[](unsigned i) const;
+
+ private:
+  bool structs_ = false;
+  unsigned size_ = 0;
+  capnp::List<capnp::AnyPointer>::Reader pointers_;
+  capnp::List<capnp::AnyStruct>::Reader structs_list_;
+};
+
 // List(Struct): the structs inline, one after the other.
 template <class T, bool kWriteEmpty = false>
 struct StructListCodec {
@@ -241,11 +262,12 @@ struct StructListCodec {
   }
   static absl::Status Read(capnp::AnyPointer::Reader slot, WireReader& in, std::vector<T>& value) {
     if (slot.isNull()) return absl::OkStatus();
-    auto list = slot.getAs<capnp::List<capnp::AnyStruct>>();
+    absl::StatusOr<capnp::List<capnp::AnyStruct>::Reader> list = ReadStructList(slot);
+    if (ABSL_PREDICT_FALSE(!list.ok())) return list.status();
     value.clear();
-    value.resize(list.size());
-    for (unsigned i = 0; i < list.size(); ++i) {
-      absl::Status status = WireStruct<T>::Read(list[i], in, value[i]);
+    value.resize(list->size());
+    for (unsigned i = 0; i < list->size(); ++i) {
+      absl::Status status = WireStruct<T>::Read((*list)[i], in, value[i]);
       if (ABSL_PREDICT_FALSE(!status.ok())) return status;
     }
     return absl::OkStatus();
@@ -259,16 +281,18 @@ struct ListCodec {
   using Value = std::vector<typename Element::Value>;
   static void Write(capnp::AnyPointer::Builder slot, const Value& value, WireWriter& out) {
     if (!kWriteEmpty && value.empty()) return;
-    auto list = slot.initAs<capnp::List<capnp::AnyPointer>>(static_cast<unsigned>(value.size()));
+    auto list = slot.initAsAnyList(capnp::ElementSize::POINTER, static_cast<unsigned>(value.size()))
+                    .as<capnp::List<capnp::AnyPointer>>();
     for (unsigned i = 0; i < list.size(); ++i) Element::Write(list[i], value[i], out);
   }
   static absl::Status Read(capnp::AnyPointer::Reader slot, WireReader& in, Value& value) {
     if (slot.isNull()) return absl::OkStatus();
-    auto list = slot.getAs<capnp::List<capnp::AnyPointer>>();
+    absl::StatusOr<PointerListReader> list = PointerListReader::Read(slot);
+    if (ABSL_PREDICT_FALSE(!list.ok())) return list.status();
     value.clear();
-    value.resize(list.size());
-    for (unsigned i = 0; i < list.size(); ++i) {
-      absl::Status status = Element::Read(list[i], in, value[i]);
+    value.resize(list->size());
+    for (unsigned i = 0; i < list->size(); ++i) {
+      absl::Status status = Element::Read((*list)[i], in, value[i]);
       if (ABSL_PREDICT_FALSE(!status.ok())) return status;
     }
     return absl::OkStatus();
