@@ -1,0 +1,561 @@
+#include "net/io/internal/connection_impl.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <exception>
+#include <iterator>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+
+namespace troupe::net::internal {
+namespace {
+
+// One writer: a plain load and store, no locked instruction (see the header).
+void Bump(std::atomic<uint64_t>& counter, uint64_t by = 1) {
+  counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+}
+
+constexpr uint32_t kReadEvents = EPOLLIN;
+
+}  // namespace
+
+ConnectionImpl::ConnectionImpl(std::shared_ptr<IoThread> thread, UniqueFd fd, std::string peer,
+                               const ConnectionOptions& options, std::shared_ptr<ConnectionHandler> handler)
+    : thread_(std::move(thread)),
+      id_(thread_->NewId()),
+      peer_(std::move(peer)),
+      options_(options),
+      queue_(0),
+      fd_(std::move(fd)),
+      handler_(std::move(handler)),
+      decoder_(options.max_frame_bytes) {}
+
+ConnectionImpl::~ConnectionImpl() = default;
+
+// ---------------------------------------------------------------------------
+// Starting.
+
+void ConnectionImpl::StartAccepted(const std::shared_ptr<IoThread>& thread, UniqueFd fd, std::string peer,
+                                   const ConnectionOptions& options, const Reactor::AcceptFn& on_accept) {
+  if (thread->stopping()) return;  // the fd closes here
+  auto connection = std::make_shared<ConnectionImpl>(thread, std::move(fd), std::move(peer), options, nullptr);
+  ReactorShared& shared = *thread->shared();
+  if (absl::Status s = thread->Add(connection->id_, connection->fd_.get(), kReadEvents, connection); !s.ok()) {
+    shared.logger->error("{}: dropping connection from {}: {}", shared.name, connection->peer_, std::string(s.message()));
+    return;
+  }
+  connection->registered_ = true;
+  connection->interest_ = kReadEvents;
+  shared.accepted.fetch_add(1, std::memory_order_relaxed);
+  std::shared_ptr<ConnectionHandler> handler;
+  try {
+    handler = on_accept(*connection);
+  } catch (const std::exception& e) {
+    shared.logger->error("{}: accept handler threw for {}: {}", shared.name, connection->peer_, e.what());
+  } catch (...) {
+    shared.logger->error("{}: accept handler threw for {}", shared.name, connection->peer_);
+  }
+  if (handler == nullptr) {
+    // Refused: closed at once, and no handler hears of it.
+    connection->Fail(absl::CancelledError("refused by the accept handler"), /*socket_dead=*/true);
+    return;
+  }
+  connection->handler_ = std::move(handler);
+  connection->idle_deadline_ = connection->After(options.idle_timeout);
+  connection->UpdateDeadline();
+}
+
+void ConnectionImpl::StartConnect(const std::shared_ptr<IoThread>& thread, const SocketAddress& address,
+                                  const ConnectionOptions& options, std::shared_ptr<ConnectionHandler> handler,
+                                  Reactor::ConnectFn done) {
+  const std::string peer = FormatAddress(address.get(), address.length);
+  if (thread->stopping()) {
+    done(absl::CancelledError(absl::StrCat("connect to ", peer, ": the reactor is shutting down")));
+    return;
+  }
+  UniqueFd fd(socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) {
+    done(absl::UnavailableError(absl::StrCat("connect to ", peer, ": socket: ", ErrnoMessage(errno))));
+    return;
+  }
+  SetSocketOptions(fd.get(), options.send_buffer_bytes, options.receive_buffer_bytes);
+  if (connect(fd.get(), address.get(), address.length) != 0 && errno != EINPROGRESS) {
+    done(absl::UnavailableError(absl::StrCat("connect to ", peer, ": ", ErrnoMessage(errno))));
+    return;
+  }
+  // Even an immediate success is completed through EPOLLOUT, so `done`
+  // always runs from the loop, never inside Reactor::Connect's task twice.
+  auto connection = std::make_shared<ConnectionImpl>(thread, std::move(fd), peer, options, std::move(handler));
+  connection->connecting_ = true;
+  connection->connect_done_ = std::move(done);
+  if (absl::Status s = thread->Add(connection->id_, connection->fd_.get(), EPOLLOUT, connection); !s.ok()) {
+    Reactor::ConnectFn callback = std::move(connection->connect_done_);
+    callback(absl::UnavailableError(absl::StrCat("connect to ", peer, ": ", s.message())));
+    return;
+  }
+  connection->registered_ = true;
+  connection->interest_ = EPOLLOUT;
+  connection->connect_deadline_ = connection->After(options.connect_timeout);
+  connection->UpdateDeadline();
+}
+
+void ConnectionImpl::CompleteConnect() {
+  int error = 0;
+  socklen_t length = sizeof(error);
+  if (getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &error, &length) != 0) error = errno;
+  if (error != 0) {
+    FailConnect(absl::UnavailableError(absl::StrCat("connect to ", peer_, ": ", ErrnoMessage(error))));
+    return;
+  }
+  connecting_ = false;
+  connect_deadline_ = kNever;
+  SetInterest(kReadEvents);
+  thread_->shared()->connected.fetch_add(1, std::memory_order_relaxed);
+  idle_deadline_ = After(options_.idle_timeout);
+  UpdateDeadline();
+  Reactor::ConnectFn done = std::move(connect_done_);
+  connect_done_ = nullptr;
+  // Frames may be sent from here on; reading starts when this returns.
+  done(std::static_pointer_cast<Connection>(self()));
+}
+
+void ConnectionImpl::FailConnect(absl::Status reason) {
+  connecting_ = false;
+  finished_ = true;
+  {
+    absl::MutexLock lock(&close_mu_);
+    close_reason_ = reason;
+    state_.store(State::kClosed, std::memory_order_relaxed);
+  }
+  Reactor::ConnectFn done = std::move(connect_done_);
+  connect_done_ = nullptr;
+  handler_.reset();
+  std::shared_ptr<ConnectionImpl> keep = self();
+  thread_->Remove(id_, fd_.get());
+  fd_.Reset();
+  done(std::move(reason));
+}
+
+// ---------------------------------------------------------------------------
+// Any thread.
+
+absl::Status ConnectionImpl::Send(OutFrame frame) {
+  if (frame.empty()) return absl::InvalidArgumentError("Send of an empty OutFrame (use OutFrame::WithPayload)");
+  // Relaxed: a gate only, see "Memory ordering".
+  if (state_.load(std::memory_order_relaxed) != State::kOpen) {
+    return absl::UnavailableError(absl::StrCat("connection to ", peer_, " is closed"));
+  }
+  const size_t size = frame.bytes().size();
+  const size_t limit = options_.max_outbound_bytes;
+  size_t queued = queued_bytes_.load(std::memory_order_relaxed);
+  // Bounded in practice: it retries only while other Sends or the I/O thread
+  // change the count between the load and the CAS.
+  do {
+    if (size > limit || queued > limit - size) {
+      rejected_sends_.fetch_add(1, std::memory_order_relaxed);
+      thread_->shared()->rejected_sends.fetch_add(1, std::memory_order_relaxed);
+      return absl::ResourceExhaustedError(absl::StrCat("outbound queue to ", peer_, " is full: ", queued,
+                                                       " bytes queued, frame of ", size, " bytes, limit ", limit,
+                                                       " bytes (the peer reads too slowly)"));
+    }
+  } while (!queued_bytes_.compare_exchange_weak(queued, queued + size, std::memory_order_relaxed,
+                                                std::memory_order_relaxed));
+  Queued item{next_ticket_.fetch_add(1, std::memory_order_relaxed), std::move(frame)};
+  if (!queue_.enqueue(std::move(item))) {
+    queued_bytes_.fetch_sub(size, std::memory_order_relaxed);
+    return absl::ResourceExhaustedError(absl::StrCat("outbound queue to ", peer_, ": out of memory"));
+  }
+  // acq_rel: see "Memory ordering" (pairs with RunScheduledFlush's exchange).
+  if (!flush_scheduled_.exchange(true, std::memory_order_acq_rel)) thread_->PostFlush(self());
+  return absl::OkStatus();
+}
+
+void ConnectionImpl::Close(absl::Status reason) {
+  {
+    absl::MutexLock lock(&close_mu_);
+    if (state_.load(std::memory_order_relaxed) != State::kOpen) return;
+    close_reason_ = std::move(reason);
+    state_.store(State::kClosing, std::memory_order_relaxed);
+  }
+  // Always through the loop, also from this thread: Close inside OnFrame
+  // must not run OnClosed inside OnFrame. A failed post means the thread has
+  // exited, and every connection finished before it did.
+  thread_->Post([self = self()]() { self->BeginClose(/*socket_dead=*/false); });
+}
+
+ConnectionStats ConnectionImpl::stats() const {
+  ConnectionStats s;
+  s.frames_in = frames_in_.load(std::memory_order_relaxed);
+  s.frames_out = frames_out_.load(std::memory_order_relaxed);
+  s.bytes_in = bytes_in_.load(std::memory_order_relaxed);
+  s.bytes_out = bytes_out_.load(std::memory_order_relaxed);
+  s.writev_calls = writev_calls_.load(std::memory_order_relaxed);
+  s.rejected_sends = rejected_sends_.load(std::memory_order_relaxed);
+  return s;
+}
+
+// ---------------------------------------------------------------------------
+// I/O thread: events and timers.
+
+void ConnectionImpl::OnEvents(uint32_t events) {
+  if (finished_) return;
+  if (connecting_) {
+    CompleteConnect();
+    return;
+  }
+  if (!closing_started_ && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0) OnReadable();
+  if (finished_) return;
+  if (closing_started_ && (events & (EPOLLHUP | EPOLLERR)) != 0) {
+    // Nothing more can be written.
+    Finish();
+    return;
+  }
+  if ((events & EPOLLOUT) != 0) Flush(/*writable=*/true);
+}
+
+void ConnectionImpl::OnTimer() {
+  if (finished_) return;
+  const Clock::time_point now = thread_->now();
+  ReactorShared& shared = *thread_->shared();
+  if (connecting_) {
+    if (now >= connect_deadline_) {
+      FailConnect(absl::DeadlineExceededError(absl::StrCat("connect to ", peer_, ": no answer within ",
+                                                           absl::FormatDuration(options_.connect_timeout))));
+      return;
+    }
+  } else if (closing_started_) {
+    if (now >= close_deadline_) {
+      Finish();
+      return;
+    }
+  } else if (now >= frame_deadline_) {
+    shared.timeouts.fetch_add(1, std::memory_order_relaxed);
+    Fail(absl::DeadlineExceededError(absl::StrCat("peer sends too slowly: a frame was not complete within ",
+                                                  absl::FormatDuration(options_.frame_timeout))),
+         /*socket_dead=*/false);
+    return;
+  } else if (now >= idle_deadline_) {
+    shared.timeouts.fetch_add(1, std::memory_order_relaxed);
+    Fail(absl::DeadlineExceededError(
+             absl::StrCat("no frame from the peer for ", absl::FormatDuration(options_.idle_timeout))),
+         /*socket_dead=*/false);
+    return;
+  }
+  UpdateDeadline();
+}
+
+void ConnectionImpl::OnStop() {
+  if (finished_) return;
+  if (connecting_) {
+    FailConnect(absl::CancelledError(absl::StrCat("connect to ", peer_, ": the reactor is shutting down")));
+    return;
+  }
+  Fail(absl::CancelledError("the reactor is shutting down"), /*socket_dead=*/false);
+}
+
+// ---------------------------------------------------------------------------
+// I/O thread: reading.
+
+void ConnectionImpl::OnReadable() {
+  if (state_.load(std::memory_order_relaxed) != State::kOpen) {
+    BeginClose(/*socket_dead=*/false);  // Close was called; its task is posted
+    return;
+  }
+  const uint64_t frames_before = decoder_.frames();
+  uint8_t* const buffer = thread_->read_buffer();
+  for (int i = 0; i < kMaxReadsPerEvent; ++i) {
+    const ssize_t n = read(fd_.get(), buffer, IoThread::kReadBufferBytes);
+    if (n > 0) {
+      Bump(bytes_in_, static_cast<uint64_t>(n));
+      absl::Status s = decoder_.Feed(
+          absl::Span<const uint8_t>(buffer, static_cast<size_t>(n)),
+          [this](absl::Span<const uint8_t> payload) -> absl::Status {
+            // Closed from a handler or another thread (its BeginClose is
+            // posted, not yet run): deliver no more.
+            if (state_.load(std::memory_order_relaxed) != State::kOpen) return absl::CancelledError();
+            Bump(frames_in_);
+            try {
+              handler_->OnFrame(*this, payload);
+            } catch (const std::exception& e) {
+              return absl::InternalError(absl::StrCat("the connection handler threw: ", e.what()));
+            } catch (...) {
+              return absl::InternalError("the connection handler threw");
+            }
+            return absl::OkStatus();
+          });
+      if (!s.ok()) {
+        if (s.code() == absl::StatusCode::kResourceExhausted) {
+          thread_->shared()->oversized_frames.fetch_add(1, std::memory_order_relaxed);
+        }
+        // A Cancelled from the callback means a Close is already recorded;
+        // Fail keeps the first reason.
+        Fail(std::move(s), /*socket_dead=*/false);
+        return;
+      }
+      if (static_cast<size_t>(n) < IoThread::kReadBufferBytes) break;  // drained
+      continue;
+    }
+    if (n == 0) {
+      Fail(absl::UnavailableError("peer closed the connection"), /*socket_dead=*/false);
+      return;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+    Fail(absl::UnavailableError(absl::StrCat("read: ", ErrnoMessage(errno))), /*socket_dead=*/true);
+    return;
+  }
+  const bool got_frames = decoder_.frames() != frames_before;
+  if (got_frames) idle_deadline_ = After(options_.idle_timeout);
+  if (!decoder_.mid_frame()) {
+    frame_deadline_ = kNever;
+  } else if (got_frames || frame_deadline_ == kNever) {
+    // The partial frame started in this read.
+    frame_deadline_ = After(options_.frame_timeout);
+  }
+  UpdateDeadline();
+}
+
+// ---------------------------------------------------------------------------
+// I/O thread: writing.
+
+void ConnectionImpl::RunScheduledFlush() {
+  // acq_rel: see "Memory ordering" (pairs with Send's exchange).
+  flush_scheduled_.exchange(false, std::memory_order_acq_rel);
+  if (finished_) {
+    DropQueued();  // frames of Sends that raced with the close
+    return;
+  }
+  Flush(/*writable=*/false);
+}
+
+void ConnectionImpl::ScheduleFlush() {
+  if (!flush_scheduled_.exchange(true, std::memory_order_acq_rel)) thread_->PostFlush(self());
+}
+
+void ConnectionImpl::Refill() {
+  // Until a full pass finds nothing: see "Why tickets" in the header.
+  batch_.clear();
+  for (;;) {
+    const size_t got = queue_.try_dequeue_bulk(std::back_inserter(batch_), kBulk);
+    if (got == 0) break;
+  }
+  if (batch_.empty()) return;
+  auto by_ticket = [](const Queued& a, const Queued& b) { return a.ticket < b.ticket; };
+  if (!std::is_sorted(batch_.begin(), batch_.end(), by_ticket)) std::sort(batch_.begin(), batch_.end(), by_ticket);
+  if (pending_head_ == pending_.size()) {
+    pending_.clear();
+    pending_head_ = 0;
+    pending_.swap(batch_);
+  } else {
+    std::move(batch_.begin(), batch_.end(), std::back_inserter(pending_));
+    batch_.clear();
+  }
+}
+
+void ConnectionImpl::Advance(size_t written) {
+  Bump(bytes_out_, written);
+  while (written > 0) {
+    Queued& head = pending_[pending_head_];
+    const size_t size = head.frame.bytes().size();
+    const size_t left = size - head_written_;
+    if (written < left) {
+      head_written_ += written;
+      return;
+    }
+    written -= left;
+    head_written_ = 0;
+    head.frame = OutFrame();  // frees the buffer now
+    ++pending_head_;
+    Bump(frames_out_);
+    queued_bytes_.fetch_sub(size, std::memory_order_relaxed);
+  }
+}
+
+void ConnectionImpl::Flush(bool writable) {
+  if (finished_ || connecting_) return;
+  if (!writable && (interest_ & EPOLLOUT) != 0) return;  // the socket is full; EPOLLOUT resumes
+  iovec* const iov = thread_->iov();
+  for (int round = 0; round < kMaxWritevPerFlush; ++round) {
+    if (pending_.size() - pending_head_ < static_cast<size_t>(IoThread::kMaxIov)) Refill();
+    if (pending_head_ == pending_.size()) {
+      // Everything is written.
+      pending_.clear();
+      pending_head_ = 0;
+      if (pending_.capacity() > 4 * kBulk) pending_.shrink_to_fit();
+      if (closing_started_) {
+        Finish();
+      } else if ((interest_ & EPOLLOUT) != 0) {
+        SetInterest(interest_ & ~EPOLLOUT);
+      }
+      return;
+    }
+    int count = 0;
+    size_t total = 0;
+    for (size_t i = pending_head_; i < pending_.size() && count < IoThread::kMaxIov; ++i, ++count) {
+      absl::Span<const uint8_t> bytes = pending_[i].frame.bytes();
+      if (i == pending_head_) bytes.remove_prefix(head_written_);
+      iov[count].iov_base = const_cast<uint8_t*>(bytes.data());
+      iov[count].iov_len = bytes.size();
+      total += bytes.size();
+    }
+    const ssize_t n = writev(fd_.get(), iov, count);
+    Bump(writev_calls_);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        SetInterest(interest_ | EPOLLOUT);
+        return;
+      }
+      Fail(absl::UnavailableError(absl::StrCat("write: ", ErrnoMessage(errno))), /*socket_dead=*/true);
+      return;
+    }
+    Advance(static_cast<size_t>(n));
+    if (static_cast<size_t>(n) < total) {
+      // The socket buffer is full: wait for room instead of a writev that
+      // would fail with EAGAIN.
+      SetInterest(interest_ | EPOLLOUT);
+      return;
+    }
+  }
+  // More to write after this many calls: let other connections run first.
+  ScheduleFlush();
+}
+
+// ---------------------------------------------------------------------------
+// I/O thread: closing.
+
+void ConnectionImpl::Fail(absl::Status reason, bool socket_dead) {
+  {
+    absl::MutexLock lock(&close_mu_);
+    if (state_.load(std::memory_order_relaxed) == State::kOpen) {
+      close_reason_ = std::move(reason);
+      state_.store(State::kClosing, std::memory_order_relaxed);
+    }
+  }
+  BeginClose(socket_dead);
+}
+
+void ConnectionImpl::BeginClose(bool socket_dead) {
+  if (finished_) return;
+  if (!closing_started_) {
+    closing_started_ = true;
+    frame_deadline_ = kNever;
+    idle_deadline_ = kNever;
+    close_deadline_ = After(options_.close_timeout);
+    SetInterest(interest_ & EPOLLOUT);  // stop reading
+    UpdateDeadline();
+  }
+  if (socket_dead) {
+    Finish();
+    return;
+  }
+  Flush(/*writable=*/false);  // finishes once drained
+}
+
+size_t ConnectionImpl::DropQueued() {
+  size_t dropped = 0;
+  for (size_t i = pending_head_; i < pending_.size(); ++i) {
+    queued_bytes_.fetch_sub(pending_[i].frame.bytes().size(), std::memory_order_relaxed);
+    ++dropped;
+  }
+  pending_.clear();
+  pending_.shrink_to_fit();
+  pending_head_ = 0;
+  head_written_ = 0;
+  // Bounded: producers see kClosed and queue nothing more, except Sends that
+  // passed the state check before it, at most one frame each.
+  Queued item;
+  while (queue_.try_dequeue(item)) {
+    queued_bytes_.fetch_sub(item.frame.bytes().size(), std::memory_order_relaxed);
+    ++dropped;
+  }
+  return dropped;
+}
+
+void ConnectionImpl::Finish() {
+  if (finished_) return;
+  finished_ = true;
+  absl::Status reason;
+  {
+    absl::MutexLock lock(&close_mu_);
+    state_.store(State::kClosed, std::memory_order_relaxed);
+    reason = close_reason_;
+  }
+  std::shared_ptr<ConnectionImpl> keep = self();  // Remove drops the thread's reference
+  thread_->Remove(id_, fd_.get());
+  registered_ = false;
+  if (fd_.valid()) {
+    shutdown(fd_.get(), SHUT_RDWR);
+    fd_.Reset();
+  }
+  const size_t dropped = DropQueued();
+  thread_->shared()->closed.fetch_add(1, std::memory_order_relaxed);
+  if (handler_ != nullptr) {
+    LogClose(reason, dropped);
+    std::shared_ptr<ConnectionHandler> handler = std::move(handler_);
+    try {
+      handler->OnClosed(*this, reason);
+    } catch (const std::exception& e) {
+      thread_->shared()->logger->error("{}: OnClosed for {} threw: {}", thread_->shared()->name, peer_, e.what());
+    } catch (...) {
+      thread_->shared()->logger->error("{}: OnClosed for {} threw", thread_->shared()->name, peer_);
+    }
+  }
+}
+
+void ConnectionImpl::LogClose(const absl::Status& reason, size_t dropped) const {
+  const ReactorShared& shared = *thread_->shared();
+  const std::string extra = dropped > 0 ? absl::StrCat(" (", dropped, " queued frames dropped)") : "";
+  switch (reason.code()) {
+    case absl::StatusCode::kOk:
+    case absl::StatusCode::kCancelled:
+      shared.logger->debug("{}: connection with {} closed: {}{}", shared.name, peer_, reason.ToString(), extra);
+      break;
+    case absl::StatusCode::kUnavailable:
+      shared.logger->info("{}: connection with {} closed: {}{}", shared.name, peer_, reason.ToString(), extra);
+      break;
+    default:
+      shared.logger->warn("{}: connection with {} closed: {}{}", shared.name, peer_, reason.ToString(), extra);
+      break;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// I/O thread: helpers.
+
+void ConnectionImpl::SetInterest(uint32_t events) {
+  if (events == interest_ || !registered_) return;
+  if (absl::Status s = thread_->Modify(id_, fd_.get(), events); !s.ok()) {
+    thread_->shared()->logger->error("{}: {} for {}", thread_->shared()->name, std::string(s.message()), peer_);
+  }
+  interest_ = events;
+}
+
+Clock::time_point ConnectionImpl::After(absl::Duration d) const {
+  // Zero, negative and very long durations mean "no deadline".
+  if (d <= absl::ZeroDuration() || d >= absl::Hours(24 * 365)) return kNever;
+  return thread_->now() + std::chrono::duration_cast<Clock::duration>(absl::ToChronoNanoseconds(d));
+}
+
+void ConnectionImpl::UpdateDeadline() {
+  Clock::time_point next = kNever;
+  if (connecting_) {
+    next = connect_deadline_;
+  } else if (closing_started_) {
+    next = close_deadline_;
+  } else {
+    next = std::min(frame_deadline_, idle_deadline_);
+  }
+  thread_->SetDeadline(id_, *this, next);
+}
+
+}  // namespace troupe::net::internal

@@ -1,0 +1,209 @@
+// ConnectionImpl: one TCP connection, owned by one IoThread for life.
+//
+// States (state_), and who may act in each:
+//   kOpen     Send queues frames (any thread); the I/O thread reads frames
+//             and writes what is queued. Close (any thread) or a cause found
+//             by the I/O thread (peer EOF, socket error, limit, timeout,
+//             reactor shutdown) moves it to kClosing, recording the reason.
+//   kClosing  Send refuses (Unavailable). The I/O thread stops reading and
+//             writes what is still queued, until the queue is empty, the
+//             close timeout passes or the socket fails; then it finishes.
+//   kClosed   Finished: the fd is closed, queued frames are dropped, the
+//             handler has heard OnClosed (exactly once) and is released.
+//
+//   kOpen --Close / cause--> kClosing --drained / timeout / error--> kClosed
+//
+// Before kOpen matters to anyone, a connection made by Reactor::Connect is
+// `connecting_` (I/O-thread private): it waits for the socket to become
+// writable, then hands itself to the Connect callback.
+//
+// Closing sequence, on the I/O thread:
+//   1. Fail(reason) or a posted BeginClose (from Close): the first reason
+//      wins; the state becomes kClosing under close_mu_.
+//   2. BeginClose: stop reading (EPOLLIN off), arm the close deadline, flush.
+//   3. Finish, when the queue is drained, the deadline passes, or the socket
+//      is dead: deregister and close the fd, drop what is queued (bytes given
+//      back to the bound), count, log a line if the reason is an error, call
+//      OnClosed, release the handler (breaking any handler <-> connection
+//      reference cycle), remove the connection from its thread.
+//
+// Outbound path:
+//   Send (any thread): reserve the frame's bytes against max_outbound_bytes
+//   (CAS on queued_bytes_), take a ticket, enqueue {ticket, frame} on the
+//   moodycamel queue, then set flush_scheduled_; only the Send that flips it
+//   from false to true posts the connection to its thread's flush list, so a
+//   burst of Sends wakes the thread once.
+//   RunScheduledFlush (I/O thread): clear flush_scheduled_, then Flush.
+//   Flush: move everything queued into pending_ (dequeue in bulk until the
+//   queue reads empty, then sort by ticket, see below), writev up to IOV_MAX
+//   frames per call, drop written frames (bytes given back), and on EAGAIN
+//   or a short write arm EPOLLOUT and wait; EPOLLOUT resumes the Flush.
+//
+// Why tickets: moodycamel keeps one sub-queue per producing thread and a bulk
+// dequeue visits them in any order, so without help two Sends ordered by
+// happens-before but made from two threads (an actor that moved between
+// workers) could be written out of order. Each Send takes a ticket from
+// next_ticket_ before enqueueing, so ticket order extends happens-before. The
+// dequeue loop runs until a full pass finds nothing: any frame whose Send
+// happens-before the Send of a frame already taken is then taken too (it was
+// visible before that frame was). Sorting the batch by ticket restores send
+// order; a later batch only holds frames not ordered before any taken frame.
+// The loop is bounded: frames taken still count against max_outbound_bytes
+// until written, so producers cannot add more than the bound while it runs.
+//
+// Memory ordering:
+// - state_: written under close_mu_ (Close, Fail, Finish) with relaxed
+//   stores; the mutex orders writers and the reason they record. Send reads
+//   it with a relaxed load: it is a gate, nothing is read through it, and
+//   coherence makes a Send that happens-after Close see kClosing.
+// - queued_bytes_: Send's CAS adds (relaxed), the I/O thread subtracts
+//   (relaxed fetch_sub) when a frame is written or dropped, outbound_bytes()
+//   reads (relaxed). A count for the bound only; the frames themselves are
+//   published by the queue.
+// - next_ticket_: relaxed fetch_add in Send. The modification order of one
+//   atomic is consistent with happens-before, which is all the sort needs.
+// - flush_scheduled_: Send's exchange(true) is acq_rel: its release half,
+//   after the enqueue, pairs with the acquire half of the I/O thread's
+//   exchange(false) in RunScheduledFlush, so a Send that finds the flag
+//   already true (and posts nothing) has its frame visible to the dequeue
+//   that follows that exchange. The I/O thread's exchange(false) is acq_rel
+//   too: its release half is what the next Send's acquire reads, so that Send
+//   posts again for frames the running dequeue may miss.
+// - Counters (frames_*, bytes_*, writev_calls_): written only by the I/O
+//   thread (relaxed load + store, no read-modify-write needed with one
+//   writer), read by stats() anywhere (relaxed): statistics only.
+//   rejected_sends_ is a relaxed fetch_add by Send threads.
+// - Everything else is touched by the I/O thread only.
+
+#ifndef TROUPE_NET_IO_INTERNAL_CONNECTION_IMPL_H_
+#define TROUPE_NET_IO_INTERNAL_CONNECTION_IMPL_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "concurrentqueue/concurrentqueue.h"
+#include "net/io/frame.h"
+#include "net/io/internal/io_thread.h"
+#include "net/io/internal/socket.h"
+#include "net/io/reactor.h"
+
+namespace troupe::net::internal {
+
+class ConnectionImpl final : public Connection, public Pollable {
+ public:
+  ConnectionImpl(std::shared_ptr<IoThread> thread, UniqueFd fd, std::string peer, const ConnectionOptions& options,
+                 std::shared_ptr<ConnectionHandler> handler);
+  ~ConnectionImpl() override;
+
+  // --- I/O thread: starting. ---
+  // An accepted socket: registers it, asks `on_accept` for the handler, and
+  // starts reading (or closes at once if on_accept returns none).
+  static void StartAccepted(const std::shared_ptr<IoThread>& thread, UniqueFd fd, std::string peer,
+                            const ConnectionOptions& options, const Reactor::AcceptFn& on_accept);
+  // Connects to `address` and calls `done` once with the outcome.
+  static void StartConnect(const std::shared_ptr<IoThread>& thread, const SocketAddress& address,
+                           const ConnectionOptions& options, std::shared_ptr<ConnectionHandler> handler,
+                           Reactor::ConnectFn done);
+
+  // --- Connection (any thread). ---
+  absl::Status Send(OutFrame frame) override;
+  void Close(absl::Status reason) override;
+  const std::string& peer() const override { return peer_; }
+  ConnectionStats stats() const override;
+  size_t outbound_bytes() const override { return queued_bytes_.load(std::memory_order_relaxed); }
+
+  // --- I/O thread. ---
+  void OnEvents(uint32_t events) override;
+  void OnTimer() override;
+  void OnStop() override;
+  // The flush a Send posted.
+  void RunScheduledFlush();
+
+ private:
+  enum class State : uint8_t { kOpen, kClosing, kClosed };
+
+  struct Queued {
+    uint64_t ticket = 0;
+    OutFrame frame;
+  };
+
+  // Frames moved from the queue per bulk dequeue call.
+  static constexpr size_t kBulk = 256;
+  // writev calls per Flush before the connection yields to others.
+  static constexpr int kMaxWritevPerFlush = 16;
+  // reads per readable event before the connection yields to others.
+  static constexpr int kMaxReadsPerEvent = 16;
+
+  std::shared_ptr<ConnectionImpl> self() {
+    return std::static_pointer_cast<ConnectionImpl>(shared_from_this());
+  }
+  uint64_t id() const { return id_; }
+
+  // Reading.
+  void OnReadable();
+  // Writing. `writable`: called for EPOLLOUT (otherwise a write is skipped
+  // while EPOLLOUT is armed: the socket is known to be full).
+  void Flush(bool writable);
+  void Refill();
+  void Advance(size_t written);
+  void ScheduleFlush();
+  // Closing.
+  void Fail(absl::Status reason, bool socket_dead);
+  void BeginClose(bool socket_dead);
+  void Finish();
+  size_t DropQueued();
+  // Connecting.
+  void CompleteConnect();
+  void FailConnect(absl::Status reason);
+
+  void SetInterest(uint32_t events);
+  void UpdateDeadline();
+  Clock::time_point After(absl::Duration d) const;
+  void LogClose(const absl::Status& reason, size_t dropped) const;
+
+  // Set at construction, read-only after.
+  const std::shared_ptr<IoThread> thread_;
+  const uint64_t id_;
+  const std::string peer_;
+  const ConnectionOptions options_;
+
+  // Shared with Send / Close callers; see "Memory ordering" above.
+  std::atomic<State> state_{State::kOpen};
+  absl::Mutex close_mu_;
+  absl::Status close_reason_ ABSL_GUARDED_BY(close_mu_);
+  moodycamel::ConcurrentQueue<Queued> queue_;
+  std::atomic<size_t> queued_bytes_{0};
+  std::atomic<uint64_t> next_ticket_{0};
+  std::atomic<bool> flush_scheduled_{false};
+  std::atomic<uint64_t> rejected_sends_{0};
+  std::atomic<uint64_t> frames_in_{0}, frames_out_{0}, bytes_in_{0}, bytes_out_{0}, writev_calls_{0};
+
+  // I/O thread only.
+  UniqueFd fd_;
+  std::shared_ptr<ConnectionHandler> handler_;
+  Reactor::ConnectFn connect_done_;
+  FrameDecoder decoder_;
+  std::vector<Queued> pending_;  // dequeued, not yet fully written
+  size_t pending_head_ = 0;      // first unwritten frame in pending_
+  size_t head_written_ = 0;      // bytes of pending_[pending_head_] written
+  std::vector<Queued> batch_;    // scratch for Refill
+  uint32_t interest_ = 0;  // epoll events registered
+  bool registered_ = false;
+  bool connecting_ = false;
+  bool closing_started_ = false;
+  bool finished_ = false;
+  Clock::time_point connect_deadline_ = kNever;
+  Clock::time_point frame_deadline_ = kNever;
+  Clock::time_point idle_deadline_ = kNever;
+  Clock::time_point close_deadline_ = kNever;
+};
+
+}  // namespace troupe::net::internal
+
+#endif  // TROUPE_NET_IO_INTERNAL_CONNECTION_IMPL_H_

@@ -1,0 +1,195 @@
+// Reactor: epoll I/O threads that own TCP connections, read length-prefixed
+// frames off them and write queued frames to them. The node layer
+// (net/node.h) codes against this API. Design and figures: docs/net-io.md.
+//
+// Frames on the wire: a 4-byte little-endian payload length, then the
+// payload (see frame.h). A length over ConnectionOptions::max_frame_bytes
+// closes the connection before anything is allocated for it.
+//
+// Threads: `threads` I/O threads, each with its own epoll set and an eventfd
+// that wakes it; a connection belongs to one of them for life (accepted and
+// connected sockets are dealt round-robin). A connection's handler runs on
+// that thread, one call at a time; AcceptFn and ConnectFn run there too.
+//
+// Outbound: Send, from any thread, pushes the frame onto the connection's
+// queue (moodycamel ConcurrentQueue: many producers) and wakes its I/O
+// thread only if no flush is already pending; the I/O thread drains the
+// queue in bulk and writes with writev (up to IOV_MAX frames per call), so
+// many small frames cost few system calls. Frames from one thread go out in
+// Send order; so do frames whose Sends are ordered by happens-before across
+// threads. Bytes queued and not yet written are bounded (max_outbound_bytes):
+// past the bound Send returns ResourceExhausted and queues nothing; the
+// caller decides (drop and count, or close). An accepted Send means queued,
+// not delivered: frames still queued when the connection closes are dropped.
+//
+// Inbound: reads of up to 64 KiB, decoded by FrameDecoder; each payload is
+// handed to OnFrame 8-byte aligned, valid only during the call.
+//
+// Timeouts, all on the I/O thread (epoll_wait sleeps until the nearest one):
+// frame_timeout (a started frame must complete), idle_timeout (a complete
+// frame must arrive), connect_timeout, close_timeout (how long Close keeps
+// writing what is queued). Each closes with DeadlineExceeded except the
+// close timeout, which closes with the reason already given.
+//
+// Closing: Close(reason) from any thread, or a cause the I/O thread finds:
+// peer EOF (Unavailable "peer closed the connection"), a socket error
+// (Unavailable, with strerror), an oversized frame (ResourceExhausted), a
+// timeout (DeadlineExceeded), a handler exception (Internal), shutdown
+// (Cancelled). The first reason wins. Reading stops, queued frames are
+// written for up to close_timeout (not at all if the socket is dead), the fd
+// is closed, OnClosed runs once with the reason, and the handler is released.
+// Each close for an error is logged once, with the peer and the reason.
+//
+// Lifetime: connections are shared_ptr (Connection derives from
+// enable_shared_from_this, so an AcceptFn can keep one). A Connection may be
+// held and sent to from any thread after it closed, and after its Reactor is
+// gone: Send then returns Unavailable.
+
+#ifndef TROUPE_NET_IO_REACTOR_H_
+#define TROUPE_NET_IO_REACTOR_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "net/io/frame.h"
+#include "spdlog/logger.h"
+
+namespace troupe::net {
+
+// Zero, negative or infinite durations disable a timeout.
+struct ConnectionOptions {
+  // Largest payload accepted from the peer; a bigger length prefix closes
+  // the connection (ResourceExhausted) before allocating.
+  size_t max_frame_bytes = size_t{16} << 20;
+  // Bytes queued for writing and not yet written (prefixes included); Send
+  // past it fails with ResourceExhausted.
+  size_t max_outbound_bytes = size_t{64} << 20;
+  // A frame whose first byte has arrived must be complete within this, or
+  // the connection closes (DeadlineExceeded): a peer trickling bytes.
+  absl::Duration frame_timeout = absl::Seconds(10);
+  // No complete frame for this long closes the connection
+  // (DeadlineExceeded); set it from the heartbeat timeout. Infinite: never.
+  absl::Duration idle_timeout = absl::InfiniteDuration();
+  // Connect only: the TCP handshake must complete within this
+  // (DeadlineExceeded through the ConnectFn).
+  absl::Duration connect_timeout = absl::Seconds(10);
+  // How long a closing connection keeps writing what is queued before it
+  // drops the rest and closes the socket.
+  absl::Duration close_timeout = absl::Seconds(1);
+  // SO_SNDBUF / SO_RCVBUF for the socket (the kernel doubles the value);
+  // 0 keeps the kernel's autotuning, which lets a connection's kernel send
+  // buffer grow to several MiB on top of max_outbound_bytes.
+  int send_buffer_bytes = 0;
+  int receive_buffer_bytes = 0;
+};
+
+class Connection;
+
+// Called on the connection's I/O thread, one call at a time. Exceptions are
+// caught: from OnFrame they close the connection (Internal).
+class ConnectionHandler {
+ public:
+  virtual ~ConnectionHandler() = default;
+  // One complete frame's payload (possibly empty); valid only during the
+  // call, 8-byte aligned. Once the connection is closing (Close was called,
+  // even from within OnFrame), no further OnFrame is made.
+  virtual void OnFrame(Connection& connection, absl::Span<const uint8_t> payload) = 0;
+  // Exactly once, after the last OnFrame: the peer closed (Unavailable),
+  // a limit or timeout was hit, a socket error, or Close was called (its
+  // reason). The connection sends nothing more. Not called for a
+  // connection whose AcceptFn returned no handler, nor for a failed Connect.
+  virtual void OnClosed(Connection& connection, const absl::Status& reason) = 0;
+};
+
+struct ConnectionStats {
+  uint64_t frames_in = 0, frames_out = 0, bytes_in = 0, bytes_out = 0;
+  uint64_t writev_calls = 0;    // writev system calls (EAGAIN ones included)
+  uint64_t rejected_sends = 0;  // Send refused: outbound bound reached
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  virtual ~Connection() = default;
+  // Any thread. Queues one frame (see OutFrame). ResourceExhausted if the
+  // outbound bound would be passed (nothing queued, counted);
+  // Unavailable once the connection is closing or closed; InvalidArgument
+  // for an empty OutFrame.
+  virtual absl::Status Send(OutFrame frame) = 0;
+  // Any thread, idempotent (the first reason wins). Frames already queued
+  // are still written, up to close_timeout, then the socket closes and
+  // OnClosed runs with `reason`, on the I/O thread, never inside this call.
+  virtual void Close(absl::Status reason) = 0;
+  // "ip:port" or "[ipv6]:port" of the peer.
+  virtual const std::string& peer() const = 0;
+  // Any thread; each counter is read on its own (not a snapshot).
+  virtual ConnectionStats stats() const = 0;
+  // Any thread: bytes queued and not yet written.
+  virtual size_t outbound_bytes() const = 0;
+};
+
+struct ReactorOptions {
+  int threads = 1;
+  std::string name = "troupe-io";
+  // Lines for closed connections, errors. Null: a logger to stderr.
+  std::shared_ptr<spdlog::logger> logger;
+};
+
+struct ReactorStats {
+  uint64_t accepted = 0, connected = 0, closed = 0;
+  uint64_t oversized_frames = 0, timeouts = 0;
+  uint64_t rejected_sends = 0;  // over all connections
+};
+
+class Reactor {
+ public:
+  // Starts the I/O threads. Aborts, with a log line, if the kernel refuses
+  // an epoll set or an eventfd (out of file descriptors).
+  explicit Reactor(ReactorOptions options);
+  // Shutdown(). Must not run on one of this reactor's I/O threads.
+  ~Reactor();
+  Reactor(const Reactor&) = delete;
+  Reactor& operator=(const Reactor&) = delete;
+
+  // Called on the accepted connection's I/O thread before its first frame,
+  // possibly on several I/O threads at once. Returning nullptr refuses the
+  // connection (closed at once, no OnClosed).
+  using AcceptFn = std::function<std::shared_ptr<ConnectionHandler>(Connection&)>;
+  // Listens on "host:port" ("a.b.c.d:port", "[v6]:port", "localhost:port";
+  // port 0 picks one). Returns the bound "host:port". InvalidArgument (with
+  // the address) for an address that does not parse; the bind error
+  // otherwise; FailedPrecondition after Shutdown.
+  absl::StatusOr<std::string> Listen(std::string_view address, ConnectionOptions options, AcceptFn on_accept);
+
+  // Connects to "host:port" without blocking the caller. `done` runs once,
+  // on an I/O thread, with the connection (its handler attached, frames may
+  // be sent; OnFrame starts after `done` returns) or the error:
+  // InvalidArgument for a bad address, Unavailable for a refused or failed
+  // connect, DeadlineExceeded past connect_timeout, Cancelled at shutdown.
+  // After Shutdown, `done` runs on the calling thread (Cancelled).
+  using ConnectFn = std::function<void(absl::StatusOr<std::shared_ptr<Connection>>)>;
+  void Connect(std::string_view address, ConnectionOptions options, std::shared_ptr<ConnectionHandler> handler,
+               ConnectFn done);
+
+  // Stops accepting, closes all connections (Cancelled; each still writes
+  // what is queued, up to its close_timeout), joins the threads. Idempotent
+  // and safe while other threads Send (they get Unavailable). From an I/O
+  // thread (a handler) it starts the shutdown and returns without joining.
+  void Shutdown();
+  ReactorStats stats() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace troupe::net
+
+#endif  // TROUPE_NET_IO_REACTOR_H_

@@ -1,0 +1,157 @@
+// Helpers for the reactor's tests: a handler that records what it hears, a
+// logger that keeps its lines, a blocking raw-socket client for misbehaving
+// peers, and synchronous wrappers around Connect. Every wait has a deadline;
+// nothing sleeps to synchronize.
+
+#ifndef TROUPE_NET_IO_REACTOR_TEST_UTIL_H_
+#define TROUPE_NET_IO_REACTOR_TEST_UTIL_H_
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "net/io/reactor.h"
+#include "spdlog/logger.h"
+#include "spdlog/sinks/ringbuffer_sink.h"
+
+namespace troupe::net::testing {
+
+// How long a test waits for something that should happen at once.
+inline constexpr absl::Duration kWait = absl::Seconds(10);
+
+using Bytes = std::vector<uint8_t>;
+
+// A logger that keeps its last lines, for asserting what was logged.
+struct TestLog {
+  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink;
+  std::shared_ptr<spdlog::logger> logger;
+  TestLog();
+  // Lines logged so far that contain every one of `parts`.
+  int CountLines(const std::vector<std::string>& parts) const;
+  std::string All() const;
+};
+
+// Records frames and the close reason. `on_frame`, if set, also runs for
+// each frame (on the I/O thread), e.g. to echo it.
+class RecordingHandler : public ConnectionHandler {
+ public:
+  std::function<void(Connection&, absl::Span<const uint8_t>)> on_frame;
+
+  void OnFrame(Connection& connection, absl::Span<const uint8_t> payload) override;
+  void OnClosed(Connection& connection, const absl::Status& reason) override;
+
+  // Waits until at least `n` frames arrived; false at the deadline.
+  bool WaitForFrames(size_t n, absl::Duration timeout = kWait);
+  // Waits for OnClosed; its reason, or DeadlineExceeded("test: ...").
+  absl::Status WaitForClose(absl::Duration timeout = kWait);
+  bool closed();
+  std::vector<Bytes> frames();
+  size_t frame_count();
+  int closed_calls();
+  int frames_after_close();
+  int misaligned();
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Bytes> frames_;
+  int closed_calls_ = 0;
+  int frames_after_close_ = 0;
+  int misaligned_ = 0;
+  absl::Status reason_;
+};
+
+// Echoes every frame back on its connection.
+std::shared_ptr<RecordingHandler> EchoHandler();
+
+// Listens on 127.0.0.1:0; every accepted connection gets a fresh handler
+// from `make` and is remembered. Waits have deadlines.
+class TestServer {
+ public:
+  TestServer(Reactor& reactor, ConnectionOptions options,
+             std::function<std::shared_ptr<RecordingHandler>()> make = [] { return std::make_shared<RecordingHandler>(); },
+             std::string address = "127.0.0.1:0");
+  const std::string& address() const { return address_; }
+  const absl::Status& listen_status() const { return listen_status_; }
+  // Waits for the n-th accepted connection (0-based) and its handler.
+  bool WaitForAccepted(size_t n, absl::Duration timeout = kWait);
+  std::shared_ptr<Connection> connection(size_t i);
+  std::shared_ptr<RecordingHandler> handler(size_t i);
+
+ private:
+  // Shared with the AcceptFn, which may outlive this object until the
+  // reactor shuts down.
+  struct State {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<std::shared_ptr<Connection>> connections;
+    std::vector<std::shared_ptr<RecordingHandler>> handlers;
+  };
+  std::shared_ptr<State> state_ = std::make_shared<State>();
+  absl::Status listen_status_;
+  std::string address_;
+};
+
+// Connect, waiting for the outcome (with a deadline).
+absl::StatusOr<std::shared_ptr<Connection>> ConnectAndWait(Reactor& reactor, const std::string& address,
+                                                           ConnectionOptions options,
+                                                           std::shared_ptr<ConnectionHandler> handler);
+
+// A frame's payload: `seq` in the first 8 bytes, then `size - 8` bytes
+// derived from it (size >= 8).
+OutFrame NumberedFrame(uint64_t seq, size_t size = 32);
+uint64_t FrameNumber(absl::Span<const uint8_t> payload);
+// A payload of `size` bytes derived from `seed`.
+Bytes Pattern(size_t size, uint64_t seed);
+// The wire bytes of a frame holding `payload`.
+Bytes Wire(absl::Span<const uint8_t> payload);
+
+// A blocking client socket on loopback, for peers that misbehave.
+class RawClient {
+ public:
+  // Connects to `address` ("127.0.0.1:port"); `receive_buffer` > 0 sets
+  // SO_RCVBUF before connecting.
+  explicit RawClient(const std::string& address, int receive_buffer = 0);
+  ~RawClient();
+  bool connected() const { return fd_ >= 0; }
+  // Writes all of `bytes`; false on error.
+  bool Write(absl::Span<const uint8_t> bytes);
+  bool Write(const std::string& text);
+  // Reads until the peer closes (EOF or reset) or the deadline passes; true
+  // if it closed. Bytes read are appended to `received` if given.
+  bool WaitForPeerClose(absl::Duration timeout = kWait, Bytes* received = nullptr);
+  // Reads exactly n bytes, or fails at the deadline.
+  bool ReadExactly(size_t n, Bytes& out, absl::Duration timeout = kWait);
+  void Close();
+  // "ip:port" of this client, as the server sees it.
+  std::string local_address() const;
+
+ private:
+  int fd_ = -1;
+};
+
+// A loopback port with no listener: a socket bound to it and never listening
+// holds it, so nothing else takes it while the test runs.
+class PortWithoutListener {
+ public:
+  PortWithoutListener();
+  ~PortWithoutListener();
+  const std::string& address() const { return address_; }
+
+ private:
+  int fd_ = -1;
+  std::string address_;
+};
+
+}  // namespace troupe::net::testing
+
+#endif  // TROUPE_NET_IO_REACTOR_TEST_UTIL_H_
