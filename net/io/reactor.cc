@@ -8,12 +8,12 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
+#include <mutex>
 #include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "net/io/internal/connection_impl.h"
 #include "net/io/internal/io_thread.h"
 #include "net/io/internal/reactor_shared.h"
@@ -218,7 +218,7 @@ class Reactor::Impl {
     }
     // Concurrent Shutdowns: each joins; std::thread::join from two threads at
     // once is not allowed, so the joins are serialized.
-    absl::MutexLock lock(&join_mu_);
+    std::lock_guard<std::mutex> lock(join_mu_);
     for (auto& thread : threads_) thread->Join();
   }
 
@@ -240,12 +240,14 @@ class Reactor::Impl {
 
   // Runs `done` with `result` on an I/O thread, or here once they are gone.
   void Deliver(ConnectFn done, absl::Status result) {
-    auto pending = std::make_shared<ConnectFn>(std::move(done));
+    // The status is moved, never copied, to the thread that reports it, so
+    // its representation is not shared across threads.
+    auto pending = std::make_shared<std::pair<ConnectFn, absl::Status>>(std::move(done), std::move(result));
     if (!stopping_.load(std::memory_order_acquire) &&
-        NextThread()->Post([pending, result]() { (*pending)(result); })) {
+        NextThread()->Post([pending]() { pending->first(std::move(pending->second)); })) {
       return;
     }
-    if (*pending) (*pending)(result);
+    pending->first(std::move(pending->second));
   }
 
   const std::shared_ptr<internal::ReactorShared> shared_;
@@ -258,7 +260,7 @@ class Reactor::Impl {
   // starting after a Shutdown returned refuse early; correctness does not
   // depend on it (a thread that has exited refuses posts).
   std::atomic<bool> stopping_{false};
-  absl::Mutex join_mu_;
+  std::mutex join_mu_;
 };
 
 Reactor::Reactor(ReactorOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}

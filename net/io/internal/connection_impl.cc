@@ -132,8 +132,7 @@ void ConnectionImpl::FailConnect(absl::Status reason) {
   connecting_ = false;
   finished_ = true;
   {
-    absl::MutexLock lock(&close_mu_);
-    close_reason_ = reason;
+    std::lock_guard<std::mutex> lock(close_mu_);
     state_.store(State::kClosed, std::memory_order_relaxed);
   }
   Reactor::ConnectFn done = std::move(connect_done_);
@@ -181,7 +180,7 @@ absl::Status ConnectionImpl::Send(OutFrame frame) {
 
 void ConnectionImpl::Close(absl::Status reason) {
   {
-    absl::MutexLock lock(&close_mu_);
+    std::lock_guard<std::mutex> lock(close_mu_);
     if (state_.load(std::memory_order_relaxed) != State::kOpen) return;
     close_reason_ = std::move(reason);
     state_.store(State::kClosing, std::memory_order_relaxed);
@@ -435,7 +434,7 @@ void ConnectionImpl::Flush(bool writable) {
 
 void ConnectionImpl::Fail(absl::Status reason, bool socket_dead) {
   {
-    absl::MutexLock lock(&close_mu_);
+    std::lock_guard<std::mutex> lock(close_mu_);
     if (state_.load(std::memory_order_relaxed) == State::kOpen) {
       close_reason_ = std::move(reason);
       state_.store(State::kClosing, std::memory_order_relaxed);
@@ -486,9 +485,11 @@ void ConnectionImpl::Finish() {
   finished_ = true;
   absl::Status reason;
   {
-    absl::MutexLock lock(&close_mu_);
+    std::lock_guard<std::mutex> lock(close_mu_);
     state_.store(State::kClosed, std::memory_order_relaxed);
-    reason = close_reason_;
+    // Moved out: the connection keeps no reference to the reason's shared
+    // representation once OnClosed has run (see docs/net-io.md on TSan).
+    reason = std::move(close_reason_);
   }
   std::shared_ptr<ConnectionImpl> keep = self();  // Remove drops the thread's reference
   thread_->Remove(id_, fd_.get());

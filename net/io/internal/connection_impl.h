@@ -81,12 +81,12 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
 #include "concurrentqueue/concurrentqueue.h"
 #include "net/io/frame.h"
 #include "net/io/internal/io_thread.h"
@@ -175,7 +175,7 @@ class ConnectionImpl final : public Connection, public Pollable {
 
   // Shared with Send / Close callers; see "Memory ordering" above.
   std::atomic<State> state_{State::kOpen};
-  absl::Mutex close_mu_;
+  std::mutex close_mu_;
   absl::Status close_reason_ ABSL_GUARDED_BY(close_mu_);
   moodycamel::ConcurrentQueue<Queued> queue_;
   std::atomic<size_t> queued_bytes_{0};

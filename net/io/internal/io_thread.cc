@@ -72,7 +72,7 @@ bool IoThread::OnThisThread() const { return current_thread == this; }
 bool IoThread::Post(Task task) {
   bool wake = false;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (exited_) return false;
     tasks_.push_back(std::move(task));
     // This thread checks for its own posts before blocking; others wake it.
@@ -85,7 +85,7 @@ bool IoThread::Post(Task task) {
 void IoThread::PostFlush(std::shared_ptr<ConnectionImpl> connection) {
   bool wake = false;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (exited_) return;
     flushes_.push_back(std::move(connection));
     if (!wake_pending_ && !OnThisThread()) wake = wake_pending_ = true;
@@ -95,7 +95,7 @@ void IoThread::PostFlush(std::shared_ptr<ConnectionImpl> connection) {
 
 void IoThread::RequestStop() {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (stop_requested_ || exited_) return;
     stop_requested_ = true;
   }
@@ -142,7 +142,7 @@ void IoThread::SetDeadline(uint64_t id, Pollable& pollable, Clock::time_point de
 
 int IoThread::NextTimeoutMs() {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (!tasks_.empty() || !flushes_.empty()) return 0;
   }
   if (timers_.empty()) return -1;
@@ -155,7 +155,7 @@ int IoThread::NextTimeoutMs() {
 
 bool IoThread::RunPosted() {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     running_tasks_.swap(tasks_);
     running_flushes_.swap(flushes_);
     wake_pending_ = false;
@@ -220,7 +220,7 @@ void IoThread::Run() {
   std::vector<Task> rest;
   std::vector<std::shared_ptr<ConnectionImpl>> flushes;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     exited_ = true;
     rest.swap(tasks_);
     flushes.swap(flushes_);

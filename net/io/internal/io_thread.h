@@ -40,10 +40,11 @@
 #include <sys/epoll.h>
 #include <sys/uio.h>
 
-#include <climits>
 #include <chrono>
+#include <climits>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <queue>
 #include <string>
 #include <thread>
@@ -53,7 +54,6 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "net/io/internal/reactor_shared.h"
 #include "net/io/internal/socket.h"
 
@@ -147,7 +147,7 @@ class IoThread {
   const UniqueFd wake_;  // eventfd, registered under id 0
   std::thread thread_;
 
-  absl::Mutex mu_;
+  std::mutex mu_;
   std::vector<Task> tasks_ ABSL_GUARDED_BY(mu_);
   std::vector<std::shared_ptr<ConnectionImpl>> flushes_ ABSL_GUARDED_BY(mu_);
   // True from a wake-up write until the loop takes the posted work: further
