@@ -1,24 +1,13 @@
 // The CAF 0.17 side of the remote workloads (bench/remote.h), over CAF's io
 // module: the middleman and its BASP broker, CAF's own protocol over TCP.
 //
-// CAF 0.17 names a node by its host and process id, so two actor systems of
-// one process would take each other for themselves; the serving system
-// therefore lives in a forked process (ServerProcess). Its lifecycle:
-//   1. The workload forks before it builds any actor system (the suite's
-//      child has no other threads then). The child builds an actor system
-//      with the middleman, spawns the served actor, publishes it on
-//      127.0.0.1 port 0, and writes the bound port into the ready pipe.
-//   2. The parent reads the port (bounded by kRemoteIoTimeout), builds its
-//      own actor system, and reaches the served actor with remote_actor.
-//   3. After the measurement the parent destroys its system and closes the
-//      stop pipe; the child sees EOF, stops its actor, destroys its system
-//      and exits; the parent sees EOF on the ready pipe when it has (bounded
-//      again; killed past the bound) and reaps it.
-// The child dies with the parent (PR_SET_PDEATHSIG), writes nothing to the
-// suite's stdout, and reports a failure on stderr and in its exit code.
-//
-// Both systems use the suite's CafConfig (Sizes::workers scheduler threads)
-// plus the middleman, every other setting at CAF's default.
+// Two actor systems in this process, each with the middleman: the serving
+// one spawns the echo or counting actor and publishes it on 127.0.0.1 port
+// 0; the measuring one reaches it with remote_actor (the bound port passes
+// in the process), so every message between them is serialized, crosses
+// the loopback connection and is deserialized, as between two hosts. Both
+// use the suite's CafConfig (Sizes::workers scheduler threads) plus the
+// middleman, every other setting at CAF's default.
 //
 //   remote-rtt: an event-based client actor (as in ask-latency) requests
 //     (ping, seq, value) from the remote echo actor, which returns
@@ -26,19 +15,12 @@
 //   remote-oneway: a sender actor sends (work, seq, value) to the remote
 //     counting actor n times from one handler; the counter, after the n-th,
 //     sends (done, count, sum, wrong values) back to the sender.
-
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <unistd.h>
+//
+// Every request has a timeout of kRemoteIoTimeout, so a lost message fails
+// the workload instead of hanging it.
 
 #include <chrono>
 #include <cstdint>
-#include <cstdio>
-#include <memory>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -77,7 +59,7 @@ absl::Status CafError(const caf::actor_system& sys, const std::string& what, con
 
 const std::chrono::milliseconds kRequestTimeout{absl::ToInt64Milliseconds(kRemoteIoTimeout)};
 
-// -- the served actors (in the server process) ---------------------------------
+// -- the served actors (on the serving system) -------------------------------------
 
 // remote-rtt: every request's payload back.
 caf::behavior Echo(caf::event_based_actor*) {
@@ -115,142 +97,7 @@ caf::actor SpawnCounter(caf::actor_system& sys, const Sizes& sizes) {
   return sys.spawn(Counter, sizes.remote_oneway_messages);
 }
 
-// -- the server process ----------------------------------------------------------
-
-// Waits until `fd` is readable (data or EOF) for at most `timeout`.
-bool WaitReadable(int fd, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  for (;;) {
-    const absl::Duration left = deadline - absl::Now();
-    if (left <= absl::ZeroDuration()) return false;
-    pollfd p{fd, POLLIN, 0};
-    const int n = poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
-    if (n > 0) return true;
-    if (n < 0 && errno != EINTR) return false;
-  }
-}
-
-// The child's side (step 1 of the lifecycle above); never returns.
-[[noreturn]] void Serve(const Sizes& sizes, SpawnServed spawn, int ready_fd, int stop_fd) {
-  int code = 0;
-  {
-    RemoteConfig cfg(sizes);
-    caf::actor_system sys(cfg);
-    const caf::actor served = spawn(sys, sizes);
-    const caf::expected<uint16_t> port = sys.middleman().publish(served, 0, "127.0.0.1");
-    uint16_t bound = 0;
-    if (port) {
-      bound = *port;
-    } else {
-      std::fprintf(stderr, "CAF server process: publish failed: %s\n", sys.render(port.error()).c_str());
-      code = 1;
-    }
-    if (write(ready_fd, &bound, sizeof(bound)) != sizeof(bound)) code = 1;
-    if (code == 0) {
-      char c;
-      while (read(stop_fd, &c, 1) < 0 && errno == EINTR) {
-      }
-    }
-    caf::anon_send_exit(served, caf::exit_reason::user_shutdown);
-  }
-  _exit(code);
-}
-
-// A forked process serving one published actor; see the top of the file.
-class ServerProcess {
- public:
-  // Forks the server and waits for its port.
-  static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(const Sizes& sizes, SpawnServed spawn) {
-    int ready[2], stop[2];
-    if (pipe2(ready, O_CLOEXEC) != 0) return absl::ErrnoToStatus(errno, "CAF server process: pipe");
-    if (pipe2(stop, O_CLOEXEC) != 0) {
-      const int err = errno;
-      close(ready[0]);
-      close(ready[1]);
-      return absl::ErrnoToStatus(err, "CAF server process: pipe");
-    }
-    const pid_t parent = getpid();
-    std::fflush(nullptr);
-    const pid_t pid = fork();
-    if (pid == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (getppid() != parent) _exit(1);
-      // The suite reads this process's stdout (inherited) until EOF; the
-      // server must neither write to it nor keep it open.
-      const int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-      if (null_fd >= 0) dup2(null_fd, STDOUT_FILENO);
-      close(ready[0]);
-      close(stop[1]);
-      Serve(sizes, spawn, ready[1], stop[0]);
-    }
-    const int fork_errno = errno;
-    close(ready[1]);
-    close(stop[0]);
-    auto server = std::unique_ptr<ServerProcess>(new ServerProcess(pid, ready[0], stop[1]));
-    if (pid < 0) return absl::ErrnoToStatus(fork_errno, "CAF server process: fork");
-    uint16_t port = 0;
-    if (!WaitReadable(server->ready_fd_, kRemoteIoTimeout)) {
-      return absl::DeadlineExceededError("CAF server process: no port from the server");
-    }
-    if (read(server->ready_fd_, &port, sizeof(port)) != sizeof(port) || port == 0) {
-      return absl::InternalError("CAF server process: the server could not publish its actor (see its stderr)");
-    }
-    server->port_ = port;
-    return server;
-  }
-
-  ServerProcess(const ServerProcess&) = delete;
-  ServerProcess& operator=(const ServerProcess&) = delete;
-
-  // Stops a server that Stop did not (a failed start): kills it.
-  ~ServerProcess() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    if (ready_fd_ >= 0) close(ready_fd_);
-    if (stop_fd_ >= 0) close(stop_fd_);
-  }
-
-  uint16_t port() const { return port_; }
-
-  // Tells the server to stop and reaps it (steps 3 of the lifecycle). An
-  // error if it does not exit within kRemoteIoTimeout or exits unclean.
-  absl::Status Stop() {
-    close(stop_fd_);
-    stop_fd_ = -1;
-    // The server holds the ready pipe's write end until it exits.
-    bool exited = false;
-    while (!exited && WaitReadable(ready_fd_, kRemoteIoTimeout)) {
-      char c;
-      const ssize_t n = read(ready_fd_, &c, 1);
-      if (n == 0) exited = true;
-      if (n < 0 && errno != EINTR) break;
-    }
-    absl::Status status;
-    if (!exited) {
-      kill(pid_, SIGKILL);
-      status = absl::DeadlineExceededError("CAF server process: did not exit after its stop; killed");
-    }
-    int wstatus = 0;
-    waitpid(pid_, &wstatus, 0);
-    if (status.ok() && (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0)) {
-      status = absl::InternalError(absl::StrCat("CAF server process: ended with status ", wstatus));
-    }
-    pid_ = -1;
-    return status;
-  }
-
- private:
-  ServerProcess(pid_t pid, int ready_fd, int stop_fd) : pid_(pid), ready_fd_(ready_fd), stop_fd_(stop_fd) {}
-
-  pid_t pid_;       // -1 once reaped
-  int ready_fd_;    // read end: the port, then EOF when the server exits
-  int stop_fd_;     // write end: closed to stop the server
-  uint16_t port_ = 0;
-};
-
-// -- the measuring side (in the workload's own process) -----------------------------
+// -- the measuring side ------------------------------------------------------------
 
 struct RttClientState {
   caf::actor echo;
@@ -318,27 +165,29 @@ caf::behavior OnewaySender(caf::stateful_actor<SenderState>* self, caf::actor co
   };
 }
 
-// Runs `measure(sys, served)` on a fresh actor system of this process, with
-// `served` the server's actor reached through remote_actor, then stops the
-// server. The server's failure to stop fails the workload too.
+// Runs `measure(sys, served)` on the measuring actor system, with `served`
+// the serving system's actor reached through remote_actor.
 template <class Result, class Measure>
 absl::StatusOr<Result> WithServer(const Sizes& sizes, SpawnServed spawn, Measure measure) {
-  absl::StatusOr<std::unique_ptr<ServerProcess>> server = ServerProcess::Start(sizes, spawn);
-  if (!server.ok()) return server.status();
+  RemoteConfig server_cfg(sizes);
+  caf::actor_system server_sys(server_cfg);
+  const caf::actor served = spawn(server_sys, sizes);
   absl::StatusOr<Result> result;
-  {
+  const caf::expected<uint16_t> port = server_sys.middleman().publish(served, 0, "127.0.0.1");
+  if (port) {
+    // Declared after the serving system: destroyed first.
     RemoteConfig cfg(sizes);
     caf::actor_system sys(cfg);
-    caf::expected<caf::actor> served = sys.middleman().remote_actor("127.0.0.1", (*server)->port());
-    if (served) {
-      result = measure(sys, *served);
+    caf::expected<caf::actor> proxy = sys.middleman().remote_actor("127.0.0.1", *port);
+    if (proxy) {
+      result = measure(sys, *proxy);
     } else {
-      result = CafError(sys, "remote_actor failed", served.error());
+      result = CafError(sys, "remote_actor failed", proxy.error());
     }
+  } else {
+    result = CafError(server_sys, "publish failed", port.error());
   }
-  const absl::Status stopped = (*server)->Stop();
-  if (!result.ok()) return result;
-  if (!stopped.ok()) return stopped;
+  caf::anon_send_exit(served, caf::exit_reason::user_shutdown);
   return result;
 }
 

@@ -19,13 +19,12 @@
 // The systems, each in the usual fresh child process of the suite:
 //   floor   bench/remote_floor.cc: blocking sockets with TCP_NODELAY, a
 //           4-byte length prefix and the payload, two threads of one
-//           process. The lowest a framed request/response (and the highest
-//           a framed stream) can cost on this machine; no actors.
+//           process, each pinned to a core of its own. What a framed
+//           request/response (and a framed stream) costs on this machine
+//           with nothing above the sockets; no actors.
 //   caf     bench/caf_remote.cc: CAF 0.17's io module (the middleman and
-//           BASP), one actor system publishing the echo or counting actor,
-//           a second system in a forked process using it via remote_actor.
-//           (CAF 0.17 names a node by host and process id, so two systems
-//           of one process cannot talk to each other over BASP.)
+//           BASP), two actor systems of one process: one publishes the
+//           echo or counting actor, the other reaches it via remote_actor.
 //   troupe  bench/troupe_remote.cc, with troupe::Node (net/node.h): not
 //           written yet. Until it is, the workload table in workloads.cc
 //           has nullptr in the troupe slot of both remote workloads and the
@@ -40,8 +39,8 @@
 // CAF's.
 //
 // Every workload binds 127.0.0.1 port 0 (an ephemeral port) and hands the
-// port to its peer inside the process (or through a pipe to its forked
-// server); every wait is bounded by kRemoteIoTimeout.
+// port to its peer inside the process; every wait is bounded by
+// kRemoteIoTimeout.
 
 #ifndef TROUPE_BENCH_REMOTE_H_
 #define TROUPE_BENCH_REMOTE_H_
