@@ -67,7 +67,6 @@ def capnp_cc_library(name, srcs, deps = [], visibility = None, **kwargs):
       **kwargs: passed to the cc_library (tags, testonly, ...).
     """
     repo_root = _repo_root(native.repository_name())
-    package_dir = native.package_name()
 
     # The schemas of this library and of everything it imports, for importers.
     native.filegroup(
@@ -81,10 +80,11 @@ def capnp_cc_library(name, srcs, deps = [], visibility = None, **kwargs):
     for src in srcs:
         outs += [src + ".h", src + ".c++"]
 
-    # Source and generated schemas alike lose the package's path in their
-    # output names, and are found by their path from the repository root.
-    src_prefixes = [_join(repo_root, package_dir), _join("$(GENDIR)", repo_root, package_dir)]
-    import_paths = ["/usr/include", repo_root or ".", _join("$(GENDIR)", repo_root)]
+    # Source and generated schemas alike are named, imported and written by
+    # their path from the repository root (src-prefix and import path are
+    # the same roots, or capnp would see one file under two names).
+    roots = [repo_root or ".", _join("$(GENDIR)", repo_root)]
+    import_paths = ["/usr/include"] + roots
 
     # capnpc-c++ includes the headers of imported schemas as <pkg/x.capnp.h>,
     # which Bazel's include paths (-iquote for the output tree) do not find;
@@ -97,11 +97,15 @@ def capnp_cc_library(name, srcs, deps = [], visibility = None, **kwargs):
             "@capnproto//:bin/capnp",
             "@capnproto//:bin/capnpc-c++",
         ],
-        cmd = " ".join(
+        # capnp refuses a --src-prefix that is not a directory, and a source
+        # root may be absent from the sandbox when all srcs are generated.
+        cmd = "prefixes=; for p in %s; do if [ -d $$p ]; then prefixes=\"$$prefixes --src-prefix=$$p\"; fi; done; " % (
+            " ".join(roots)
+        ) + " ".join(
             ["$(location @capnproto//:bin/capnp) compile --no-standard-import"] +
             ["--import-path=" + p for p in import_paths] +
-            ["--src-prefix=" + p for p in src_prefixes if p] +
-            ["--output=$(location @capnproto//:bin/capnpc-c++):$(RULEDIR)"] +
+            ["$$prefixes"] +
+            ["--output=$(location @capnproto//:bin/capnpc-c++):" + _join("$(GENDIR)", repo_root)] +
             ["$(execpath %s)" % s for s in srcs],
         ) + " && sed -i 's|^#include <\\(.*\\.capnp\\.h\\)>$$|#include \"\\1\"|' " +
               " ".join(["$(execpath %s.h)" % s for s in srcs]),
