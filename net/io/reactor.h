@@ -14,7 +14,8 @@
 // Outbound: Send, from any thread, pushes the frame onto the connection's
 // queue (moodycamel ConcurrentQueue: many producers) and wakes its I/O
 // thread only if no flush is already pending; the I/O thread drains the
-// queue in bulk and writes with writev (up to IOV_MAX frames per call), so
+// queue in bulk and writes with one gathered write (sendmsg with an iovec
+// array, i.e. writev plus MSG_NOSIGNAL; up to IOV_MAX frames per call), so
 // many small frames cost few system calls. Frames from one thread go out in
 // Send order; so do frames whose Sends are ordered by happens-before across
 // threads. Bytes queued and not yet written are bounded (max_outbound_bytes):
@@ -111,7 +112,7 @@ class ConnectionHandler {
 
 struct ConnectionStats {
   uint64_t frames_in = 0, frames_out = 0, bytes_in = 0, bytes_out = 0;
-  uint64_t writev_calls = 0;    // writev system calls (EAGAIN ones included)
+  uint64_t writev_calls = 0;    // gathered write calls (sendmsg), EAGAIN ones included
   uint64_t rejected_sends = 0;  // Send refused: outbound bound reached
 };
 

@@ -406,7 +406,12 @@ void ConnectionImpl::Flush(bool writable) {
       iov[count].iov_len = bytes.size();
       total += bytes.size();
     }
-    const ssize_t n = writev(fd_.get(), iov, count);
+    // writev with flags: MSG_NOSIGNAL turns a write to a peer that has gone
+    // into EPIPE instead of a process-killing SIGPIPE.
+    msghdr message{};
+    message.msg_iov = iov;
+    message.msg_iovlen = static_cast<size_t>(count);
+    const ssize_t n = sendmsg(fd_.get(), &message, MSG_NOSIGNAL);
     Bump(writev_calls_);
     if (n < 0) {
       if (errno == EINTR) continue;

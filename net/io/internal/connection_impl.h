@@ -35,8 +35,9 @@
 //   burst of Sends wakes the thread once.
 //   RunScheduledFlush (I/O thread): clear flush_scheduled_, then Flush.
 //   Flush: move everything queued into pending_ (dequeue in bulk until the
-//   queue reads empty, then sort by ticket, see below), writev up to IOV_MAX
-//   frames per call, drop written frames (bytes given back), and on EAGAIN
+//   queue reads empty, then sort by ticket, see below), write up to IOV_MAX
+//   frames per sendmsg (a writev with MSG_NOSIGNAL, so a vanished peer is
+//   EPIPE, not SIGPIPE), drop written frames (bytes given back), and on EAGAIN
 //   or a short write arm EPOLLOUT and wait; EPOLLOUT resumes the Flush.
 //
 // Why tickets: moodycamel keeps one sub-queue per producing thread and a bulk
