@@ -50,7 +50,11 @@ absl::Status DeliverRemoteAs(ActorBox<A>& box, WireReader& in, std::unique_ptr<R
     Promise<R> promise;
     promise.GetFuture().OnCompleteInline([route = std::move(route)](Result<R>&& result) mutable {
       if (!result.ok()) {
-        route->Fail(result.status());
+        if constexpr (std::is_void_v<R>) {
+          route->Fail(result);
+        } else {
+          route->Fail(result.status());
+        }
       } else if constexpr (std::is_void_v<R>) {
         route->Send(kVoidWireTypeId, nullptr, nullptr);
       } else {
