@@ -282,7 +282,7 @@ void NodeState::PeerUp(const NodeUp& up) {
 
 void NodeState::PeerDown(const NodeDown& down) {
   std::lock_guard<std::mutex> lock(mu_);
-  for (Subscriber& s : subscribers_) s.down(down);
+  for (Subscriber& s : subscribers_) s.down(NodeDown{down.node, down.address, Unshared(down.reason)});
 }
 
 absl::Status NodeState::SendTo(Peer& peer, uint64_t incarnation, uint64_t actor, RemoteSend& send) {
@@ -300,7 +300,7 @@ absl::Status NodeState::SendTo(Peer& peer, uint64_t incarnation, uint64_t actor,
     absl::Status status = absl::InvalidArgumentError(
         absl::StrCat("message ", std::string(send.type_name), " does not encode: ", frame.status().message()));
     rejected_sends.fetch_add(1, std::memory_order_relaxed);
-    if (send.reply != nullptr) send.reply->Complete(nullptr, status);
+    if (send.reply != nullptr) send.reply->Complete(nullptr, Unshared(status));
     return status;
   }
   return peer.Submit(*std::move(frame), incarnation, request_id, std::move(send.reply), send.timeout);

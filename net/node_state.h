@@ -275,6 +275,14 @@ class RemoteActor final : public RemoteCell {
   const uint64_t actor_;
 };
 
+// A copy of `status` that shares nothing with it. Debian's Abseil is not
+// built for ThreadSanitizer, so the reference count of a Status shared
+// between threads is invisible to it; statuses handed to other threads (a
+// future's error, a Down, a NodeDown) are copied this way instead.
+inline absl::Status Unshared(const absl::Status& status) {
+  return status.ok() ? absl::OkStatus() : absl::Status(status.code(), std::string(status.message()));
+}
+
 // The status a reply or down frame carries.
 inline absl::Status StatusFromWire(uint32_t code, std::string_view message) {
   if (code == 0) return absl::OkStatus();

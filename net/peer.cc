@@ -80,7 +80,7 @@ absl::Status Peer::Submit(net::OutFrame frame, uint64_t incarnation, uint64_t re
   if (connect) StartConnect();
   if (!status.ok()) {
     if (node != nullptr) node->rejected_sends.fetch_add(1, std::memory_order_relaxed);
-    if (reply != nullptr) reply->Complete(nullptr, status);
+    if (reply != nullptr) reply->Complete(nullptr, Unshared(status));
     return status;
   }
   if (node != nullptr) node->messages_out.fetch_add(1, std::memory_order_relaxed);
@@ -161,7 +161,7 @@ void Peer::DeliverDown(uint64_t actor, const absl::Status& reason) {
     watches_.erase(it);
   }
   for (RemoteWatch& w : watches) {
-    w.watcher->Enqueue(w.make_down(w.proxy, reason));
+    w.watcher->Enqueue(w.make_down(w.proxy, Unshared(reason)));
     w.watcher->Release();
     w.proxy->Release();
   }
@@ -230,7 +230,7 @@ void Peer::Lost(const net::Connection* connection, const absl::Status& reason) {
     connection_.reset();
     backlog_.clear();
     backlog_bytes_ = 0;
-    last_error_ = reason;
+    last_error_ = Unshared(reason);
     heartbeat = std::exchange(heartbeat_, TimerId{});
     if (address_.empty()) {
       state_ = State::kGone;
@@ -253,17 +253,17 @@ void Peer::Lost(const net::Connection* connection, const absl::Status& reason) {
       if (p.timer) timers.Cancel(p.timer);
     }
   }
-  for (auto& [id, p] : pending) p.reply->Complete(nullptr, unavailable);
+  for (auto& [id, p] : pending) p.reply->Complete(nullptr, Unshared(unavailable));
   for (auto& [actor, list] : watches) {
     for (RemoteWatch& w : list) {
-      w.watcher->Enqueue(w.make_down(w.proxy, unavailable));
+      w.watcher->Enqueue(w.make_down(w.proxy, Unshared(unavailable)));
       w.watcher->Release();
       w.proxy->Release();
     }
   }
   if (node != nullptr && was_up) {
     node->connections.fetch_sub(1, std::memory_order_relaxed);
-    node->PeerDown(NodeDown{who, address_, reason});
+    node->PeerDown(NodeDown{who, address_, Unshared(reason)});
   }
 }
 
