@@ -16,6 +16,7 @@ absl::StatusOr<PointerListReader> PointerListReader::Read(capnp::AnyPointer::Rea
   capnp::AnyList::Reader list = slot.getAs<capnp::AnyList>();
   PointerListReader r;
   r.size_ = list.size();
+  if (r.size_ == 0) return r;  // null, or empty of any kind
   switch (list.getElementSize()) {
     case capnp::ElementSize::POINTER:
       r.pointers_ = list.as<capnp::List<capnp::AnyPointer>>();

@@ -152,8 +152,10 @@ inline void GetBool(kj::ArrayPtr<const kj::byte> data, size_t bit, bool default_
 // ---------------------------------------------------------------------------
 // Pointer codecs: how one pointer-typed value is written into, and read
 // from, a pointer slot. Each has `using Value`, `Write(slot, value, out)`
-// and `Read(slot, in, value)`. kWriteEmpty: the field has a non-empty
-// default, so an empty value must be written rather than left null.
+// and `Read(slot, in, value)`. kHasDefault: the field has a default other
+// than empty, so an empty value must be written rather than left null, and
+// a null slot must leave the default alone; without one, null reads as
+// empty through capnp's readers and needs no check of its own.
 
 inline capnp::Text::Reader AsText(const std::string& s) noexcept { return capnp::Text::Reader(s.c_str(), s.size()); }
 
@@ -161,14 +163,14 @@ inline capnp::Data::Reader AsData(const std::string& s) noexcept {
   return capnp::Data::Reader(reinterpret_cast<const kj::byte*>(s.data()), s.size());
 }
 
-template <bool kWriteEmpty = false>
+template <bool kHasDefault = false>
 struct TextCodec {
   using Value = std::string;
   static void Write(capnp::AnyPointer::Builder slot, const std::string& value, WireWriter&) {
-    if (kWriteEmpty || !value.empty()) slot.setAs<capnp::Text>(AsText(value));
+    if (kHasDefault || !value.empty()) slot.setAs<capnp::Text>(AsText(value));
   }
   static absl::Status Read(capnp::AnyPointer::Reader slot, WireReader&, std::string& value) {
-    if (slot.isNull()) return absl::OkStatus();
+    if (kHasDefault && slot.isNull()) return absl::OkStatus();
     capnp::Text::Reader text = slot.getAs<capnp::Text>();
     value.assign(text.begin(), text.size());
     return absl::OkStatus();
@@ -176,14 +178,14 @@ struct TextCodec {
 };
 
 // Data is carried in a std::string too: bytes, no terminator, any content.
-template <bool kWriteEmpty = false>
+template <bool kHasDefault = false>
 struct DataCodec {
   using Value = std::string;
   static void Write(capnp::AnyPointer::Builder slot, const std::string& value, WireWriter&) {
-    if (kWriteEmpty || !value.empty()) slot.setAs<capnp::Data>(AsData(value));
+    if (kHasDefault || !value.empty()) slot.setAs<capnp::Data>(AsData(value));
   }
   static absl::Status Read(capnp::AnyPointer::Reader slot, WireReader&, std::string& value) {
-    if (slot.isNull()) return absl::OkStatus();
+    if (kHasDefault && slot.isNull()) return absl::OkStatus();
     capnp::Data::Reader data = slot.getAs<capnp::Data>();
     value.assign(reinterpret_cast<const char*>(data.begin()), data.size());
     return absl::OkStatus();
@@ -191,7 +193,8 @@ struct DataCodec {
 };
 
 // kReset: the field has a default of its own (not T{}), which a non-null
-// struct on the wire replaces entirely.
+// struct on the wire replaces entirely. Without one, a null slot reads as an
+// empty struct, which leaves every member at its default.
 template <class T, bool kReset = false>
 struct StructCodec {
   using Value = T;
@@ -199,8 +202,10 @@ struct StructCodec {
     WireStruct<T>::Write(value, slot.initAsAnyStruct(WireStruct<T>::kDataWords, WireStruct<T>::kPointers), out);
   }
   static absl::Status Read(capnp::AnyPointer::Reader slot, WireReader& in, T& value) {
-    if (slot.isNull()) return absl::OkStatus();
-    if constexpr (kReset) value = T{};
+    if constexpr (kReset) {
+      if (slot.isNull()) return absl::OkStatus();
+      value = T{};
+    }
     return WireStruct<T>::Read(slot.getAs<capnp::AnyStruct>(), in, value);
   }
 };
@@ -210,17 +215,17 @@ template <class T>
 using WireScalar = std::conditional_t<std::is_enum_v<T>, uint16_t, T>;
 
 // List(Bool), List(Int*), List(UInt*), List(Float*), List(Enum).
-template <class T, bool kWriteEmpty = false>
+template <class T, bool kHasDefault = false>
 struct ScalarListCodec {
   using Value = std::vector<T>;
   using Wire = WireScalar<T>;
   static void Write(capnp::AnyPointer::Builder slot, const std::vector<T>& value, WireWriter&) {
-    if (!kWriteEmpty && value.empty()) return;
+    if (!kHasDefault && value.empty()) return;
     auto list = slot.initAs<capnp::List<Wire>>(static_cast<unsigned>(value.size()));
     for (unsigned i = 0; i < list.size(); ++i) list.set(i, static_cast<Wire>(value[i]));
   }
   static absl::Status Read(capnp::AnyPointer::Reader slot, WireReader&, std::vector<T>& value) {
-    if (slot.isNull()) return absl::OkStatus();
+    if (kHasDefault && slot.isNull()) return absl::OkStatus();
     auto list = slot.getAs<capnp::List<Wire>>();
     value.clear();
     value.reserve(list.size());
@@ -236,7 +241,8 @@ struct ScalarListCodec {
 absl::StatusOr<capnp::List<capnp::AnyStruct>::Reader> ReadStructList(capnp::AnyPointer::Reader slot);
 
 // A list pointer read as a list of pointers: a pointer list, or a struct
-// list whose elements' first pointers are read (the same upgrade).
+// list whose elements' first pointers are read (the same upgrade). A null
+// pointer reads as an empty list.
 class PointerListReader {
  public:
   static absl::StatusOr<PointerListReader> Read(capnp::AnyPointer::Reader slot);
@@ -251,17 +257,17 @@ class PointerListReader {
 };
 
 // List(Struct): the structs inline, one after the other.
-template <class T, bool kWriteEmpty = false>
+template <class T, bool kHasDefault = false>
 struct StructListCodec {
   using Value = std::vector<T>;
   static void Write(capnp::AnyPointer::Builder slot, const std::vector<T>& value, WireWriter& out) {
-    if (!kWriteEmpty && value.empty()) return;
+    if (!kHasDefault && value.empty()) return;
     auto list = slot.initAsListOfAnyStruct(WireStruct<T>::kDataWords, WireStruct<T>::kPointers,
                                            static_cast<unsigned>(value.size()));
     for (unsigned i = 0; i < list.size(); ++i) WireStruct<T>::Write(value[i], list[i], out);
   }
   static absl::Status Read(capnp::AnyPointer::Reader slot, WireReader& in, std::vector<T>& value) {
-    if (slot.isNull()) return absl::OkStatus();
+    if (kHasDefault && slot.isNull()) return absl::OkStatus();
     absl::StatusOr<capnp::List<capnp::AnyStruct>::Reader> list = ReadStructList(slot);
     if (ABSL_PREDICT_FALSE(!list.ok())) return list.status();
     value.clear();
@@ -276,17 +282,17 @@ struct StructListCodec {
 
 // A list of pointers (List(Text), List(Data), List(List(...))), each
 // element written by `Element`, another codec.
-template <class Element, bool kWriteEmpty = false>
+template <class Element, bool kHasDefault = false>
 struct ListCodec {
   using Value = std::vector<typename Element::Value>;
   static void Write(capnp::AnyPointer::Builder slot, const Value& value, WireWriter& out) {
-    if (!kWriteEmpty && value.empty()) return;
+    if (!kHasDefault && value.empty()) return;
     auto list = slot.initAsAnyList(capnp::ElementSize::POINTER, static_cast<unsigned>(value.size()))
                     .as<capnp::List<capnp::AnyPointer>>();
     for (unsigned i = 0; i < list.size(); ++i) Element::Write(list[i], value[i], out);
   }
   static absl::Status Read(capnp::AnyPointer::Reader slot, WireReader& in, Value& value) {
-    if (slot.isNull()) return absl::OkStatus();
+    if (kHasDefault && slot.isNull()) return absl::OkStatus();
     absl::StatusOr<PointerListReader> list = PointerListReader::Read(slot);
     if (ABSL_PREDICT_FALSE(!list.ok())) return list.status();
     value.clear();
