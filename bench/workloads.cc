@@ -17,11 +17,10 @@ const std::vector<Workload>& AllWorkloads() {
       {"spawn-idle", "spawn actors that wait; time and resident bytes per actor", TroupeSpawnIdle, CafSpawnIdle},
       {"ask-latency", "request/reply round trip between two actors, p50 and p99", TroupeAskLatency, CafAskLatency},
       {"idle-cpu", "CPU of an idle system", TroupeIdleCpu, CafIdleCpu},
-      // The remote workloads (bench/remote.h). The troupe slot waits for
-      // bench/troupe_remote.cc: TroupeRemoteRtt and TroupeRemoteOneway.
-      {"remote-rtt", "request/reply round trip over loopback TCP, p50 and p99", /*troupe=*/nullptr, CafRemoteRtt,
+      // The remote workloads (bench/remote.h).
+      {"remote-rtt", "request/reply round trip over loopback TCP, p50 and p99", TroupeRemoteRtt, CafRemoteRtt,
        FloorRemoteRtt},
-      {"remote-oneway", "one-way messages over loopback TCP until the receiver has all", /*troupe=*/nullptr,
+      {"remote-oneway", "one-way messages over loopback TCP until the receiver has all", TroupeRemoteOneway,
        CafRemoteOneway, FloorRemoteOneway},
   };
   return *kAll;
