@@ -244,7 +244,9 @@ class Reactor::Impl {
     // its representation is not shared across threads.
     auto pending = std::make_shared<std::pair<ConnectFn, absl::Status>>(std::move(done), std::move(result));
     if (!stopping_.load(std::memory_order_acquire) &&
-        NextThread()->Post([pending]() { pending->first(std::move(pending->second)); })) {
+        NextThread()->Post([pending, shared = shared_]() {
+          internal::CallDone(pending->first, std::move(pending->second), *shared);
+        })) {
       return;
     }
     pending->first(std::move(pending->second));

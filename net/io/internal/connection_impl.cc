@@ -28,6 +28,17 @@ constexpr uint32_t kReadEvents = EPOLLIN;
 
 }  // namespace
 
+void CallDone(Reactor::ConnectFn& done, absl::StatusOr<std::shared_ptr<Connection>> result,
+              const ReactorShared& shared) {
+  try {
+    done(std::move(result));
+  } catch (const std::exception& e) {
+    shared.logger->error("{}: Connect callback threw: {}", shared.name, e.what());
+  } catch (...) {
+    shared.logger->error("{}: Connect callback threw", shared.name);
+  }
+}
+
 ConnectionImpl::ConnectionImpl(std::shared_ptr<IoThread> thread, UniqueFd fd, std::string peer,
                                const ConnectionOptions& options, std::shared_ptr<ConnectionHandler> handler)
     : thread_(std::move(thread)),
@@ -78,28 +89,30 @@ void ConnectionImpl::StartConnect(const std::shared_ptr<IoThread>& thread, const
                                   const ConnectionOptions& options, std::shared_ptr<ConnectionHandler> handler,
                                   Reactor::ConnectFn done) {
   const std::string peer = FormatAddress(address.get(), address.length);
+  const ReactorShared& shared = *thread->shared();
   if (thread->stopping()) {
-    done(absl::CancelledError(absl::StrCat("connect to ", peer, ": the reactor is shutting down")));
+    CallDone(done, absl::CancelledError(absl::StrCat("connect to ", peer, ": the reactor is shutting down")), shared);
     return;
   }
   UniqueFd fd(socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) {
-    done(absl::UnavailableError(absl::StrCat("connect to ", peer, ": socket: ", ErrnoMessage(errno))));
+    CallDone(done, absl::UnavailableError(absl::StrCat("connect to ", peer, ": socket: ", ErrnoMessage(errno))),
+             shared);
     return;
   }
   SetSocketOptions(fd.get(), options.send_buffer_bytes, options.receive_buffer_bytes);
   if (connect(fd.get(), address.get(), address.length) != 0 && errno != EINPROGRESS) {
-    done(absl::UnavailableError(absl::StrCat("connect to ", peer, ": ", ErrnoMessage(errno))));
+    CallDone(done, absl::UnavailableError(absl::StrCat("connect to ", peer, ": ", ErrnoMessage(errno))), shared);
     return;
   }
-  // Even an immediate success is completed through EPOLLOUT, so `done`
-  // always runs from the loop, never inside Reactor::Connect's task twice.
+  // Even an immediate success completes through EPOLLOUT: `done` gets the
+  // connection only once it is registered with its thread.
   auto connection = std::make_shared<ConnectionImpl>(thread, std::move(fd), peer, options, std::move(handler));
   connection->connecting_ = true;
   connection->connect_done_ = std::move(done);
   if (absl::Status s = thread->Add(connection->id_, connection->fd_.get(), EPOLLOUT, connection); !s.ok()) {
     Reactor::ConnectFn callback = std::move(connection->connect_done_);
-    callback(absl::UnavailableError(absl::StrCat("connect to ", peer, ": ", s.message())));
+    CallDone(callback, absl::UnavailableError(absl::StrCat("connect to ", peer, ": ", s.message())), shared);
     return;
   }
   connection->registered_ = true;
@@ -125,7 +138,7 @@ void ConnectionImpl::CompleteConnect() {
   Reactor::ConnectFn done = std::move(connect_done_);
   connect_done_ = nullptr;
   // Frames may be sent from here on; reading starts when this returns.
-  done(std::static_pointer_cast<Connection>(self()));
+  CallDone(done, std::static_pointer_cast<Connection>(self()), *thread_->shared());
 }
 
 void ConnectionImpl::FailConnect(absl::Status reason) {
@@ -141,7 +154,7 @@ void ConnectionImpl::FailConnect(absl::Status reason) {
   std::shared_ptr<ConnectionImpl> keep = self();
   thread_->Remove(id_, fd_.get());
   fd_.Reset();
-  done(std::move(reason));
+  CallDone(done, std::move(reason), *thread_->shared());
 }
 
 // ---------------------------------------------------------------------------

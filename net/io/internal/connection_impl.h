@@ -88,6 +88,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "concurrentqueue/concurrentqueue.h"
 #include "net/io/frame.h"
 #include "net/io/internal/io_thread.h"
@@ -95,6 +96,11 @@
 #include "net/io/reactor.h"
 
 namespace troupe::net::internal {
+
+// Runs a Connect callback; an exception from it is logged, not let into the
+// I/O loop.
+void CallDone(Reactor::ConnectFn& done, absl::StatusOr<std::shared_ptr<Connection>> result,
+              const ReactorShared& shared);
 
 class ConnectionImpl final : public Connection, public Pollable {
  public:
