@@ -9,7 +9,8 @@
 // non-empty Ref fails to encode and an address fails to decode.
 //
 // Errors: Encode cannot return one, so the writer keeps the first error
-// (status()); the sender checks it before anything is sent. Decode returns
+// (status()); the sender checks it before anything is sent, since the
+// message may be half written. Decode returns
 // its error; Cap'n Proto's own checks (bounds, traversal and nesting
 // limits) throw kj::Exception, which generated Decode functions turn into
 // InvalidArgument.
@@ -51,7 +52,10 @@ class WireWriter {
   // Where the message's root struct goes.
   ::capnp::AnyPointer::Builder payload() { return payload_; }
 
-  // Writes `ref` into `slot` (left null for an empty Ref).
+  // Writes `ref` into `slot`, a null pointer: left null for an empty Ref,
+  // otherwise the address the RefCodec writes. Without a RefCodec the slot
+  // stays null and FailedPrecondition is kept (see Fail); an error of the
+  // RefCodec is kept too.
   void EncodeRef(const ActorRef& ref, ::capnp::AnyPointer::Builder slot);
 
   // Keeps the first error.
@@ -72,7 +76,10 @@ class WireReader {
 
   ::capnp::AnyPointer::Reader payload() const { return payload_; }
 
-  // An empty ActorRef for a null slot.
+  // An empty ActorRef for a null slot; FailedPrecondition without a
+  // RefCodec; otherwise what the RefCodec makes of the address. Throws
+  // kj::Exception if the slot holds anything but a struct (generated Decode
+  // functions catch it).
   absl::StatusOr<ActorRef> DecodeRef(::capnp::AnyPointer::Reader slot, std::string_view actor_type);
 
  private:
