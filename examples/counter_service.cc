@@ -159,6 +159,7 @@ int RunNode(const std::string& listen, const std::vector<std::string>& peers, co
       if (absl::GetFlag(FLAGS_increments) > 0) {
         ok = counter::RunWorkload(sys, found.members, Workload(*node));
         counter::PrintNodeTable(found.members, timeout, "", {});
+        std::printf("%s: workload done; serving until SIGINT or SIGTERM\n", name.c_str());
       }
     }
   }

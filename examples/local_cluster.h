@@ -35,8 +35,8 @@ namespace troupe::examples {
 
 class ChildProcess {
  public:
-  // Starts `argv` (argv[0] is the program run). The child's stdin is
-  // /dev/null.
+  // Starts `argv`: argv[0] is the path of the program (not searched in
+  // PATH). The child's stdin is /dev/null.
   static absl::StatusOr<std::unique_ptr<ChildProcess>> Start(std::string name, const std::vector<std::string>& argv,
                                                              bool echo);
   ~ChildProcess();

@@ -1,0 +1,69 @@
+// NodeProcesses: a test fixture that runs node processes of the examples
+// (//examples:counter_service, //examples:remote_pingpong), waits for the
+// lines they print (each wait has a deadline; nothing sleeps), and ends
+// them by pid. A process still running when the test ends is killed
+// (SIGKILL, by pid) and reaped.
+//
+// Every process may run behind a prefix, such as "ip netns exec <ns>" to
+// start it in a network namespace.
+
+#ifndef TROUPE_TESTS_NODE_PROCESSES_H_
+#define TROUPE_TESTS_NODE_PROCESSES_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "examples/local_cluster.h"
+#include "gtest/gtest.h"
+
+namespace troupe::tests {
+
+// Generous for sanitizer builds on a busy machine; a passing run takes
+// well under a second per wait.
+inline constexpr absl::Duration kWait = absl::Seconds(60);
+
+// The absolute path of a file of the test's runfiles, such as
+// "examples/counter_service".
+std::string Runfile(const std::string& path);
+
+// The address in a "... listening on <address> ..." line.
+std::string AddressIn(const std::string& line);
+
+class NodeProcesses : public ::testing::Test {
+ protected:
+  using ChildProcess = examples::ChildProcess;
+
+  // Runs `prefix` + `argv`; its output is echoed to the test's, prefixed
+  // with `name`. Null (and a test failure) if it cannot start.
+  ChildProcess* Start(const std::string& name, const std::vector<std::string>& argv,
+                      const std::vector<std::string>& prefix = {});
+
+  // Waits for the line containing `needle` and returns it; "" and a test
+  // failure if it does not come (or the process exits first).
+  static std::string Line(ChildProcess* p, const std::string& needle);
+
+  // A counter_service node listening on `listen` (port 0: the kernel's
+  // choice) with 2 shards and one worker. Returns its address once it
+  // prints that it is ready ("" on failure); `*out` is the process.
+  std::string StartCounterNode(const std::string& name, const std::string& listen,
+                               const std::vector<std::string>& extra, ChildProcess** out,
+                               const std::vector<std::string>& prefix = {});
+
+  // Waits for `p` to exit by itself (killing it past kWait): true if it
+  // exited 0.
+  static bool ExitsCleanly(ChildProcess* p);
+
+  // Waits for `p` to exit (killing it past kWait) and describes how.
+  static std::string Ended(ChildProcess* p);
+
+  static constexpr char kSecret[] = "--secret=troupe-tests";
+
+ private:
+  std::vector<std::unique_ptr<ChildProcess>> children_;
+};
+
+}  // namespace troupe::tests
+
+#endif  // TROUPE_TESTS_NODE_PROCESSES_H_
