@@ -74,12 +74,16 @@ struct RemoteDispatch;
 template <class A, class... M>
 struct RemoteDispatch<A, Accepts<M...>> {
   static absl::Status Deliver(ActorBox<A>& box, uint64_t type_id, WireReader& in, std::unique_ptr<ReplyRoute> route) {
-    absl::Status status = absl::NotFoundError(absl::StrCat("actor ", box.id(), " (", std::string(box.type_name()),
-                                                           ") does not accept messages of type id ", type_id,
-                                                           " from other nodes"));
-    (void)((type_id == WireTraits<M>::kTypeId ? (status = DeliverRemoteAs<A, M>(box, in, std::move(route)), true)
-                                              : false) ||
-           ...);
+    absl::Status status;
+    const bool matched =
+        ((type_id == WireTraits<M>::kTypeId ? (status = DeliverRemoteAs<A, M>(box, in, std::move(route)), true)
+                                            : false) ||
+         ...);
+    if (!matched) {
+      return absl::NotFoundError(absl::StrCat("actor ", box.id(), " (", std::string(box.type_name()),
+                                              ") does not accept messages of type id ", type_id,
+                                              " from other nodes"));
+    }
     return status;
   }
 };

@@ -209,7 +209,7 @@ class Link final : public net::ConnectionHandler, public std::enable_shared_from
     if (f.which() == wire::Frame::HELLO || f.which() == wire::Frame::PROOF) {
       return absl::InvalidArgumentError("protocol violation: a second handshake on one connection");
     }
-    return node_->HandleFrame(*peer_, connection, f);
+    return node_->HandleFrame(*peer_, connection, f, cache_);
   }
 
   const std::shared_ptr<NodeState> node_;
@@ -225,6 +225,7 @@ class Link final : public net::ConnectionHandler, public std::enable_shared_from
   std::string peer_name_;
   uint64_t peer_incarnation_ = 0;
   std::string peer_address_;
+  ExportCache cache_;
 };
 
 }  // namespace

@@ -416,6 +416,7 @@ void NodeState::ActorGone(ActorId id, const absl::Status& reason) {
     if (it == exports_.end()) return;
     watchers = std::move(it->second.watchers);
     exports_.erase(it);
+    exports_generation_.fetch_add(1, std::memory_order_release);  // pairs with HandleSend's acquire
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -478,11 +479,12 @@ void NodeState::ReplyTo(net::Connection& connection, uint64_t request_id, const 
   if (frame.ok() && !connection.Send(*std::move(frame)).ok()) rejected_sends.fetch_add(1, std::memory_order_relaxed);
 }
 
-absl::Status NodeState::HandleFrame(Peer& peer, net::Connection& connection, wire::Frame::Reader frame) {
+absl::Status NodeState::HandleFrame(Peer& peer, net::Connection& connection, wire::Frame::Reader frame,
+                                    ExportCache& cache) {
   switch (frame.which()) {
     case wire::Frame::SEND:
       messages_in.fetch_add(1, std::memory_order_relaxed);
-      return HandleSend(peer, connection, frame.getSend());
+      return HandleSend(peer, connection, frame.getSend(), cache);
     case wire::Frame::REPLY: {
       wire::Reply::Reader reply = frame.getReply();
       absl::Status status = StatusFromWire(reply.getCode(), reply.getMessage().cStr());
@@ -524,9 +526,17 @@ absl::Status NodeState::HandleFrame(Peer& peer, net::Connection& connection, wir
   }
 }
 
-absl::Status NodeState::HandleSend(Peer& peer, net::Connection& connection, wire::Envelope::Reader envelope) {
+absl::Status NodeState::HandleSend(Peer& peer, net::Connection& connection, wire::Envelope::Reader envelope,
+                                   ExportCache& cache) {
   const uint64_t request_id = envelope.getRequestId();
-  ActorRef target = FindExport(envelope.getTarget());
+  const ActorId id = envelope.getTarget();
+  const uint64_t generation = exports_generation_.load(std::memory_order_acquire);  // pairs with ActorGone
+  if (cache.id != id || cache.generation != generation || !cache.ref) {
+    cache.ref = FindExport(id);
+    cache.id = id;
+    cache.generation = generation;
+  }
+  const ActorRef& target = cache.ref;
   if (!target) {
     unknown_targets.fetch_add(1, std::memory_order_relaxed);
     log().warn("node {}: message from {} for actor {}, which is not (any more) here: dropped", options_.name,

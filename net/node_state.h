@@ -134,6 +134,15 @@ class Peer : public std::enable_shared_from_this<Peer> {
   TimerId heartbeat_;                             // guarded by mu_
 };
 
+// The last target a connection's sends went to: most streams of messages
+// go to one actor, and this skips the exports table's lock for them. Valid
+// while the exports generation is unchanged (nothing was unexported).
+struct ExportCache {
+  uint64_t generation = 0;
+  ActorId id = 0;
+  ActorRef ref;
+};
+
 class NodeState : public std::enable_shared_from_this<NodeState>, public RefCodec {
  public:
   NodeState(ActorSystem& system, NodeOptions options);
@@ -169,7 +178,7 @@ class NodeState : public std::enable_shared_from_this<NodeState>, public RefCode
   void Connect(std::shared_ptr<Peer> peer);
   std::shared_ptr<Peer> BindInbound(std::string_view name, uint64_t incarnation, std::string_view listen_address);
   // I/O thread: a frame after the handshake. An error closes the connection.
-  absl::Status HandleFrame(Peer& peer, net::Connection& connection, wire::Frame::Reader frame);
+  absl::Status HandleFrame(Peer& peer, net::Connection& connection, wire::Frame::Reader frame, ExportCache& cache);
   void PeerUp(const NodeUp& up);
   void PeerDown(const NodeDown& down);
   void ActorGone(ActorId id, const absl::Status& reason);
@@ -206,7 +215,8 @@ class NodeState : public std::enable_shared_from_this<NodeState>, public RefCode
   ActorRef ProxyFor(const std::shared_ptr<Peer>& peer, std::string_view node, uint64_t incarnation, uint64_t actor);
   void ReplyTo(net::Connection& connection, uint64_t request_id, const absl::Status& status, uint64_t type_id,
                EncodeFn encode, const void* value);
-  absl::Status HandleSend(Peer& peer, net::Connection& connection, wire::Envelope::Reader envelope);
+  absl::Status HandleSend(Peer& peer, net::Connection& connection, wire::Envelope::Reader envelope,
+                          ExportCache& cache);
   void ReplyWithRef(net::Connection& connection, uint64_t request_id, const absl::Status& status, const ActorRef& ref);
   void HandleLookup(net::Connection& connection, wire::Lookup::Reader lookup);
   void HandleSpawn(net::Connection& connection, wire::Spawn::Reader spawn);
@@ -244,6 +254,10 @@ class NodeState : public std::enable_shared_from_this<NodeState>, public RefCode
     std::vector<std::weak_ptr<Peer>> watchers;
   };
   absl::flat_hash_map<ActorId, Export> exports_;  // guarded by exports_mu_
+  // Bumped (release, under exports_mu_) each time an export is removed;
+  // read (acquire) by ExportCache users, so a cached Ref is dropped once
+  // its actor has been unexported.
+  std::atomic<uint64_t> exports_generation_{1};
 
   // Proxies by (node, incarnation, actor), without holding them.
   std::mutex proxies_mu_;

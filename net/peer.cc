@@ -38,7 +38,7 @@ absl::Status Peer::Submit(net::OutFrame frame, uint64_t incarnation, uint64_t re
   bool connect = false;
   {
     std::unique_lock<std::mutex> lock(mu_);
-    const std::string who = name_.empty() ? address_ : name_;
+    const std::string& who = name_.empty() ? address_ : name_;
     if (node == nullptr || node->closed()) {
       status = absl::CancelledError("the node has shut down");
     } else if (incarnation != 0 && incarnation_ != 0 && incarnation != incarnation_) {

@@ -60,12 +60,12 @@ void CheckSame(Split split, const StreamResult& first, const StreamResult& other
 }  // namespace troupe::net::fuzz
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using namespace troupe::net::fuzz;  // NOLINT: one function, C linkage
+  namespace fuzz = troupe::net::fuzz;
   const absl::Span<const uint8_t> input(data, size);
-  const StreamResult first = RunFrameStream(input, Split::kWholeAligned);
-  for (Split split : kAllSplits) {
-    if (split == Split::kWholeAligned) continue;
-    CheckSame(split, first, RunFrameStream(input, split, &first));
+  const fuzz::StreamResult first = fuzz::RunFrameStream(input, fuzz::Split::kWholeAligned);
+  for (fuzz::Split split : fuzz::kAllSplits) {
+    if (split == fuzz::Split::kWholeAligned) continue;
+    fuzz::CheckSame(split, first, fuzz::RunFrameStream(input, split, &first));
   }
   return 0;
 }
