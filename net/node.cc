@@ -237,7 +237,7 @@ void NodeState::Lookup(std::string_view address, std::string_view name, std::str
     reply->Complete(nullptr, frame.status());
     return;
   }
-  (void)peer->Submit(*std::move(frame), 0, id, std::move(reply), timeout);
+  (void)peer->Submit(*this, *std::move(frame), 0, id, std::move(reply), timeout);
 }
 
 void NodeState::SpawnOn(std::string_view address, std::string_view actor_type, uint64_t args_type, EncodeFn encode,
@@ -261,7 +261,7 @@ void NodeState::SpawnOn(std::string_view address, std::string_view actor_type, u
     reply->Complete(nullptr, frame.status());
     return;
   }
-  (void)peer->Submit(*std::move(frame), 0, id, std::move(reply), timeout);
+  (void)peer->Submit(*this, *std::move(frame), 0, id, std::move(reply), timeout);
 }
 
 void NodeState::RegisterSpawn(std::string_view actor_type, uint64_t args_type, SpawnFactory factory) {
@@ -303,7 +303,7 @@ absl::Status NodeState::SendTo(Peer& peer, uint64_t incarnation, uint64_t actor,
     if (send.reply != nullptr) send.reply->Complete(nullptr, Unshared(status));
     return status;
   }
-  return peer.Submit(*std::move(frame), incarnation, request_id, std::move(send.reply), send.timeout);
+  return peer.Submit(*this, *std::move(frame), incarnation, request_id, std::move(send.reply), send.timeout);
 }
 
 void NodeState::StopRemote(Peer& peer, uint64_t actor, const absl::Status& reason) {
@@ -314,7 +314,7 @@ void NodeState::StopRemote(Peer& peer, uint64_t actor, const absl::Status& reaso
     stop.setMessage(std::string(reason.message()));
     return absl::OkStatus();
   });
-  if (frame.ok()) (void)peer.Submit(*std::move(frame), 0, 0, nullptr, absl::InfiniteDuration());
+  if (frame.ok()) (void)peer.Submit(*this, *std::move(frame), 0, 0, nullptr, absl::InfiniteDuration());
 }
 
 void NodeState::WatchRemote(Peer& peer, uint64_t actor, ActorCell* watcher, DownFactory make_down, ActorCell* proxy) {
@@ -323,7 +323,7 @@ void NodeState::WatchRemote(Peer& peer, uint64_t actor, ActorCell* watcher, Down
     f.setWatch(actor);
     return absl::OkStatus();
   });
-  if (frame.ok()) (void)peer.Submit(*std::move(frame), 0, 0, nullptr, absl::InfiniteDuration());
+  if (frame.ok()) (void)peer.Submit(*this, *std::move(frame), 0, 0, nullptr, absl::InfiniteDuration());
 }
 
 absl::Status NodeState::Encode(const ActorRef& ref, wire::ActorAddress::Builder out) {
@@ -432,7 +432,7 @@ void NodeState::ActorGone(ActorId id, const absl::Status& reason) {
       down.setMessage(std::string(reason.message()));
       return absl::OkStatus();
     });
-    if (frame.ok()) (void)peer->Submit(*std::move(frame), 0, 0, nullptr, absl::InfiniteDuration());
+    if (frame.ok()) (void)peer->Submit(*this, *std::move(frame), 0, 0, nullptr, absl::InfiniteDuration());
   }
 }
 
@@ -453,7 +453,7 @@ void NodeState::WatchLocal(std::shared_ptr<Peer> peer, uint64_t actor) {
     down.setMessage(absl::StrCat("actor ", actor, " is not on node ", options_.name));
     return absl::OkStatus();
   });
-  if (frame.ok()) (void)peer->Submit(*std::move(frame), 0, 0, nullptr, absl::InfiniteDuration());
+  if (frame.ok()) (void)peer->Submit(*this, *std::move(frame), 0, 0, nullptr, absl::InfiniteDuration());
 }
 
 absl::StatusOr<net::OutFrame> NodeState::BuildReply(uint64_t request_id, const absl::Status& status, uint64_t type_id,

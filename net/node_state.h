@@ -85,7 +85,8 @@ class Peer : public std::enable_shared_from_this<Peer> {
   // `timeout` is finite); on any failure the reply is completed with the
   // error, which is also returned. `incarnation` (0: any) must match the
   // peer's, or the send fails with Unavailable (the node restarted).
-  absl::Status Submit(net::OutFrame frame, uint64_t incarnation, uint64_t request_id,
+  // `node` is this peer's node (its callers hold it).
+  absl::Status Submit(NodeState& node, net::OutFrame frame, uint64_t incarnation, uint64_t request_id,
                       std::unique_ptr<RemoteReply> reply, absl::Duration timeout);
 
   // I/O thread: the reply frame for `request_id` arrived.

@@ -31,15 +31,14 @@ std::shared_ptr<net::Connection> Peer::connection() const {
   return connection_;
 }
 
-absl::Status Peer::Submit(net::OutFrame frame, uint64_t incarnation, uint64_t request_id,
+absl::Status Peer::Submit(NodeState& node, net::OutFrame frame, uint64_t incarnation, uint64_t request_id,
                           std::unique_ptr<RemoteReply> reply, absl::Duration timeout) {
-  std::shared_ptr<NodeState> node = node_.lock();
   absl::Status status;
   bool connect = false;
   {
     std::unique_lock<std::mutex> lock(mu_);
     const std::string& who = name_.empty() ? address_ : name_;
-    if (node == nullptr || node->closed()) {
+    if (node.closed()) {
       status = absl::CancelledError("the node has shut down");
     } else if (incarnation != 0 && incarnation_ != 0 && incarnation != incarnation_) {
       status = absl::UnavailableError(
@@ -51,7 +50,7 @@ absl::Status Peer::Submit(net::OutFrame frame, uint64_t incarnation, uint64_t re
           status = connection_->Send(std::move(frame));
           break;
         case State::kBackoff:
-          if (node->system().Now() < retry_at_) {
+          if (node.system().Now() < retry_at_) {
             status = Unreachable(who, last_error_);
             break;
           }
@@ -61,9 +60,9 @@ absl::Status Peer::Submit(net::OutFrame frame, uint64_t incarnation, uint64_t re
           connect = true;
           [[fallthrough]];
         case State::kConnecting:
-          if (backlog_bytes_ + frame.bytes().size() > node->options().max_outbound_bytes) {
+          if (backlog_bytes_ + frame.bytes().size() > node.options().max_outbound_bytes) {
             status = absl::ResourceExhaustedError(absl::StrCat("outbound buffer for node ", who, " is full (",
-                                                               node->options().max_outbound_bytes, " bytes)"));
+                                                               node.options().max_outbound_bytes, " bytes)"));
           } else {
             backlog_bytes_ += frame.bytes().size();
             backlog_.push_back(std::move(frame));
@@ -79,13 +78,13 @@ absl::Status Peer::Submit(net::OutFrame frame, uint64_t incarnation, uint64_t re
   }
   if (connect) StartConnect();
   if (!status.ok()) {
-    if (node != nullptr) node->rejected_sends.fetch_add(1, std::memory_order_relaxed);
+    node.rejected_sends.fetch_add(1, std::memory_order_relaxed);
     if (reply != nullptr) reply->Complete(nullptr, Unshared(status));
     return status;
   }
-  if (node != nullptr) node->messages_out.fetch_add(1, std::memory_order_relaxed);
-  if (request_id != 0 && timeout != absl::InfiniteDuration() && node != nullptr) {
-    TimerService& timers = node->system().core().timers();
+  node.messages_out.fetch_add(1, std::memory_order_relaxed);
+  if (request_id != 0 && timeout != absl::InfiniteDuration()) {
+    TimerService& timers = node.system().core().timers();
     std::weak_ptr<Peer> self = weak_from_this();
     TimerId timer = timers.Schedule(timers.Now() + timeout, [self, request_id, timeout]() {
       if (std::shared_ptr<Peer> peer = self.lock()) peer->Expire(request_id, timeout);
