@@ -85,5 +85,24 @@ TEST_F(Namespaces, CounterNodesInTwoNamespacesShareTheWorkAndReportALoss) {
   EXPECT_TRUE(ExitsCleanly(b));
 }
 
+// The two-machine commands of docs/cluster.md as first written: both nodes
+// on the any-address. Disabled: net/ registers a node it dialled only by
+// the address it dialled, not by name, so the Ref that b's lookup returns
+// carries a's own listen address, "0.0.0.0:7000", and b dials itself with
+// it (refused: "the peer calls itself 'b'"). Run it with
+// --gtest_also_run_disabled_tests once a dialled peer is found by name.
+TEST_F(Namespaces, DISABLED_NodesListeningOnTheAnyAddressWorkTogether) {
+  ChildProcess *a, *b;
+  const std::string a_address = StartCounterNode("a", "0.0.0.0:7000", {}, &a, In(a_));
+  ASSERT_EQ(a_address, "0.0.0.0:7000");
+  StartCounterNode("b", "0.0.0.0:7000", {"--peer=" + addr_a_ + ":7000", "--increments=1000", "--keys=100"}, &b,
+                   In(b_));
+  EXPECT_NE(Line(b, "verified: 100 keys read back"), "");
+  a->Signal(SIGTERM);
+  b->Signal(SIGTERM);
+  EXPECT_TRUE(ExitsCleanly(a));
+  EXPECT_TRUE(ExitsCleanly(b));
+}
+
 }  // namespace
 }  // namespace troupe::tests

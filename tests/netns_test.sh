@@ -5,9 +5,10 @@
 # skips, passing. The namespaces are named after this test's pid and are
 # deleted on every exit path.
 #
-#   netns_test.sh <path of netns_checks>
+#   netns_test.sh <path of netns_checks> [its flags, e.g. --gtest_filter=...]
 set -euo pipefail
 checks="$1"
+shift
 
 skip() {
   echo "SKIPPED: $*"
@@ -53,4 +54,4 @@ created+=("$ns_b")
 echo "netns_test: $ns_a ($addr_a) <-veth-> $ns_b ($addr_b)"
 
 TROUPE_IP="$ip" TROUPE_NETNS_A="$ns_a" TROUPE_NETNS_B="$ns_b" \
-  TROUPE_NETNS_ADDR_A="$addr_a" TROUPE_NETNS_ADDR_B="$addr_b" "$checks"
+  TROUPE_NETNS_ADDR_A="$addr_a" TROUPE_NETNS_ADDR_B="$addr_b" "$checks" "$@"
