@@ -44,13 +44,13 @@ TEST(Envelope, SendFrameRoundTripsTargetRequestTypeAndPayload) {
 }
 
 TEST(Envelope, GarbageIsRefusedWithAnExceptionNotACrash) {
-  capnp::word garbage[4];
+  kj::Array<capnp::word> garbage = kj::heapArray<capnp::word>(4);
   for (int i = 0; i < 4; ++i) {
     uint64_t v = 0xFFFFFFFF00000000ull + static_cast<uint64_t>(i);
-    std::memcpy(&garbage[i], &v, sizeof(v));
+    std::memcpy(garbage.asBytes().begin() + i * sizeof(v), &v, sizeof(v));
   }
   kj::Maybe<kj::Exception> error = kj::runCatchingExceptions([&] {
-    capnp::FlatArrayMessageReader reader(kj::arrayPtr(garbage, 4));
+    capnp::FlatArrayMessageReader reader(garbage);
     (void)reader.getRoot<Frame>().which();
   });
   EXPECT_TRUE(error != nullptr);
