@@ -208,7 +208,9 @@ class Node {
       if (ref.ok()) {
         promise.SetValue(Ref<A>::UncheckedCast(*std::move(ref)));
       } else {
-        promise.SetError(ref.status());
+        // Moved, not copied: TSan cannot see the reference count of a Status
+        // shared across threads (Debian's Abseil is not instrumented).
+        promise.SetError(std::move(ref).status());
       }
     };
   }
