@@ -12,10 +12,12 @@
 // stops the nodes (each leaves the cluster; one that does not exit in time
 // is killed by pid).
 //
-// A node of a real cluster, one per machine (the same --secret on all):
+// A node of a real cluster, one per machine (the same --secret on all;
+// A and B are the addresses the machines reach each other by; not 0.0.0.0
+// yet, see docs/cluster.md):
 //
-//   counter_service --listen=0.0.0.0:7000 --secret=S                    # machine A
-//   counter_service --listen=0.0.0.0:7000 --peer=A:7000 --secret=S       # machine B
+//   counter_service --listen=A:7000 --secret=S                    # machine A
+//   counter_service --listen=B:7000 --peer=A:7000 --secret=S      # machine B
 //
 // A node with --peer (repeat it, or separate by commas) joins the cluster
 // those nodes belong to and then runs the workload over the whole cluster

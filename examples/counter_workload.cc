@@ -123,7 +123,7 @@ bool RunWorkload(troupe::ActorSystem& sys, const std::vector<KnownMember>& clust
     if (started.ok()) {
       reporter.Tell(Reporter::WatchClient{.name = name, .client = started->client});
     } else {
-      reporter.Tell(Reporter::NotStarted{.name = name, .status = started.status()});
+      reporter.Tell(Reporter::NotStarted{.name = name, .status = std::move(started).status()});
     }
   }
 
