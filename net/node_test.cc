@@ -6,7 +6,11 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -36,6 +40,20 @@ struct Counter : Actor<Counter> {
   void On(const Quit&) { Stop(); }
   int64_t n = 0;
   std::vector<Reply<int64_t>> held;
+};
+
+// Checks that each sender's numbers arrive in order.
+struct Sequencer : Actor<Sequencer> {
+  using Remote = Accepts<Seq, Tally>;
+  void On(const Seq& s) {
+    int64_t& last = last_[s.sender];
+    if (s.n != last + 1) ++out_of_order;
+    last = s.n;
+    ++total;
+  }
+  TallyResult On(const Tally&) { return {.total = total, .out_of_order = out_of_order}; }
+  absl::flat_hash_map<uint32_t, int64_t> last_;
+  int64_t total = 0, out_of_order = 0;
 };
 
 struct Watcher : Actor<Watcher> {
@@ -94,6 +112,23 @@ TEST_F(TwoNodes, TellsThenAnAskArriveInOrderAcrossNodes) {
   EXPECT_EQ(remote.Ask(Get{}, kWait).Wait(kWait).value(), 5050);
   EXPECT_EQ(remote.Ask(Echo{.text = "hi"}, kWait).Wait(kWait).value(), "echo: hi");
   EXPECT_GE(a_->stats().messages_in, 102u);
+}
+
+TEST_F(TwoNodes, ConcurrentSendersLoseNothingAndEachKeepsItsOrder) {
+  ASSERT_TRUE(a_->Publish("sequencer", a_sys_.Spawn<Sequencer>()).ok());
+  Ref<Sequencer> remote = b_->Lookup<Sequencer>(address_, "sequencer").Wait(kWait).value();
+  constexpr int kThreads = 4;
+  constexpr int64_t kEach = 5000;
+  std::vector<std::thread> senders;
+  for (uint32_t t = 0; t < kThreads; ++t) {
+    senders.emplace_back([remote, t] {
+      for (int64_t n = 1; n <= kEach; ++n) ASSERT_TRUE(remote.TryTell(Seq{.sender = t, .n = n}).ok());
+    });
+  }
+  for (std::thread& t : senders) t.join();
+  TallyResult r = remote.Ask(Tally{}, kWait).Wait(kWait).value();
+  EXPECT_EQ(r.total, kThreads * kEach);
+  EXPECT_EQ(r.out_of_order, 0);
 }
 
 TEST_F(TwoNodes, LookupOfTheSameActorTwiceGivesEqualRefs) {

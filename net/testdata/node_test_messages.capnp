@@ -17,3 +17,12 @@ struct Register {
 struct Note { text @0 :Text; }
 struct CounterArgs { start @0 :Int64; }
 struct Quit {}
+struct Seq {
+  sender @0 :UInt32;
+  n @1 :Int64;
+}
+struct Tally {}
+struct TallyResult {
+  total @0 :Int64;
+  outOfOrder @1 :Int64;
+}
