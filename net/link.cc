@@ -20,6 +20,21 @@
 namespace troupe::internal {
 namespace {
 
+// The address to dial a peer by: what it advertised, unless that is a
+// wildcard ("0.0.0.0:7000", "[::]:7000"), which only means "every
+// interface" to the peer itself — then the host it connected from, with the
+// advertised port.
+std::string RoutableAddress(const std::string& advertised, const std::string& connected_from) {
+  for (std::string_view wildcard : {"0.0.0.0:", "[::]:"}) {
+    if (advertised.rfind(wildcard, 0) == 0) {
+      const size_t colon = connected_from.rfind(':');
+      if (colon == std::string::npos) return advertised;
+      return connected_from.substr(0, colon) + advertised.substr(wildcard.size() - 1);
+    }
+  }
+  return advertised;
+}
+
 std::string Bytes(capnp::Data::Reader data) {
   return std::string(reinterpret_cast<const char*>(data.begin()), data.size());
 }
@@ -175,6 +190,7 @@ class Link final : public net::ConnectionHandler, public std::enable_shared_from
         return s;
       }
       SendProof(connection, peer_challenge);
+      node_->BindOutbound(peer_name_, peer_incarnation_, peer_);
       Established(connection);
     } else {
       SendHello(connection, peer_challenge);
@@ -189,7 +205,7 @@ class Link final : public net::ConnectionHandler, public std::enable_shared_from
         !s.ok()) {
       return s;
     }
-    peer_ = node_->BindInbound(peer_name_, peer_incarnation_, peer_address_);
+    peer_ = node_->BindInbound(peer_name_, peer_incarnation_, RoutableAddress(peer_address_, connection.peer()));
     Established(connection);
     return absl::OkStatus();
   }

@@ -177,7 +177,7 @@ absl::StatusOr<std::string> NodeState::Listen(std::string_view address) {
       });
   if (!bound.ok()) return bound;
   std::lock_guard<std::mutex> lock(mu_);
-  listen_address_ = *bound;
+  listen_address_ = options_.advertise_address.empty() ? *bound : options_.advertise_address;
   return bound;
 }
 
@@ -219,6 +219,14 @@ std::shared_ptr<Peer> NodeState::BindInbound(std::string_view name, uint64_t inc
   }
   if (by_name == nullptr) by_name = std::make_shared<Peer>(weak_from_this(), "");
   return by_name;
+}
+
+void NodeState::BindOutbound(std::string_view name, uint64_t incarnation, const std::shared_ptr<Peer>& peer) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::shared_ptr<Peer>& by_name = peers_by_name_[std::string(name)];
+  if (by_name == nullptr || by_name == peer || (by_name->incarnation() != 0 && by_name->incarnation() != incarnation)) {
+    by_name = peer;
+  }
 }
 
 void NodeState::Lookup(std::string_view address, std::string_view name, std::string_view actor_type,

@@ -76,6 +76,11 @@ struct NodeOptions {
   std::string name;
   // Shared by every node of the cluster; required (non-empty).
   std::string cluster_secret;
+  // The "host:port" other nodes reach this one by, carried in the Refs it
+  // sends. Default: the address Listen bound. Set it when listening on
+  // 0.0.0.0 (or behind NAT) and Refs must reach nodes that never connected
+  // here: nodes that did connect route by this node's name anyway.
+  std::string advertise_address;
   int io_threads = 1;
   absl::Duration heartbeat_interval = absl::Seconds(1);
   absl::Duration heartbeat_timeout = absl::Seconds(5);

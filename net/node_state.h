@@ -178,6 +178,9 @@ class NodeState : public std::enable_shared_from_this<NodeState>, public RefCode
   // Opens a connection to `peer`'s address and runs the handshake.
   void Connect(std::shared_ptr<Peer> peer);
   std::shared_ptr<Peer> BindInbound(std::string_view name, uint64_t incarnation, std::string_view listen_address);
+  // A peer we dialled told us its name: addresses naming that node (which
+  // may carry an address we cannot dial, such as 0.0.0.0) route to it.
+  void BindOutbound(std::string_view name, uint64_t incarnation, const std::shared_ptr<Peer>& peer);
   // I/O thread: a frame after the handshake. An error closes the connection.
   absl::Status HandleFrame(Peer& peer, net::Connection& connection, wire::Frame::Reader frame, ExportCache& cache);
   void PeerUp(const NodeUp& up);

@@ -234,6 +234,24 @@ TEST_F(TwoNodes, AWrongSecretIsRefusedOnBothSidesAndOthersCarryOn) {
   EXPECT_EQ(LookupCounter().Ask(Get{}, kWait).Wait(kWait).value(), 0);
 }
 
+TEST(Node, ANodeListeningOnEveryInterfaceIsReachedByTheAddressItWasDialledBy) {
+  ActorSystem a_sys({.workers = 1, .name = "a"}), b_sys({.workers = 1, .name = "b"});
+  Node a(a_sys, Options("a")), b(b_sys, Options("b"));
+  const std::string bound = a.Listen("0.0.0.0:0").value();
+  ASSERT_EQ(bound.rfind("0.0.0.0:", 0), 0u) << bound;
+  ASSERT_TRUE(a.Publish("counter", a_sys.Spawn<Counter>()).ok());
+  const std::string dial = "127.0.0.1" + bound.substr(bound.find(':'));
+  // The reply's address says 0.0.0.0; b routes it by a's name to the
+  // connection it dialled.
+  Ref<Counter> remote = b.Lookup<Counter>(dial, "counter").Wait(kWait).value();
+  remote.Tell(Add{.by = 2});
+  EXPECT_EQ(remote.Ask(Get{}, kWait).Wait(kWait).value(), 2);
+  Promise<std::string> first;
+  Future<std::string> got = first.GetFuture();
+  remote.Tell(Register{.who = b_sys.Spawn<Collector>(std::move(first))});
+  EXPECT_EQ(got.Wait(kWait).value(), "hello from the counter");
+}
+
 TEST(Node, ANodeWithoutASecretRefusesToListen) {
   ActorSystem sys({.workers = 1});
   Node node(sys, Options("x", ""));
