@@ -12,12 +12,10 @@
 // stops the nodes (each leaves the cluster; one that does not exit in time
 // is killed by pid).
 //
-// A node of a real cluster, one per machine (the same --secret on all;
-// A and B are the addresses the machines reach each other by; not 0.0.0.0
-// yet, see docs/cluster.md):
+// A node of a real cluster, one per machine (the same --secret on all):
 //
-//   counter_service --listen=A:7000 --secret=S                    # machine A
-//   counter_service --listen=B:7000 --peer=A:7000 --secret=S      # machine B
+//   counter_service --listen=0.0.0.0:7000 --secret=S                   # machine A
+//   counter_service --listen=0.0.0.0:7000 --peer=A:7000 --secret=S     # machine B
 //
 // A node with --peer (repeat it, or separate by commas) joins the cluster
 // those nodes belong to and then runs the workload over the whole cluster
@@ -58,6 +56,9 @@
 ABSL_FLAG(std::string, listen, "", "run a node accepting connections on host:port (port 0: any free port)");
 ABSL_FLAG(std::vector<std::string>, peer, {},
           "host:port of a node of the cluster to join (repeat the flag, or separate by commas)");
+ABSL_FLAG(std::string, advertise, "",
+          "host:port other nodes reach this one by, if not the --listen address (behind NAT, or to be sure "
+          "Refs to this node from a wildcard --listen work from nodes it never connected to)");
 ABSL_FLAG(std::string, secret, "", "the cluster secret, the same on every node (default: a demo secret)");
 ABSL_FLAG(std::string, name, "", "this node's name, unique in the cluster (default: <hostname>-<pid>)");
 ABSL_FLAG(int, shards, 4, "shards this node hosts");
@@ -80,6 +81,7 @@ troupe::NodeOptions Options(const std::string& name, const std::string& secret) 
   troupe::NodeOptions o;
   o.name = name;
   o.cluster_secret = secret;
+  o.advertise_address = absl::GetFlag(FLAGS_advertise);
   return o;
 }
 

@@ -7,11 +7,8 @@
 // With neither --listen nor --peer both nodes run in this process, talking
 // over loopback on a port the kernel picks. Across two processes or hosts:
 //
-//   remote_pingpong --listen=A:7100 --secret=S               # host A: the ponger
+//   remote_pingpong --listen=0.0.0.0:7100 --secret=S         # host A: the ponger
 //   remote_pingpong --peer=A:7100 --secret=S                 # host B: the pinger
-//
-// (A: the address host B reaches host A by. Not 0.0.0.0 yet: see
-// docs/cluster.md.)
 //
 // The ponger prints "ponger: node <name> listening on <address>" once it
 // accepts connections, and runs until SIGINT or SIGTERM.

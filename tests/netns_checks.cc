@@ -1,14 +1,14 @@
-// The checks of tests/netns_test.sh, which creates two network namespaces
-// joined by a veth pair and runs this binary with their names and
+// The checks of tests/netns_test.sh, which creates three network
+// namespaces on one bridge and runs this binary with their names and
 // addresses in the environment:
 //
-//   TROUPE_IP                  path of ip (iproute2)
-//   TROUPE_NETNS_A, _B         namespace names
-//   TROUPE_NETNS_ADDR_A, _B    the address of each end of the veth pair
+//   TROUPE_IP                      path of ip (iproute2)
+//   TROUPE_NETNS_A, _B, _C         namespace names
+//   TROUPE_NETNS_ADDR_A, _B, _C    the address of each on the bridge
 //
-// Each node process runs in one namespace ("ip netns exec"), listening on
-// its namespace's address, so everything between the nodes crosses the
-// veth pair: nothing is reachable over loopback from the other side.
+// Each node process runs in one namespace ("ip netns exec"), so everything
+// between nodes crosses the bridge, as between machines: nothing of one
+// namespace is reachable over another's loopback.
 
 #include <signal.h>
 
@@ -22,8 +22,8 @@
 namespace troupe::tests {
 namespace {
 
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
+std::string Env(const std::string& name) {
+  const char* v = std::getenv(name.c_str());
   return v != nullptr ? v : "";
 }
 
@@ -31,29 +31,32 @@ class Namespaces : public NodeProcesses {
  protected:
   void SetUp() override {
     ip_ = Env("TROUPE_IP");
-    a_ = Env("TROUPE_NETNS_A");
-    b_ = Env("TROUPE_NETNS_B");
-    addr_a_ = Env("TROUPE_NETNS_ADDR_A");
-    addr_b_ = Env("TROUPE_NETNS_ADDR_B");
-    ASSERT_FALSE(ip_.empty() || a_.empty() || b_.empty() || addr_a_.empty() || addr_b_.empty())
-        << "run by tests/netns_test.sh, which sets up the namespaces";
+    for (const char* host : {"A", "B", "C"}) {
+      ns_.push_back(Env(std::string("TROUPE_NETNS_") + host));
+      addr_.push_back(Env(std::string("TROUPE_NETNS_ADDR_") + host));
+      ASSERT_FALSE(ns_.back().empty() || addr_.back().empty())
+          << "run by tests/netns_test.sh, which sets up the namespaces";
+    }
+    ASSERT_FALSE(ip_.empty());
   }
 
-  std::vector<std::string> In(const std::string& ns) const { return {ip_, "netns", "exec", ns}; }
+  // The prefix that runs a command in host i's namespace.
+  std::vector<std::string> In(int i) const { return {ip_, "netns", "exec", ns_[i]}; }
 
-  std::string ip_, a_, b_, addr_a_, addr_b_;
+  std::string ip_;
+  std::vector<std::string> ns_, addr_;
 };
 
 TEST_F(Namespaces, APingerAsksAndTellsAPongerInAnotherNamespace) {
   const std::string pingpong = Runfile("examples/remote_pingpong");
-  ChildProcess* ponger =
-      Start("ponger", {pingpong, "--listen=" + addr_a_ + ":0", "--name=ponger", kSecret}, In(a_));
+  ChildProcess* ponger = Start("ponger", {pingpong, "--listen=" + addr_[0] + ":7100", "--name=ponger", kSecret}, In(0));
   ASSERT_NE(ponger, nullptr);
-  const std::string address = AddressIn(Line(ponger, "listening on "));
-  ASSERT_EQ(address.rfind(addr_a_ + ":", 0), 0u) << address;
+  EXPECT_NE(Line(ponger, "listening on " + addr_[0] + ":7100"), "");
 
-  ChildProcess* pinger = Start(
-      "pinger", {pingpong, "--peer=" + address, "--name=pinger", kSecret, "--round_trips=300", "--tells=500"}, In(b_));
+  ChildProcess* pinger = Start("pinger",
+                               {pingpong, "--peer=" + addr_[0] + ":7100", "--name=pinger", kSecret,
+                                "--round_trips=300", "--tells=500"},
+                               In(1));
   EXPECT_NE(Line(pinger, "remote_pingpong: 300 round trips"), "");
   EXPECT_NE(Line(pinger, "the ponger received 500, 0 out of order"), "");
   EXPECT_TRUE(ExitsCleanly(pinger));
@@ -62,46 +65,43 @@ TEST_F(Namespaces, APingerAsksAndTellsAPongerInAnotherNamespace) {
   EXPECT_TRUE(ExitsCleanly(ponger));
 }
 
-TEST_F(Namespaces, CounterNodesInTwoNamespacesShareTheWorkAndReportALoss) {
-  ChildProcess *a, *b;
-  const std::string a_address = StartCounterNode("a", addr_a_ + ":0", {}, &a, In(a_));
-  ASSERT_EQ(a_address.rfind(addr_a_ + ":", 0), 0u) << a_address;
-  StartCounterNode("b", addr_b_ + ":0", {"--peer=" + a_address, "--increments=2000", "--keys=100"}, &b, In(b_));
+// The commands of docs/cluster.md: every node on the any-address, port
+// 7000; b and c given only a. c learns b from a, as a's peer at the host b
+// connected from, and runs the workload with a client on each node.
+TEST_F(Namespaces, ThreeNodesOnTheAnyAddressJoinThroughOneAndReportALoss) {
+  const std::string a_at = addr_[0] + ":7000";
+  ChildProcess *a, *b, *c;
+  EXPECT_EQ(StartCounterNode("a", "0.0.0.0:7000", {}, &a, In(0)), "0.0.0.0:7000");
+  ASSERT_NE(a, nullptr);
+  StartCounterNode("b", "0.0.0.0:7000", {"--peer=" + a_at, "--increments=0"}, &b, In(1));
   ASSERT_NE(b, nullptr);
-  EXPECT_NE(Line(a, "a: member b joined (2 shards)"), "");
-  EXPECT_NE(Line(b, "a/client-0: 2000 increments sent"), "");
-  EXPECT_NE(Line(b, "b/client-0: 2000 increments sent"), "");
-  EXPECT_NE(Line(b, "verified: 100 keys read back, each as expected (40..40); they sum to 4000 = 4000 sent"), "");
-  EXPECT_NE(Line(b, "b: workload done"), "");
+  StartCounterNode("c", "0.0.0.0:7000", {"--peer=" + a_at, "--increments=1000", "--keys=100"}, &c, In(2));
+  ASSERT_NE(c, nullptr);
+  EXPECT_NE(Line(c, "c: ready: joined a cluster of 3 nodes, 6 shards"), "");
+  EXPECT_NE(Line(b, "b: member c joined (2 shards)"), "");
+  EXPECT_NE(Line(a, "a: member c joined (2 shards)"), "");
+  for (const char* client : {"a/client-0", "b/client-0", "c/client-0"}) {
+    EXPECT_NE(Line(c, std::string(client) + ": 1000 increments sent"), "");
+  }
+  EXPECT_NE(Line(c, "verified: 100 keys read back, each as expected (30..30); they sum to 3000 = 3000 sent"), "");
+  EXPECT_NE(Line(c, "c: workload done"), "");
 
   // "ip netns exec" runs the node in its own process: this pid is a's.
   a->Signal(SIGKILL);
   EXPECT_NE(Ended(a).find("killed by signal 9"), std::string::npos);
-  EXPECT_NE(Line(b, "b: the pending ask to node a (WatchLeave) failed: UNAVAILABLE"), "");
-  EXPECT_NE(Line(b, "b: node a is down"), "");
-  EXPECT_NE(Line(b, "b: an ask to a/shard-0 after the loss: UNAVAILABLE"), "");
+  for (ChildProcess* p : {b, c}) {
+    const std::string me = p->name() + ": ";
+    EXPECT_NE(Line(p, me + "the pending ask to node a (WatchLeave) failed: UNAVAILABLE"), "");
+    EXPECT_NE(Line(p, me + "node a is down"), "");
+    EXPECT_NE(Line(p, me + "an ask to a/shard-0 after the loss: UNAVAILABLE"), "");
+  }
 
+  // b leaves; c hears it as a leave, not a failure.
   b->Signal(SIGTERM);
+  EXPECT_NE(Line(c, "c: node b left the cluster"), "");
   EXPECT_TRUE(ExitsCleanly(b));
-}
-
-// The two-machine commands of docs/cluster.md as first written: both nodes
-// on the any-address. Disabled: net/ registers a node it dialled only by
-// the address it dialled, not by name, so the Ref that b's lookup returns
-// carries a's own listen address, "0.0.0.0:7000", and b dials itself with
-// it (refused: "the peer calls itself 'b'"). Run it with
-// --gtest_also_run_disabled_tests once a dialled peer is found by name.
-TEST_F(Namespaces, DISABLED_NodesListeningOnTheAnyAddressWorkTogether) {
-  ChildProcess *a, *b;
-  const std::string a_address = StartCounterNode("a", "0.0.0.0:7000", {}, &a, In(a_));
-  ASSERT_EQ(a_address, "0.0.0.0:7000");
-  StartCounterNode("b", "0.0.0.0:7000", {"--peer=" + addr_a_ + ":7000", "--increments=1000", "--keys=100"}, &b,
-                   In(b_));
-  EXPECT_NE(Line(b, "verified: 100 keys read back"), "");
-  a->Signal(SIGTERM);
-  b->Signal(SIGTERM);
-  EXPECT_TRUE(ExitsCleanly(a));
-  EXPECT_TRUE(ExitsCleanly(b));
+  c->Signal(SIGTERM);
+  EXPECT_TRUE(ExitsCleanly(c));
 }
 
 }  // namespace

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Two network namespaces joined by a veth pair, a node process in each,
-# exchanging tells and asks across them (tests/netns_checks.cc does the
-# checking). Needs root and ip (iproute2); without them it says why and
-# skips, passing. The namespaces are named after this test's pid and are
-# deleted on every exit path.
+# Three network namespaces on one bridge (a small LAN, as three machines
+# would be), a node process in each, exchanging tells and asks across them
+# (tests/netns_checks.cc does the checking). Needs root and ip (iproute2);
+# without them it says why and skips, passing. The namespaces are named
+# after this test's pid and are deleted on every exit path.
 #
 #   netns_test.sh <path of netns_checks> [its flags, e.g. --gtest_filter=...]
 set -euo pipefail
@@ -21,37 +21,43 @@ ip="$(command -v ip || true)"
 
 # Unlikely to be anyone's subnet; inside the namespaces it cannot clash
 # with the host's anyway.
-readonly ns_a="troupe-netns-a-$$"
-readonly ns_b="troupe-netns-b-$$"
-readonly addr_a="10.77.91.1"
-readonly addr_b="10.77.91.2"
+readonly subnet="10.77.91"
+readonly lan="troupe-netns-lan-$$"
+readonly hosts=(a b c)
 
 created=()
 cleanup() {
   local ns
-  # Deleting a namespace deletes its end of the veth pair, and so the pair.
+  # Deleting a namespace deletes the veth ends in it, and so the pairs.
   for ns in "${created[@]}"; do "$ip" netns delete "$ns" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
-if ! why="$("$ip" netns add "$ns_a" 2>&1)"; then
+if ! why="$("$ip" netns add "$lan" 2>&1)"; then
   skip "ip netns add failed: $why"
 fi
-created+=("$ns_a")
-"$ip" netns add "$ns_b"
-created+=("$ns_b")
+created+=("$lan")
+# The bridge lives in a namespace of its own: nothing appears in the host's.
+"$ip" -n "$lan" link add lan type bridge
+"$ip" -n "$lan" link set lan up
 
-# Both ends are created inside their namespaces: nothing appears in the
-# host's.
-"$ip" link add veth-a netns "$ns_a" type veth peer name veth-b netns "$ns_b"
-"$ip" -n "$ns_a" addr add "$addr_a/24" dev veth-a
-"$ip" -n "$ns_b" addr add "$addr_b/24" dev veth-b
-"$ip" -n "$ns_a" link set veth-a up
-"$ip" -n "$ns_b" link set veth-b up
-"$ip" -n "$ns_a" link set lo up
-"$ip" -n "$ns_b" link set lo up
-echo "netns_test: $ns_a ($addr_a) <-veth-> $ns_b ($addr_b)"
+env=(TROUPE_IP="$ip")
+for i in "${!hosts[@]}"; do
+  host="${hosts[$i]}"
+  ns="troupe-netns-$host-$$"
+  addr="$subnet.$((i + 1))"
+  "$ip" netns add "$ns"
+  created+=("$ns")
+  "$ip" link add eth0 netns "$ns" type veth peer name "port-$host" netns "$lan"
+  "$ip" -n "$lan" link set "port-$host" master lan
+  "$ip" -n "$lan" link set "port-$host" up
+  "$ip" -n "$ns" addr add "$addr/24" dev eth0
+  "$ip" -n "$ns" link set eth0 up
+  "$ip" -n "$ns" link set lo up
+  upper="${host^^}"
+  env+=("TROUPE_NETNS_$upper=$ns" "TROUPE_NETNS_ADDR_$upper=$addr")
+  echo "netns_test: $ns: $addr"
+done
 
-TROUPE_IP="$ip" TROUPE_NETNS_A="$ns_a" TROUPE_NETNS_B="$ns_b" \
-  TROUPE_NETNS_ADDR_A="$addr_a" TROUPE_NETNS_ADDR_B="$addr_b" "$checks" "$@"
+env "${env[@]}" "$checks" "$@"
