@@ -190,6 +190,8 @@ class BadInput : public ::testing::Test {
     o.handshake_timeout = absl::Milliseconds(300);
     o.frame_timeout = absl::Milliseconds(300);
     o.max_frame_bytes = 1 << 20;
+    o.heartbeat_interval = absl::Milliseconds(100);
+    o.heartbeat_timeout = absl::Milliseconds(600);
     a_ = std::make_unique<Node>(a_sys_, o);
     address_ = a_->Listen("127.0.0.1:0").value();
     target_ = a_sys_.Spawn<Target>();
@@ -197,6 +199,7 @@ class BadInput : public ::testing::Test {
     NodeOptions ob;
     ob.name = "b";
     ob.cluster_secret = kSecret;
+    ob.heartbeat_interval = o.heartbeat_interval;  // within a's timeout
     b_ = std::make_unique<Node>(b_sys_, ob);
     // A healthy connection, open before the bad one and checked after it.
     healthy_ = b_->Lookup<Target>(address_, "target").Wait(kWait).value();
@@ -343,6 +346,15 @@ TEST_F(BadInput, AnUnknownTargetIsDroppedAndCountedAndAnAskForItIsNotFound) {
   EXPECT_EQ(a_->stats().unknown_targets, 2u);
   EXPECT_TRUE(raw.StillOpen(absl::Milliseconds(100)));
   ExpectOthersUndisturbed();
+}
+
+TEST_F(BadInput, AnAuthenticatedPeerThatFallsSilentIsClosedByTheHeartbeatTimeout) {
+  RawPeer raw(address_);
+  ASSERT_EQ(raw.Handshake(kSecret), "");
+  // The node's heartbeats keep coming; the raw peer sends none.
+  EXPECT_TRUE(raw.WaitClosed());
+  ExpectOthersUndisturbed();
+  EXPECT_GE(a_->stats().bad_frames, 1u);
 }
 
 TEST_F(BadInput, AFrameBeforeTheHandshakeClosesTheConnection) {

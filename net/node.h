@@ -82,6 +82,10 @@ struct NodeOptions {
   // here: nodes that did connect route by this node's name anyway.
   std::string advertise_address;
   int io_threads = 1;
+  // Every node sends a heartbeat on each connection every interval, and
+  // closes a connection that brought nothing for the timeout: use the same
+  // values across a cluster (a timeout shorter than a peer's interval drops
+  // that peer).
   absl::Duration heartbeat_interval = absl::Seconds(1);
   absl::Duration heartbeat_timeout = absl::Seconds(5);
   absl::Duration handshake_timeout = absl::Seconds(5);

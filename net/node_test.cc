@@ -252,6 +252,53 @@ TEST(Node, ANodeListeningOnEveryInterfaceIsReachedByTheAddressItWasDialledBy) {
   EXPECT_EQ(got.Wait(kWait).value(), "hello from the counter");
 }
 
+TEST(Node, AfterANodeRestartsOldRefsFailAndANewLookupReconnects) {
+  ActorSystem a_sys({.workers = 1, .name = "a"}), b_sys({.workers = 1, .name = "b"});
+  NodeOptions ob = Options("b");
+  ob.reconnect_min = absl::ZeroDuration();  // retry at once: the test needs no waiting
+  ob.reconnect_max = absl::ZeroDuration();
+  Node b(b_sys, ob);
+  std::string address;
+  Ref<Counter> old;
+  {
+    Node a(a_sys, Options("a"));
+    address = a.Listen("127.0.0.1:0").value();
+    ASSERT_TRUE(a.Publish("counter", a_sys.Spawn<Counter>()).ok());
+    old = b.Lookup<Counter>(address, "counter").Wait(kWait).value();
+    ASSERT_EQ(old.Ask(Get{}, kWait).Wait(kWait).value(), 0);
+  }
+  // The node is gone: a send fails (Unavailable), never hangs.
+  EXPECT_EQ(old.Ask(Get{}, kWait).Wait(kWait).status().code(), absl::StatusCode::kUnavailable);
+  // It comes back on the same address, as a new incarnation.
+  Node a2(a_sys, Options("a"));
+  ASSERT_EQ(a2.Listen(address).value(), address);
+  ASSERT_TRUE(a2.Publish("counter", a_sys.Spawn<Counter>(CounterArgs{.start = 7})).ok());
+  Ref<Counter> fresh = b.Lookup<Counter>(address, "counter").Wait(kWait).value();
+  EXPECT_EQ(fresh.Ask(Get{}, kWait).Wait(kWait).value(), 7);
+  // The old Ref named the previous incarnation: it must not reach the new one.
+  absl::Status s = old.Ask(Get{}, kWait).Wait(kWait).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+}
+
+TEST(Node, SendsDuringTheBackoffAfterAFailedConnectFailAtOnce) {
+  ActorSystem sys({.workers = 1});
+  NodeOptions o = Options("x");
+  o.reconnect_min = absl::Hours(1);  // the backoff outlasts the test
+  o.reconnect_max = absl::Hours(1);
+  Node node(sys, o);
+  std::string address;
+  {
+    ActorSystem other({.workers = 1});
+    Node gone(other, Options("gone"));
+    address = gone.Listen("127.0.0.1:0").value();
+  }
+  EXPECT_EQ(node.Lookup<Counter>(address, "c").Wait(kWait).status().code(), absl::StatusCode::kUnavailable);
+  absl::Status s = node.Lookup<Counter>(address, "c").Wait(kWait).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(s.message().find("unreachable"), absl::string_view::npos) << s;
+  EXPECT_GE(node.stats().rejected_sends, 1u);
+}
+
 TEST(Node, ANodeWithoutASecretRefusesToListen) {
   ActorSystem sys({.workers = 1});
   Node node(sys, Options("x", ""));
