@@ -240,12 +240,7 @@ void NodeState::Lookup(std::string_view address, std::string_view name, std::str
     lookup.setActorType(std::string(actor_type));
     return absl::OkStatus();
   });
-  auto reply = std::make_unique<RefReply>(shared_from_this(), std::string(actor_type), std::move(done));
-  if (!frame.ok()) {
-    reply->Complete(nullptr, frame.status());
-    return;
-  }
-  (void)peer->Submit(*this, *std::move(frame), 0, id, std::move(reply), timeout);
+  SubmitRefRequest(*peer, std::move(frame), id, actor_type, timeout, std::move(done));
 }
 
 void NodeState::SpawnOn(std::string_view address, std::string_view actor_type, uint64_t args_type, EncodeFn encode,
@@ -264,12 +259,28 @@ void NodeState::SpawnOn(std::string_view address, std::string_view actor_type, u
     }
     return absl::OkStatus();
   });
+  SubmitRefRequest(*peer, std::move(frame), id, actor_type, timeout, std::move(done));
+}
+
+void NodeState::SubmitRefRequest(Peer& peer, absl::StatusOr<net::OutFrame> frame, uint64_t request_id,
+                                 std::string_view actor_type, absl::Duration timeout, RefCallback done) {
   auto reply = std::make_unique<RefReply>(shared_from_this(), std::string(actor_type), std::move(done));
   if (!frame.ok()) {
     reply->Complete(nullptr, frame.status());
     return;
   }
-  (void)peer->Submit(*this, *std::move(frame), 0, id, std::move(reply), timeout);
+  (void)peer.Submit(*this, *std::move(frame), 0, request_id, std::move(reply), timeout);
+}
+
+void NodeState::SendDown(Peer& peer, uint64_t actor, const absl::Status& reason) {
+  absl::StatusOr<net::OutFrame> frame = net::BuildFrame([&](wire::Frame::Builder f) {
+    wire::Down::Builder down = f.initDown();
+    down.setActor(actor);
+    down.setCode(static_cast<uint32_t>(reason.code()));
+    down.setMessage(std::string(reason.message()));
+    return absl::OkStatus();
+  });
+  if (frame.ok()) (void)peer.Submit(*this, *std::move(frame), 0, 0, nullptr, absl::InfiniteDuration());
 }
 
 void NodeState::RegisterSpawn(std::string_view actor_type, uint64_t args_type, SpawnFactory factory) {
@@ -431,16 +442,7 @@ void NodeState::ActorGone(ActorId id, const absl::Status& reason) {
     absl::erase_if(published_, [id](const auto& entry) { return entry.second.id() == id; });
   }
   for (const std::weak_ptr<Peer>& weak : watchers) {
-    std::shared_ptr<Peer> peer = weak.lock();
-    if (peer == nullptr) continue;
-    absl::StatusOr<net::OutFrame> frame = net::BuildFrame([&](wire::Frame::Builder f) {
-      wire::Down::Builder down = f.initDown();
-      down.setActor(id);
-      down.setCode(static_cast<uint32_t>(reason.code()));
-      down.setMessage(std::string(reason.message()));
-      return absl::OkStatus();
-    });
-    if (frame.ok()) (void)peer->Submit(*this, *std::move(frame), 0, 0, nullptr, absl::InfiniteDuration());
+    if (std::shared_ptr<Peer> peer = weak.lock()) SendDown(*peer, id, reason);
   }
 }
 
@@ -454,14 +456,7 @@ void NodeState::WatchLocal(std::shared_ptr<Peer> peer, uint64_t actor) {
     }
   }
   // Not (any more) here: it has stopped as far as the peer can know.
-  absl::StatusOr<net::OutFrame> frame = net::BuildFrame([&](wire::Frame::Builder f) {
-    wire::Down::Builder down = f.initDown();
-    down.setActor(actor);
-    down.setCode(static_cast<uint32_t>(absl::StatusCode::kNotFound));
-    down.setMessage(absl::StrCat("actor ", actor, " is not on node ", options_.name));
-    return absl::OkStatus();
-  });
-  if (frame.ok()) (void)peer->Submit(*this, *std::move(frame), 0, 0, nullptr, absl::InfiniteDuration());
+  SendDown(*peer, actor, absl::NotFoundError(absl::StrCat("actor ", actor, " is not on node ", options_.name)));
 }
 
 absl::StatusOr<net::OutFrame> NodeState::BuildReply(uint64_t request_id, const absl::Status& status, uint64_t type_id,

@@ -216,6 +216,10 @@ class NodeState : public std::enable_shared_from_this<NodeState>, public RefCode
 
  private:
   ActorRef FindExport(ActorId id);
+  // Sends a lookup or spawn frame whose reply is an ActorAddress.
+  void SubmitRefRequest(Peer& peer, absl::StatusOr<net::OutFrame> frame, uint64_t request_id,
+                        std::string_view actor_type, absl::Duration timeout, RefCallback done);
+  void SendDown(Peer& peer, uint64_t actor, const absl::Status& reason);
   ActorRef ProxyFor(const std::shared_ptr<Peer>& peer, std::string_view node, uint64_t incarnation, uint64_t actor);
   void ReplyTo(net::Connection& connection, uint64_t request_id, const absl::Status& status, uint64_t type_id,
                EncodeFn encode, const void* value);
