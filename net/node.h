@@ -200,8 +200,9 @@ class Node {
                   [subscriber](const NodeDown& down) { subscriber.Tell(NodeDown(down)); });
   }
 
-  // Closes every connection (pending asks fail with Cancelled) and stops
-  // accepting. Idempotent.
+  // Closes every connection and stops accepting: pending asks through them
+  // fail with Unavailable (the reason says the node shut down), later sends
+  // with Cancelled. Idempotent.
   void Shutdown();
 
   const std::string& name() const;
