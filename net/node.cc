@@ -46,9 +46,11 @@ uint64_t NewIncarnation() {
   return v == 0 ? 1 : v;
 }
 
-void WriteStatus(wire::Reply::Builder reply, const absl::Status& status) {
-  reply.setCode(static_cast<uint32_t>(status.code()));
-  reply.setMessage(std::string(status.message()));
+// Into a Reply, Stop or Down frame: each carries a status as code and message.
+template <class Builder>
+void WriteStatus(Builder frame, const absl::Status& status) {
+  frame.setCode(static_cast<uint32_t>(status.code()));
+  frame.setMessage(std::string(status.message()));
 }
 
 // Sends the reply of an ask that came from another node back to it.
@@ -276,8 +278,7 @@ void NodeState::SendDown(Peer& peer, uint64_t actor, const absl::Status& reason)
   absl::StatusOr<net::OutFrame> frame = net::BuildFrame([&](wire::Frame::Builder f) {
     wire::Down::Builder down = f.initDown();
     down.setActor(actor);
-    down.setCode(static_cast<uint32_t>(reason.code()));
-    down.setMessage(std::string(reason.message()));
+    WriteStatus(down, reason);
     return absl::OkStatus();
   });
   if (frame.ok()) (void)peer.Submit(*this, *std::move(frame), 0, 0, nullptr, absl::InfiniteDuration());
@@ -329,8 +330,7 @@ void NodeState::StopRemote(Peer& peer, uint64_t actor, const absl::Status& reaso
   absl::StatusOr<net::OutFrame> frame = net::BuildFrame([&](wire::Frame::Builder f) {
     wire::Stop::Builder stop = f.initStop();
     stop.setTarget(actor);
-    stop.setCode(static_cast<uint32_t>(reason.code()));
-    stop.setMessage(std::string(reason.message()));
+    WriteStatus(stop, reason);
     return absl::OkStatus();
   });
   if (frame.ok()) (void)peer.Submit(*this, *std::move(frame), 0, 0, nullptr, absl::InfiniteDuration());
