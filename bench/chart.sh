@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Draws the suite's results as a PNG: for each workload and metric, how many
-# times better troupe is than CAF (log scale), beside the target.
+# times better troupe is than the metric's baseline — CAF, or the raw TCP
+# floor for remote-rtt — (log scale), beside the target.
 #
 #   ./tools/bazel run -c opt //bench:suite -- --json > results.jsonl
 #   bench/chart.sh results.jsonl docs/benchmarks.png
@@ -28,24 +29,26 @@ data="$(mktemp)"
 trap 'rm -f "$data"' EXIT
 
 # The suite's JSON lines have a fixed field order:
-# {"workload": W, "system": S, "metric": M, "value": V, "unit": U, "target": T}
-# (T: troupe's target as "times better than CAF", 0 for none).
+# {"workload": W, "system": S, "metric": M, "value": V, "unit": U, "target": T, "baseline": B}
+# (T: troupe's target as "times better than B", 0 for none; B: "caf" or "floor").
 awk -F'"' '
   /"workload"/ {
     w = $4; s = $8; m = $12
     v = $15; sub(/^: */, "", v); sub(/, *$/, "", v)
     u = $18
-    t = $21; sub(/^: */, "", t); sub(/ *}.*$/, "", t)
+    t = $21; sub(/^: */, "", t); sub(/ *[,}].*$/, "", t)
+    b = $24
     key = w " " m
     if (!(key in seen)) { seen[key] = 1; order[n++] = key }
     val[key, s] = v
     unit[key] = u
     target[key] = t
+    base[key] = (b == "" ? "caf" : b)
   }
   END {
     for (i = 0; i < n; i++) {
       key = order[i]
-      t = val[key, "troupe"]; c = val[key, "caf"]
+      t = val[key, "troupe"]; c = val[key, base[key]]
       if (t <= 0 || c <= 0) continue
       split(key, parts, " ")
       higher = (unit[key] == "msg/s")
@@ -55,14 +58,14 @@ awk -F'"' '
   }' "$in" > "$data"
 
 if [[ ! -s "$data" ]]; then
-  echo "chart: no troupe/CAF pairs found in $in" >&2
+  echo "chart: no troupe/baseline pairs found in $in" >&2
   exit 1
 fi
 
 gnuplot <<GNUPLOT
 set terminal pngcairo size 1200,650 font "sans,10" noenhanced
 set output "$out"
-set title "troupe vs CAF 0.17.6: times better (log scale; above 1 = troupe ahead)"
+set title "troupe vs CAF 0.17.6 (remote-rtt: vs the raw TCP floor): times better (log scale; above 1 = troupe ahead)"
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
