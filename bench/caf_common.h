@@ -16,7 +16,12 @@
 #include <cstdint>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "bench/workload.h"
 #include "caf/all.hpp"
 
@@ -59,6 +64,38 @@ inline Measurement TimeMetric(double seconds) { return {"time", seconds, "s", fa
 
 inline Measurement ThroughputMetric(double messages, double seconds) {
   return {"throughput", messages / seconds, "msg/s", true};
+}
+
+// A CAF error as a status, with what failed.
+inline absl::Status CafError(const caf::actor_system& sys, const std::string& what, const caf::error& err) {
+  return absl::InternalError(absl::StrCat(what, ": ", sys.render(err)));
+}
+
+// Runs a round-trip client: an actor that, asked GoAtom, measures its round
+// trips and answers (mismatched replies, microseconds per sample). Stops the
+// client afterwards. An error unless every reply matched its request and
+// `samples` were taken; `workload` names the workload in errors.
+inline absl::StatusOr<std::vector<double>> RunRttClient(caf::actor_system& sys, caf::scoped_actor& self,
+                                                        const caf::actor& client, int64_t samples,
+                                                        const std::string& workload) {
+  absl::Status status;
+  int64_t mismatches = -1;
+  std::vector<double> micros;
+  // The client bounds each of its own requests, so its answer comes.
+  self->request(client, caf::infinite, GoAtom::value)
+      .receive(
+          [&](int64_t m, std::vector<double>& us) {
+            mismatches = m;
+            micros = std::move(us);
+          },
+          [&](caf::error& err) { status = CafError(sys, workload + ": the client failed", err); });
+  self->send_exit(client, caf::exit_reason::user_shutdown);
+  if (!status.ok()) return status;
+  if (mismatches != 0 || static_cast<int64_t>(micros.size()) != samples) {
+    return absl::InternalError(absl::StrCat(workload, ": ", mismatches, " replies did not match their request; ",
+                                            micros.size(), " samples, expected ", samples));
+  }
+  return micros;
 }
 
 }  // namespace troupe::bench::caf_side

@@ -40,10 +40,12 @@ namespace troupe::bench {
 namespace {
 
 using caf_side::CafConfig;
+using caf_side::CafError;
 using caf_side::Clock;
 using caf_side::DoneAtom;
 using caf_side::GoAtom;
 using caf_side::PingAtom;
+using caf_side::RunRttClient;
 using caf_side::SecondsSince;
 using caf_side::WorkAtom;
 
@@ -52,10 +54,6 @@ class RemoteConfig : public CafConfig {
  public:
   explicit RemoteConfig(const Sizes& sizes) : CafConfig(sizes) { load<caf::io::middleman>(); }
 };
-
-absl::Status CafError(const caf::actor_system& sys, const std::string& what, const caf::error& err) {
-  return absl::InternalError(absl::StrCat(what, ": ", sys.render(err)));
-}
 
 const std::chrono::milliseconds kRequestTimeout{absl::ToInt64Milliseconds(kRemoteIoTimeout)};
 
@@ -201,25 +199,9 @@ absl::StatusOr<std::vector<Measurement>> CafRemoteRtt(const Sizes& sizes) {
       [samples](caf::actor_system& sys, const caf::actor& echo) -> absl::StatusOr<std::vector<Measurement>> {
         caf::scoped_actor self(sys);
         const caf::actor client = self->spawn(RttClient, echo, samples);
-        absl::Status status;
-        int64_t mismatches = -1;
-        std::vector<double> micros;
-        // Each of the client's requests is bounded by kRequestTimeout, so
-        // its answer comes.
-        self->request(client, caf::infinite, GoAtom::value)
-            .receive(
-                [&](int64_t m, std::vector<double>& us) {
-                  mismatches = m;
-                  micros = std::move(us);
-                },
-                [&](caf::error& err) { status = CafError(sys, "remote-rtt: the client failed", err); });
-        self->send_exit(client, caf::exit_reason::user_shutdown);
-        if (!status.ok()) return status;
-        if (mismatches != 0 || static_cast<int64_t>(micros.size()) != samples) {
-          return absl::InternalError(absl::StrCat("remote-rtt: ", mismatches, " replies did not match their request; ",
-                                                  micros.size(), " samples, expected ", samples));
-        }
-        return RttMeasurements(micros);
+        absl::StatusOr<std::vector<double>> micros = RunRttClient(sys, self, client, samples, "remote-rtt");
+        if (!micros.ok()) return micros.status();
+        return RttMeasurements(*micros);
       });
 }
 

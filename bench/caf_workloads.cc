@@ -37,18 +37,16 @@ namespace {
 
 using caf_side::BallAtom;
 using caf_side::CafConfig;
+using caf_side::CafError;
 using caf_side::Clock;
 using caf_side::GoAtom;
 using caf_side::PingAtom;
+using caf_side::RunRttClient;
 using caf_side::SecondsSince;
 using caf_side::ThroughputMetric;
 using caf_side::TimeMetric;
 using caf_side::WaitAtom;
 using caf_side::WakeAtom;
-
-absl::Status CafError(const caf::actor_system& sys, const std::string& what, const caf::error& err) {
-  return absl::InternalError(absl::StrCat(what, ": ", sys.render(err)));
-}
 
 // -- skynet -------------------------------------------------------------------
 
@@ -424,25 +422,11 @@ absl::StatusOr<std::vector<Measurement>> CafAskLatency(const Sizes& sizes) {
   caf::scoped_actor self(sys);
   const caf::actor server = self->spawn(Server);
   const caf::actor client = self->spawn(Client, server, kWarmup, samples);
-  absl::Status status;
-  int64_t mismatches = -1;
-  std::vector<double> micros;
-  self->request(client, caf::infinite, GoAtom::value)
-      .receive(
-          [&](int64_t m, std::vector<double>& us) {
-            mismatches = m;
-            micros = std::move(us);
-          },
-          [&](caf::error& err) { status = CafError(sys, "ask-latency: the client failed", err); });
-  self->send_exit(client, caf::exit_reason::user_shutdown);
+  absl::StatusOr<std::vector<double>> micros = RunRttClient(sys, self, client, samples, "ask-latency");
   self->send_exit(server, caf::exit_reason::user_shutdown);
-  if (!status.ok()) return status;
-  if (mismatches != 0 || static_cast<int64_t>(micros.size()) != samples) {
-    return absl::InternalError(absl::StrCat("ask-latency: ", mismatches, " replies did not match their request; ",
-                                            micros.size(), " samples, expected ", samples));
-  }
-  const double p50 = Percentile(micros, 0.50);
-  const double p99 = Percentile(micros, 0.99);
+  if (!micros.ok()) return micros.status();
+  const double p50 = Percentile(*micros, 0.50);
+  const double p99 = Percentile(*micros, 0.99);
   return std::vector<Measurement>{{"p50", p50, "us", false}, {"p99", p99, "us", false}};
 }
 
