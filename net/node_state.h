@@ -116,6 +116,9 @@ class Peer : public std::enable_shared_from_this<Peer> {
  private:
   void StartConnect();
   void SendHeartbeat();
+  // The peer's name for logs and errors: its node name once known, else the
+  // address dialled. Holds mu_.
+  const std::string& who() const { return name_.empty() ? address_ : name_; }
 
   const std::weak_ptr<NodeState> node_;
   const std::string address_;  // "" for a peer that does not listen

@@ -18,7 +18,7 @@ absl::Status Unreachable(std::string_view who, const absl::Status& why) {
 
 std::string Peer::name() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return name_.empty() ? address_ : name_;
+  return who();
 }
 
 uint64_t Peer::incarnation() const {
@@ -37,12 +37,11 @@ absl::Status Peer::Submit(NodeState& node, net::OutFrame frame, uint64_t incarna
   bool connect = false;
   {
     std::unique_lock<std::mutex> lock(mu_);
-    const std::string& who = name_.empty() ? address_ : name_;
     if (node.closed()) {
       status = absl::CancelledError("the node has shut down");
     } else if (incarnation != 0 && incarnation_ != 0 && incarnation != incarnation_) {
       status = absl::UnavailableError(
-          absl::StrCat("node ", who, " has restarted since this address was made (incarnation ", incarnation,
+          absl::StrCat("node ", who(), " has restarted since this address was made (incarnation ", incarnation,
                        ", now ", incarnation_, ")"));
     } else {
       switch (state_) {
@@ -51,7 +50,7 @@ absl::Status Peer::Submit(NodeState& node, net::OutFrame frame, uint64_t incarna
           break;
         case State::kBackoff:
           if (node.system().Now() < retry_at_) {
-            status = Unreachable(who, last_error_);
+            status = Unreachable(who(), last_error_);
             break;
           }
           [[fallthrough]];
@@ -61,7 +60,7 @@ absl::Status Peer::Submit(NodeState& node, net::OutFrame frame, uint64_t incarna
           [[fallthrough]];
         case State::kConnecting:
           if (backlog_bytes_ + frame.bytes().size() > node.options().max_outbound_bytes) {
-            status = absl::ResourceExhaustedError(absl::StrCat("outbound buffer for node ", who, " is full (",
+            status = absl::ResourceExhaustedError(absl::StrCat("outbound buffer for node ", who(), " is full (",
                                                                node.options().max_outbound_bytes, " bytes)"));
           } else {
             backlog_bytes_ += frame.bytes().size();
@@ -70,7 +69,7 @@ absl::Status Peer::Submit(NodeState& node, net::OutFrame frame, uint64_t incarna
           break;
         case State::kGone:
           status = absl::UnavailableError(
-              absl::StrCat("the connection to node ", who, " was lost and it does not listen: it cannot be reached"));
+              absl::StrCat("the connection to node ", who(), " was lost and it does not listen: it cannot be reached"));
           break;
       }
     }
@@ -128,7 +127,7 @@ void Peer::Expire(uint64_t request_id, absl::Duration timeout) {
     if (it == pending_.end()) return;
     pending = std::move(it->second);
     pending_.erase(it);
-    who = name_.empty() ? address_ : name_;
+    who = this->who();
   }
   pending.reply->Complete(nullptr, absl::DeadlineExceededError(absl::StrCat(
                                        "no reply from node ", who, " within ", absl::FormatDuration(timeout))));
@@ -225,7 +224,7 @@ void Peer::Lost(const net::Connection* connection, const absl::Status& reason) {
     if (connection != nullptr && connection != connection_.get()) return;
     if (connection == nullptr && state_ != State::kConnecting) return;
     was_up = state_ == State::kUp;
-    who = name_.empty() ? address_ : name_;
+    who = this->who();
     connection_.reset();
     backlog_.clear();
     backlog_bytes_ = 0;
