@@ -1,6 +1,8 @@
 #include "net/io/frame.h"
 
+#include <algorithm>
 #include <cstring>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 
@@ -28,18 +30,34 @@ OutFrame OutFrame::Copy(absl::Span<const uint8_t> payload) {
   return frame;
 }
 
-absl::Status FrameDecoder::OversizedError(uint64_t length) const {
+absl::Status FrameDecoder::OversizedError(uint64_t length, size_t limit) {
   return absl::ResourceExhaustedError(
-      absl::StrCat("frame of ", length, " bytes exceeds the limit of ", max_payload_bytes_, " bytes"));
+      absl::StrCat("frame of ", length, " bytes exceeds the limit of ", limit, " bytes"));
 }
 
-void FrameDecoder::Reserve() {
-  const size_t words = (length_ + 7) / 8;
+absl::Status FrameDecoder::Refuse(uint64_t length) {
+  broken_ = true;
+  broken_length_ = length;
+  broken_limit_ = max_payload_bytes_;
+  // Nothing is being received any more (see mid_frame).
+  prefix_have_ = 0;
+  length_ = 0;
+  payload_have_ = 0;
+  return OversizedError(length, broken_limit_);
+}
+
+void FrameDecoder::Grow(size_t bytes) {
+  const size_t words = (bytes + 7) / 8;
   if (words <= storage_words_) return;
-  // Grow to at least double, so a run of growing frames costs few allocations,
-  // but never past what this frame needs when it is large.
-  size_t grown = std::max(words, std::min(storage_words_ * 2, kKeepStorageBytes / 8));
-  storage_.reset(new uint64_t[grown]);
+  // At least double, so a frame arriving in many pieces (or a run of growing
+  // frames) costs few allocations and copies, but never past the larger of
+  // this frame's length and the storage kept between frames: storage follows
+  // the bytes received, not the announced length.
+  const size_t cap = std::max((length_ + 7) / 8, kKeepStorageBytes / 8);
+  const size_t grown = std::max(words, std::min(storage_words_ * 2, cap));
+  std::unique_ptr<uint64_t[]> storage(new uint64_t[grown]);
+  if (payload_have_ > 0) std::memcpy(storage.get(), storage_.get(), payload_have_);
+  storage_ = std::move(storage);
   storage_words_ = grown;
 }
 

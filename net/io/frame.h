@@ -17,6 +17,14 @@
 // for it. A zero length is a valid, empty payload; what it means is up to the
 // layer above. The decoder keeps at most one frame's bytes.
 //
+// Memory: storage follows the bytes that have arrived, not the length the
+// prefix announces, so a peer that announces 16 MiB and sends 10 bytes costs
+// one first chunk (min(length, 64 KiB)), not 16 MiB. The storage doubles as
+// the payload's bytes come in, capped at the length: at most about twice the
+// bytes received (plus the copy while growing), and each byte is copied O(1)
+// times on average. Storage up to 64 KiB is kept for the next frame; larger
+// storage is freed once its frame has been yielded.
+//
 // Who may call what: neither class is thread-safe. An OutFrame is filled by
 // one thread and then moved into Send; a FrameDecoder belongs to one
 // connection and is fed on its I/O thread.
@@ -94,8 +102,15 @@ class FrameDecoder {
   template <class OnFrame>
   absl::Status Feed(absl::Span<const uint8_t> bytes, OnFrame&& on_frame);
 
+  // Changes the limit for frames whose length prefix is not yet complete
+  // (from on_frame, it applies to the next frame of the same Feed). A frame
+  // already being collected keeps the limit it was accepted under.
+  void set_max_payload_bytes(size_t bytes) { max_payload_bytes_ = bytes; }
+  size_t max_payload_bytes() const { return max_payload_bytes_; }
+
   // True while a frame is partly received, its prefix included (for the
-  // frame timeout).
+  // frame timeout). False once the decoder has refused a length: nothing
+  // more is being received.
   bool mid_frame() const { return prefix_have_ > 0; }
   // Complete frames yielded so far.
   uint64_t frames() const { return frames_; }
@@ -105,12 +120,16 @@ class FrameDecoder {
  private:
   // Payloads up to this size reuse storage between frames; a bigger one's
   // storage is freed once it has been yielded, so one large frame does not
-  // pin its size for the connection's lifetime.
+  // pin its size for the connection's lifetime. Also the first chunk of a
+  // large frame's storage.
   static constexpr size_t kKeepStorageBytes = size_t{64} << 10;
 
-  absl::Status OversizedError(uint64_t length) const;
-  // Reserves aligned storage for the current frame's payload (length_ bytes).
-  void Reserve();
+  static absl::Status OversizedError(uint64_t length, size_t limit);
+  // Refuses `length`: the decoder is broken from here on.
+  absl::Status Refuse(uint64_t length);
+  // Makes sure storage holds at least `bytes` of the current frame's payload
+  // (bytes <= length_), keeping the payload_have_ bytes already collected.
+  void Grow(size_t bytes);
   void ReleaseIfLarge();
 
   template <class OnFrame>
@@ -123,15 +142,17 @@ class FrameDecoder {
     }
   }
 
-  const size_t max_payload_bytes_;
+  size_t max_payload_bytes_;
   // The current frame: prefix bytes received so far (0..4; 0 = between
   // frames), its length once the prefix is complete, payload bytes received.
   uint8_t prefix_[kFramePrefixBytes] = {};
   size_t prefix_have_ = 0;
   size_t length_ = 0;
   size_t payload_have_ = 0;
+  // Set by Refuse, with the length and the limit it was refused under.
   bool broken_ = false;
   uint64_t broken_length_ = 0;
+  size_t broken_limit_ = 0;
   uint64_t frames_ = 0;
   std::unique_ptr<uint64_t[]> storage_;
   size_t storage_words_ = 0;
@@ -139,7 +160,7 @@ class FrameDecoder {
 
 template <class OnFrame>
 absl::Status FrameDecoder::Feed(absl::Span<const uint8_t> bytes, OnFrame&& on_frame) {
-  if (broken_) return OversizedError(broken_length_);
+  if (broken_) return OversizedError(broken_length_, broken_limit_);
   const uint8_t* p = bytes.data();
   const uint8_t* const end = p + bytes.size();
   while (p != end) {
@@ -147,11 +168,7 @@ absl::Status FrameDecoder::Feed(absl::Span<const uint8_t> bytes, OnFrame&& on_fr
       // Fast path: a whole frame, aligned, inside the fed bytes; no copy.
       if (prefix_have_ == 0 && static_cast<size_t>(end - p) >= kFramePrefixBytes) {
         const uint64_t length = uint64_t{p[0]} | uint64_t{p[1]} << 8 | uint64_t{p[2]} << 16 | uint64_t{p[3]} << 24;
-        if (length > max_payload_bytes_) {
-          broken_ = true;
-          broken_length_ = length;
-          return OversizedError(length);
-        }
+        if (length > max_payload_bytes_) return Refuse(length);
         const uint8_t* payload = p + kFramePrefixBytes;
         if (static_cast<uint64_t>(end - payload) >= length && reinterpret_cast<uintptr_t>(payload) % 8 == 0) {
           p = payload + length;
@@ -166,17 +183,14 @@ absl::Status FrameDecoder::Feed(absl::Span<const uint8_t> bytes, OnFrame&& on_fr
       if (prefix_have_ < kFramePrefixBytes) break;
       const uint64_t length = uint64_t{prefix_[0]} | uint64_t{prefix_[1]} << 8 | uint64_t{prefix_[2]} << 16 |
                               uint64_t{prefix_[3]} << 24;
-      if (length > max_payload_bytes_) {
-        broken_ = true;
-        broken_length_ = length;
-        return OversizedError(length);
-      }
+      if (length > max_payload_bytes_) return Refuse(length);
       length_ = static_cast<size_t>(length);
       payload_have_ = 0;
-      Reserve();
+      Grow(std::min(length_, kKeepStorageBytes));
     }
     const size_t take = std::min(length_ - payload_have_, static_cast<size_t>(end - p));
     if (take > 0) {
+      if (payload_have_ + take > storage_words_ * 8) Grow(payload_have_ + take);
       std::memcpy(reinterpret_cast<uint8_t*>(storage_.get()) + payload_have_, p, take);
       payload_have_ += take;
       p += take;
