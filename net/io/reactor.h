@@ -3,8 +3,10 @@
 // (net/node.h) codes against this API. Design and figures: docs/net-io.md.
 //
 // Frames on the wire: a 4-byte little-endian payload length, then the
-// payload (see frame.h). A length over ConnectionOptions::max_frame_bytes
-// closes the connection before anything is allocated for it.
+// payload (see frame.h). A length over the connection's frame limit
+// (ConnectionOptions::max_frame_bytes at first, then SetMaxFrameBytes)
+// closes the connection before anything is allocated for it; a frame being
+// received holds storage for the bytes that arrived, not for its length.
 //
 // Threads: `threads` I/O threads, each with its own epoll set and an eventfd
 // that wakes it; a connection belongs to one of them for life (accepted and
@@ -67,8 +69,9 @@ namespace troupe::net {
 
 // Zero, negative or infinite durations disable a timeout.
 struct ConnectionOptions {
-  // Largest payload accepted from the peer; a bigger length prefix closes
-  // the connection (ResourceExhausted) before allocating.
+  // Largest payload accepted from the peer at first (see
+  // Connection::SetMaxFrameBytes); a bigger length prefix closes the
+  // connection (ResourceExhausted) before allocating.
   size_t max_frame_bytes = size_t{16} << 20;
   // Bytes queued for writing and not yet written (prefixes included); Send
   // past it fails with ResourceExhausted.
@@ -128,6 +131,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // are still written, up to close_timeout, then the socket closes and
   // OnClosed runs with `reason`, on the I/O thread, never inside this call.
   virtual void Close(absl::Status reason) = 0;
+  // I/O thread only: from the handler's OnFrame or the Connect callback.
+  // Sets the largest payload accepted from the peer, for frames whose length
+  // prefix has not yet been read (from OnFrame: the next frame on, even one
+  // already in the same read). A frame over it closes the connection
+  // (ResourceExhausted). E.g. a few KiB until a handshake completes.
+  virtual void SetMaxFrameBytes(size_t bytes) = 0;
   // "ip:port" or "[ipv6]:port" of the peer.
   virtual const std::string& peer() const = 0;
   // Any thread; each counter is read on its own (not a snapshot).

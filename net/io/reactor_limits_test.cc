@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
@@ -138,6 +139,78 @@ TEST(ReactorLimits, OversizedLengthClosesOnlyThatConnection) {
   ASSERT_TRUE(good->WaitForFrames(1));
   EXPECT_EQ(good->frames()[0], Pattern(1024, 1));
   EXPECT_FALSE(server.handler(0)->closed());
+}
+
+// A connection started at a small limit (as the node does until its
+// handshake completes) takes a large frame once OnFrame has raised it, even
+// when both frames arrive in one read.
+TEST(ReactorLimits, FrameLimitRaisedFromOnFrameAcceptsTheNextLargerFrame) {
+  TestLog log;
+  Reactor reactor(Options(log));
+  ConnectionOptions options;
+  options.max_frame_bytes = 1024;
+  TestServer server(reactor, options, [] {
+    auto handler = std::make_shared<RecordingHandler>();
+    handler->on_frame = [](Connection& connection, absl::Span<const uint8_t>) {
+      connection.SetMaxFrameBytes(size_t{1} << 20);
+    };
+    return handler;
+  });
+  RawClient raw(server.address());
+  ASSERT_TRUE(raw.connected());
+  Bytes both = Wire(Pattern(16, 1));
+  const Bytes large = Wire(Pattern(100 << 10, 2));
+  both.insert(both.end(), large.begin(), large.end());
+  ASSERT_TRUE(raw.Write(both));
+  ASSERT_TRUE(server.WaitForAccepted(0));
+  ASSERT_TRUE(server.handler(0)->WaitForFrames(2));
+  EXPECT_EQ(server.handler(0)->frames()[1], Pattern(100 << 10, 2));
+  EXPECT_FALSE(server.handler(0)->closed());
+}
+
+// Lowered from OnFrame, the limit refuses the next frame of the same read.
+TEST(ReactorLimits, FrameLimitLoweredFromOnFrameRefusesTheNextLargeFrame) {
+  TestLog log;
+  Reactor reactor(Options(log));
+  TestServer server(reactor, {}, [] {
+    auto handler = std::make_shared<RecordingHandler>();
+    handler->on_frame = [](Connection& connection, absl::Span<const uint8_t>) { connection.SetMaxFrameBytes(64); };
+    return handler;
+  });
+  RawClient raw(server.address());
+  ASSERT_TRUE(raw.connected());
+  Bytes both = Wire(Pattern(100, 1));
+  const Bytes second = Wire(Pattern(100, 2));
+  both.insert(both.end(), second.begin(), second.end());
+  ASSERT_TRUE(raw.Write(both));
+  ASSERT_TRUE(server.WaitForAccepted(0));
+  const absl::Status reason = server.handler(0)->WaitForClose();
+  EXPECT_EQ(reason.code(), absl::StatusCode::kResourceExhausted) << reason;
+  EXPECT_TRUE(absl::StrContains(reason.message(), "limit of 64 bytes")) << reason;
+  EXPECT_EQ(server.handler(0)->frame_count(), 1u);
+  EXPECT_TRUE(raw.WaitForPeerClose());
+}
+
+// Set from the Connect callback, the limit holds from the first frame.
+TEST(ReactorLimits, FrameLimitSetFromTheConnectCallbackHoldsFromTheFirstFrame) {
+  TestLog log;
+  Reactor reactor(Options(log));
+  TestServer server(reactor, {}, EchoHandler);
+  auto client = std::make_shared<RecordingHandler>();
+  std::promise<std::shared_ptr<Connection>> connected;
+  reactor.Connect(server.address(), {}, client, [&connected](absl::StatusOr<std::shared_ptr<Connection>> c) {
+    if (c.ok()) (*c)->SetMaxFrameBytes(16);
+    connected.set_value(c.ok() ? *c : nullptr);
+  });
+  std::future<std::shared_ptr<Connection>> future = connected.get_future();
+  ASSERT_EQ(future.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  std::shared_ptr<Connection> connection = future.get();
+  ASSERT_NE(connection, nullptr);
+  ASSERT_TRUE(connection->Send(OutFrame::Copy(Pattern(17, 3))).ok());  // echoed: one byte too many
+  const absl::Status reason = client->WaitForClose();
+  EXPECT_EQ(reason.code(), absl::StatusCode::kResourceExhausted) << reason;
+  EXPECT_TRUE(absl::StrContains(reason.message(), "17 bytes")) << reason;
+  EXPECT_EQ(client->frame_count(), 0u);
 }
 
 // Text where a length should be (here an HTTP request) reads as a huge

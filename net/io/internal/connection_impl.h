@@ -121,6 +121,7 @@ class ConnectionImpl final : public Connection, public Pollable {
   // --- Connection (any thread). ---
   absl::Status Send(OutFrame frame) override;
   void Close(absl::Status reason) override;
+  void SetMaxFrameBytes(size_t bytes) override { decoder_.set_max_payload_bytes(bytes); }
   const std::string& peer() const override { return peer_; }
   ConnectionStats stats() const override;
   size_t outbound_bytes() const override { return queued_bytes_.load(std::memory_order_relaxed); }
