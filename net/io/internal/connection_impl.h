@@ -97,6 +97,12 @@
 
 namespace troupe::net::internal {
 
+// Adds to a counter that only the I/O thread writes: a plain load and store,
+// no locked instruction (see "Memory ordering").
+inline void Bump(std::atomic<uint64_t>& counter, uint64_t by = 1) {
+  counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+}
+
 // Runs a Connect callback; an exception from it is logged, not let into the
 // I/O loop.
 void CallDone(Reactor::ConnectFn& done, absl::StatusOr<std::shared_ptr<Connection>> result,
