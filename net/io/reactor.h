@@ -13,17 +13,24 @@
 // connected sockets are dealt round-robin). A connection's handler runs on
 // that thread, one call at a time; AcceptFn and ConnectFn run there too.
 //
-// Outbound: Send, from any thread, pushes the frame onto the connection's
-// queue (moodycamel ConcurrentQueue: many producers) and wakes its I/O
-// thread only if no flush is already pending; the I/O thread drains the
-// queue in bulk and writes with one gathered write (sendmsg with an iovec
-// array, i.e. writev plus MSG_NOSIGNAL; up to IOV_MAX frames per call), so
-// many small frames cost few system calls. Frames from one thread go out in
-// Send order; so do frames whose Sends are ordered by happens-before across
-// threads. Bytes queued and not yet written are bounded (max_outbound_bytes):
-// past the bound Send returns ResourceExhausted and queues nothing; the
-// caller decides (drop and count, or close). An accepted Send means queued,
-// not delivered: frames still queued when the connection closes are dropped.
+// Outbound: two lanes per connection. Send, from any thread, pushes the
+// frame onto the data lane, SendControl onto the control lane (each a
+// moodycamel ConcurrentQueue: many producers), and wakes the I/O thread only
+// if no flush is already pending; the I/O thread drains both in bulk and
+// writes with one gathered write (sendmsg with an iovec array, i.e. writev
+// plus MSG_NOSIGNAL; up to IOV_MAX frames per call), so many small frames
+// cost few system calls. Within a lane, frames from one thread go out in
+// send order; so do frames whose sends are ordered by happens-before across
+// threads. Between lanes, control frames go first: a control frame is
+// written before every data frame whose writing has not begun (a frame is
+// never split), so a reply or heartbeat waits behind at most one partly
+// written data frame, never behind megabytes of queued data. Each lane's
+// queued bytes are bounded: past max_outbound_bytes Send returns
+// ResourceExhausted and queues nothing (the caller decides: drop and count,
+// or close); past max_control_bytes the peer
+// does not read even replies, and the connection is closed. An accepted send
+// means queued, not delivered: frames still queued when the connection
+// closes are dropped.
 //
 // Inbound: reads of up to 64 KiB, decoded by FrameDecoder; each payload is
 // handed to OnFrame 8-byte aligned, valid only during the call.
@@ -73,9 +80,12 @@ struct ConnectionOptions {
   // Connection::SetMaxFrameBytes); a bigger length prefix closes the
   // connection (ResourceExhausted) before allocating.
   size_t max_frame_bytes = size_t{16} << 20;
-  // Bytes queued for writing and not yet written (prefixes included); Send
-  // past it fails with ResourceExhausted.
+  // Data lane: bytes queued for writing and not yet written (prefixes
+  // included); Send past it fails with ResourceExhausted.
   size_t max_outbound_bytes = size_t{64} << 20;
+  // Control lane, the same count for SendControl; past it the connection is
+  // closed (ResourceExhausted): the peer does not read.
+  size_t max_control_bytes = size_t{16} << 20;
   // A frame whose first byte has arrived must be complete within this, or
   // the connection closes (DeadlineExceeded): a peer trickling bytes.
   absl::Duration frame_timeout = absl::Seconds(10);
@@ -115,6 +125,7 @@ class ConnectionHandler {
 
 struct ConnectionStats {
   uint64_t frames_in = 0, frames_out = 0, bytes_in = 0, bytes_out = 0;
+  uint64_t control_frames_out = 0;  // of frames_out, those sent with SendControl
   uint64_t writev_calls = 0;    // gathered write calls (sendmsg), EAGAIN ones included
   uint64_t rejected_sends = 0;  // Send refused: outbound bound reached
 };
@@ -122,11 +133,19 @@ struct ConnectionStats {
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   virtual ~Connection() = default;
-  // Any thread. Queues one frame (see OutFrame). ResourceExhausted if the
-  // outbound bound would be passed (nothing queued, counted);
+  // Any thread. Queues one data frame (see OutFrame). ResourceExhausted if
+  // max_outbound_bytes would be passed (nothing queued, counted);
   // Unavailable once the connection is closing or closed; InvalidArgument
   // for an empty OutFrame.
   virtual absl::Status Send(OutFrame frame) = 0;
+  // Any thread. Queues a control frame (replies, heartbeats, down/stop/leave):
+  // written before every queued data frame whose writing has not begun
+  // (a frame is never split), in SendControl order among themselves.
+  // Bounded separately by ConnectionOptions::max_control_bytes; past it the
+  // connection is closed with ResourceExhausted naming the peer (a peer
+  // that does not read) and this returns ResourceExhausted. Unavailable once
+  // closing; InvalidArgument for an empty frame.
+  virtual absl::Status SendControl(OutFrame frame) = 0;
   // Any thread, idempotent (the first reason wins). Frames already queued
   // are still written, up to close_timeout, then the socket closes and
   // OnClosed runs with `reason`, on the I/O thread, never inside this call.
@@ -141,7 +160,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   virtual const std::string& peer() const = 0;
   // Any thread; each counter is read on its own (not a snapshot).
   virtual ConnectionStats stats() const = 0;
-  // Any thread: bytes queued and not yet written.
+  // Any thread: bytes queued on the data lane and not yet written (what
+  // max_outbound_bytes bounds).
   virtual size_t outbound_bytes() const = 0;
 };
 

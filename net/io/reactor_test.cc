@@ -26,6 +26,7 @@ using testing::Bytes;
 using testing::ConnectAndWait;
 using testing::EchoHandler;
 using testing::FrameNumber;
+using testing::JoinOnExit;
 using testing::kWait;
 using testing::NumberedFrame;
 using testing::Pattern;
@@ -33,21 +34,6 @@ using testing::PortWithoutListener;
 using testing::RecordingHandler;
 using testing::TestLog;
 using testing::TestServer;
-
-// Joins threads still running when a test returns early (a failed ASSERT),
-// instead of std::terminate; every thread here ends by a deadline.
-class JoinOnExit {
- public:
-  explicit JoinOnExit(std::vector<std::thread>& threads) : threads_(threads) {}
-  ~JoinOnExit() {
-    for (std::thread& t : threads_) {
-      if (t.joinable()) t.join();
-    }
-  }
-
- private:
-  std::vector<std::thread>& threads_;
-};
 
 ReactorOptions Options(const TestLog& log, int threads = 1, std::string name = "test-io") {
   ReactorOptions options;

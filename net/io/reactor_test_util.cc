@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -307,6 +308,15 @@ bool RawClient::ReadExactly(size_t n, Bytes& out, absl::Duration timeout) {
     out.insert(out.end(), buffer, buffer + got);
   }
   return true;
+}
+
+bool RawClient::ReadFrame(Bytes& payload, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  Bytes prefix;
+  if (!ReadExactly(4, prefix, timeout)) return false;
+  const size_t length = size_t{prefix[0]} | size_t{prefix[1]} << 8 | size_t{prefix[2]} << 16 | size_t{prefix[3]} << 24;
+  payload.clear();
+  return ReadExactly(length, payload, std::max(deadline - absl::Now(), absl::ZeroDuration()));
 }
 
 std::string RawClient::local_address() const { return SocketName(fd_); }

@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -38,6 +39,21 @@ struct TestLog {
   // Lines logged so far that contain every one of `parts`.
   int CountLines(const std::vector<std::string>& parts) const;
   std::string All() const;
+};
+
+// Joins threads still running when a test returns early (a failed ASSERT),
+// instead of std::terminate; every thread here ends by a deadline.
+class JoinOnExit {
+ public:
+  explicit JoinOnExit(std::vector<std::thread>& threads) : threads_(threads) {}
+  ~JoinOnExit() {
+    for (std::thread& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+
+ private:
+  std::vector<std::thread>& threads_;
 };
 
 // Records frames and the close reason. `on_frame`, if set, also runs for
@@ -131,6 +147,8 @@ class RawClient {
   bool WaitForPeerClose(absl::Duration timeout = kWait, Bytes* received = nullptr);
   // Reads exactly n bytes, or fails at the deadline.
   bool ReadExactly(size_t n, Bytes& out, absl::Duration timeout = kWait);
+  // Reads one frame and sets `payload` to it, or fails at the deadline.
+  bool ReadFrame(Bytes& payload, absl::Duration timeout = kWait);
   void Close();
   // "ip:port" of this client, as the server sees it.
   std::string local_address() const;

@@ -38,7 +38,6 @@ ConnectionImpl::ConnectionImpl(std::shared_ptr<IoThread> thread, UniqueFd fd, st
       id_(thread_->NewId()),
       peer_(std::move(peer)),
       options_(options),
-      queue_(0),
       fd_(std::move(fd)),
       handler_(std::move(handler)),
       decoder_(options.max_frame_bytes) {}
@@ -170,6 +169,7 @@ ConnectionStats ConnectionImpl::stats() const {
   ConnectionStats s;
   s.frames_in = frames_in_.load(std::memory_order_relaxed);
   s.frames_out = frames_out_.load(std::memory_order_relaxed);
+  s.control_frames_out = control_frames_out_.load(std::memory_order_relaxed);
   s.bytes_in = bytes_in_.load(std::memory_order_relaxed);
   s.bytes_out = bytes_out_.load(std::memory_order_relaxed);
   s.writev_calls = writev_calls_.load(std::memory_order_relaxed);

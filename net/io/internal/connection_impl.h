@@ -1,11 +1,12 @@
 // ConnectionImpl: one TCP connection, owned by one IoThread for life.
 //
 // States (state_), and who may act in each:
-//   kOpen     Send queues frames (any thread); the I/O thread reads frames
+//   kOpen     Send and SendControl queue frames (any thread); the I/O thread
+//             reads frames
 //             and writes what is queued. Close (any thread) or a cause found
 //             by the I/O thread (peer EOF, socket error, limit, timeout,
 //             reactor shutdown) moves it to kClosing, recording the reason.
-//   kClosing  Send refuses (Unavailable). The I/O thread stops reading and
+//   kClosing  Send and SendControl refuse (Unavailable). The I/O thread stops reading and
 //             writes what is still queued, until the queue is empty, the
 //             close timeout passes or the socket fails; then it finishes.
 //   kClosed   Finished: the fd is closed, queued frames are dropped, the
@@ -27,50 +28,68 @@
 //      OnClosed, release the handler (breaking any handler <-> connection
 //      reference cycle), remove the connection from its thread.
 //
-// Outbound path:
-//   Send (any thread): reserve the frame's bytes against max_outbound_bytes
-//   (CAS on queued_bytes_), take a ticket, enqueue {ticket, frame} on the
-//   moodycamel queue, then set flush_scheduled_; only the Send that flips it
-//   from false to true posts the connection to its thread's flush list, so a
-//   burst of Sends wakes the thread once.
+// Outbound path: two lanes, each a Lane (a moodycamel queue, its tickets,
+// its byte count and the frames the I/O thread has taken from it):
+//   data_     Send; bounded by max_outbound_bytes. A full data lane refuses
+//             the Send (ResourceExhausted) and the caller decides.
+//   control_  SendControl (replies, heartbeats, down/stop/leave); bounded by
+//             max_control_bytes. A full control lane means a peer that does
+//             not read: the connection is closed (ResourceExhausted).
+//   Send / SendControl (any thread): reserve the frame's bytes against the
+//   lane's bound (CAS on the lane's queued_bytes), take a ticket from the
+//   lane, enqueue {ticket, frame} on the lane's queue, then set
+//   flush_scheduled_ (shared by the lanes); only the call that flips it from
+//   false to true posts the connection to its thread's flush list, so a
+//   burst of sends wakes the thread once.
 //   RunScheduledFlush (I/O thread): clear flush_scheduled_, then Flush.
-//   Flush: move everything queued into pending_ (dequeue in bulk until the
-//   queue reads empty, then sort by ticket, see below), write up to IOV_MAX
-//   frames per sendmsg (a writev with MSG_NOSIGNAL, so a vanished peer is
-//   EPIPE, not SIGPIPE), drop written frames (bytes given back), and on EAGAIN
-//   or a short write arm EPOLLOUT and wait; EPOLLOUT resumes the Flush.
+//   Flush: move everything queued into each lane's pending (Refill: dequeue
+//   in bulk until the queue reads empty, then sort by ticket, see below),
+//   gather up to IOV_MAX frames in write order into one sendmsg (a writev
+//   with MSG_NOSIGNAL, so a vanished peer is EPIPE, not SIGPIPE), drop
+//   written frames (bytes given back to their lane), and on EAGAIN or a short
+//   write arm EPOLLOUT and wait; EPOLLOUT resumes the Flush.
+//   Write order: the partly written frame, if any (partial_; a frame is
+//   never split by another), then every pending control frame, then the data
+//   frames. Advance walks the same order. Every Flush refills the control
+//   lane first, so a control frame waits behind at most one partly written
+//   data frame, never behind the data queued before it; between the lanes
+//   there is no other order.
 //
-// Why tickets: moodycamel keeps one sub-queue per producing thread and a bulk
-// dequeue visits them in any order, so without help two Sends ordered by
-// happens-before but made from two threads (an actor that moved between
-// workers) could be written out of order. Each Send takes a ticket from
-// next_ticket_ before enqueueing, so ticket order extends happens-before. The
-// dequeue loop runs until a full pass finds nothing: any frame whose Send
-// happens-before the Send of a frame already taken is then taken too (it was
+// Why tickets (each lane on its own): moodycamel keeps one sub-queue per
+// producing thread and a bulk dequeue visits them in any order, so without
+// help two sends to one lane ordered by happens-before but made from two
+// threads (an actor that moved between workers) could be written out of
+// order. Each send takes a ticket from its lane's next_ticket before
+// enqueueing, so ticket order extends happens-before within the lane. The
+// dequeue loop runs until a full pass finds nothing: any frame whose send
+// happens-before the send of a frame already taken is then taken too (it was
 // visible before that frame was). Sorting the batch by ticket restores send
 // order; a later batch only holds frames not ordered before any taken frame.
-// The loop is bounded: frames taken still count against max_outbound_bytes
+// The loop is bounded: frames taken still count against their lane's bound
 // until written, so producers cannot add more than the bound while it runs.
+// The lanes' tickets are unrelated: a control frame is meant to overtake.
 //
 // Memory ordering:
 // - state_: written under close_mu_ (Close, Fail, Finish) with relaxed
 //   stores; the mutex orders writers and the reason they record. Send reads
 //   it with a relaxed load: it is a gate, nothing is read through it, and
 //   coherence makes a Send that happens-after Close see kClosing.
-// - queued_bytes_: Send's CAS adds (relaxed), the I/O thread subtracts
-//   (relaxed fetch_sub) when a frame is written or dropped, outbound_bytes()
-//   reads (relaxed). A count for the bound only; the frames themselves are
-//   published by the queue.
-// - next_ticket_: relaxed fetch_add in Send. The modification order of one
-//   atomic is consistent with happens-before, which is all the sort needs.
-// - flush_scheduled_: Send's exchange(true) is acq_rel: its release half,
+// - Lane::queued_bytes: the sender's CAS adds (relaxed), the I/O thread
+//   subtracts (relaxed fetch_sub) when a frame is written or dropped,
+//   outbound_bytes() reads the data lane's (relaxed). A count for the bound
+//   only; the frames themselves are published by the queue.
+// - Lane::next_ticket: relaxed fetch_add by the sender. The modification
+//   order of one atomic is consistent with happens-before, which is all the
+//   sort needs.
+// - flush_scheduled_: a send's exchange(true) is acq_rel: its release half,
 //   after the enqueue, pairs with the acquire half of the I/O thread's
 //   exchange(false) in RunScheduledFlush, so a Send that finds the flag
 //   already true (and posts nothing) has its frame visible to the dequeue
 //   that follows that exchange. The I/O thread's exchange(false) is acq_rel
 //   too: its release half is what the next Send's acquire reads, so that Send
 //   posts again for frames the running dequeue may miss.
-// - Counters (frames_*, bytes_*, writev_calls_): written only by the I/O
+// - Counters (frames_*, control_frames_out_, bytes_*, writev_calls_):
+//   written only by the I/O
 //   thread (relaxed load + store, no read-modify-write needed with one
 //   writer), read by stats() anywhere (relaxed): statistics only.
 //   rejected_sends_ is a relaxed fetch_add by Send threads.
@@ -126,11 +145,12 @@ class ConnectionImpl final : public Connection, public Pollable {
 
   // --- Connection (any thread). ---
   absl::Status Send(OutFrame frame) override;
+  absl::Status SendControl(OutFrame frame) override;
   void Close(absl::Status reason) override;
   void SetMaxFrameBytes(size_t bytes) override { decoder_.set_max_payload_bytes(bytes); }
   const std::string& peer() const override { return peer_; }
   ConnectionStats stats() const override;
-  size_t outbound_bytes() const override { return queued_bytes_.load(std::memory_order_relaxed); }
+  size_t outbound_bytes() const override { return data_.queued_bytes.load(std::memory_order_relaxed); }
 
   // --- I/O thread. ---
   void OnEvents(uint32_t events) override;
@@ -147,6 +167,20 @@ class ConnectionImpl final : public Connection, public Pollable {
     OutFrame frame;
   };
 
+  // One outbound lane (see "Outbound path").
+  struct Lane {
+    // Shared with senders; see "Memory ordering".
+    moodycamel::ConcurrentQueue<Queued> queue{size_t{0}};
+    std::atomic<size_t> queued_bytes{0};
+    std::atomic<uint64_t> next_ticket{0};
+    // I/O thread only: taken from the queue, sorted by ticket, not yet
+    // written from `head` on.
+    std::vector<Queued> pending;
+    size_t head = 0;
+
+    size_t unwritten() const { return pending.size() - head; }
+  };
+
   // Frames moved from the queue per bulk dequeue call.
   static constexpr size_t kBulk = 256;
   // writev calls per Flush before the connection yields to others.
@@ -161,17 +195,31 @@ class ConnectionImpl final : public Connection, public Pollable {
 
   // Reading.
   void OnReadable();
+  // Sending (any thread). Refusals of an empty frame or a closing
+  // connection; OK if `frame` may be queued.
+  absl::Status CheckSendable(const OutFrame& frame, const char* call) const;
+  // Reserves `size` bytes on `lane` against `limit`; false, reserving
+  // nothing, past it. `queued` is left at the count last seen.
+  static bool Reserve(Lane& lane, size_t size, size_t limit, size_t& queued);
+  // Queues a frame whose bytes are reserved on `lane`, and asks for a flush.
+  absl::Status Push(Lane& lane, OutFrame frame);
   // Writing. `writable`: called for EPOLLOUT (otherwise a write is skipped
   // while EPOLLOUT is armed: the socket is known to be full).
   void Flush(bool writable);
-  void Refill();
+  void Refill(Lane& lane);
+  // Fills `iov` in write order; returns the count and sets `total` (bytes).
+  int Gather(iovec* iov, size_t& total);
   void Advance(size_t written);
+  // Writes off up to `max_frames` frames of `lane` from its head; returns
+  // the bytes of `written` left for the next lane.
+  size_t AdvanceLane(Lane& lane, size_t written, size_t max_frames);
   void ScheduleFlush();
   // Closing.
   void Fail(absl::Status reason, bool socket_dead);
   void BeginClose(bool socket_dead);
   void Finish();
   size_t DropQueued();
+  size_t DropLane(Lane& lane);
   // Connecting.
   void CompleteConnect();
   void FailConnect(absl::Status reason);
@@ -191,22 +239,21 @@ class ConnectionImpl final : public Connection, public Pollable {
   std::atomic<State> state_{State::kOpen};
   std::mutex close_mu_;
   absl::Status close_reason_ ABSL_GUARDED_BY(close_mu_);
-  moodycamel::ConcurrentQueue<Queued> queue_;
-  std::atomic<size_t> queued_bytes_{0};
-  std::atomic<uint64_t> next_ticket_{0};
+  Lane control_;
+  Lane data_;
   std::atomic<bool> flush_scheduled_{false};
   std::atomic<uint64_t> rejected_sends_{0};
-  std::atomic<uint64_t> frames_in_{0}, frames_out_{0}, bytes_in_{0}, bytes_out_{0}, writev_calls_{0};
+  std::atomic<uint64_t> frames_in_{0}, frames_out_{0}, control_frames_out_{0}, bytes_in_{0}, bytes_out_{0},
+      writev_calls_{0};
 
   // I/O thread only.
   UniqueFd fd_;
   std::shared_ptr<ConnectionHandler> handler_;
   Reactor::ConnectFn connect_done_;
   FrameDecoder decoder_;
-  std::vector<Queued> pending_;  // dequeued, not yet fully written
-  size_t pending_head_ = 0;      // first unwritten frame in pending_
-  size_t head_written_ = 0;      // bytes of pending_[pending_head_] written
-  std::vector<Queued> batch_;    // scratch for Refill
+  Lane* partial_ = nullptr;    // the lane whose head frame is partly written
+  size_t head_written_ = 0;    // bytes of partial_->pending[partial_->head] written
+  std::vector<Queued> batch_;  // scratch for Refill
   uint32_t interest_ = 0;  // epoll events registered
   bool registered_ = false;
   bool connecting_ = false;

@@ -1,5 +1,5 @@
-// ConnectionImpl's outbound path: Send, and the I/O thread's flush that
-// writes what is queued. Design: connection_impl.h.
+// ConnectionImpl's outbound path: Send and SendControl, and the I/O thread's
+// flush that writes what the two lanes hold. Design: connection_impl.h.
 
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <iterator>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -18,91 +19,156 @@ namespace troupe::net::internal {
 // ---------------------------------------------------------------------------
 // Any thread.
 
-absl::Status ConnectionImpl::Send(OutFrame frame) {
-  if (frame.empty()) return absl::InvalidArgumentError("Send of an empty OutFrame (use OutFrame::WithPayload)");
+absl::Status ConnectionImpl::CheckSendable(const OutFrame& frame, const char* call) const {
+  if (frame.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(call, " of an empty OutFrame (use OutFrame::WithPayload)"));
+  }
   // Relaxed: a gate only, see "Memory ordering".
   if (state_.load(std::memory_order_relaxed) != State::kOpen) {
     return absl::UnavailableError(absl::StrCat("connection to ", peer_, " is closed"));
   }
-  const size_t size = frame.bytes().size();
-  const size_t limit = options_.max_outbound_bytes;
-  size_t queued = queued_bytes_.load(std::memory_order_relaxed);
-  // Bounded in practice: it retries only while other Sends or the I/O thread
-  // change the count between the load and the CAS.
+  return absl::OkStatus();
+}
+
+bool ConnectionImpl::Reserve(Lane& lane, size_t size, size_t limit, size_t& queued) {
+  queued = lane.queued_bytes.load(std::memory_order_relaxed);
+  // Bounded in practice: it retries only while other senders or the I/O
+  // thread change the count between the load and the CAS.
   do {
-    if (size > limit || queued > limit - size) {
-      rejected_sends_.fetch_add(1, std::memory_order_relaxed);
-      thread_->shared()->rejected_sends.fetch_add(1, std::memory_order_relaxed);
-      return absl::ResourceExhaustedError(absl::StrCat("outbound queue to ", peer_, " is full: ", queued,
-                                                       " bytes queued, frame of ", size, " bytes, limit ", limit,
-                                                       " bytes (the peer reads too slowly)"));
-    }
-  } while (!queued_bytes_.compare_exchange_weak(queued, queued + size, std::memory_order_relaxed,
-                                                std::memory_order_relaxed));
-  Queued item{next_ticket_.fetch_add(1, std::memory_order_relaxed), std::move(frame)};
-  if (!queue_.enqueue(std::move(item))) {
-    queued_bytes_.fetch_sub(size, std::memory_order_relaxed);
+    if (size > limit || queued > limit - size) return false;
+  } while (!lane.queued_bytes.compare_exchange_weak(queued, queued + size, std::memory_order_relaxed,
+                                                    std::memory_order_relaxed));
+  return true;
+}
+
+absl::Status ConnectionImpl::Push(Lane& lane, OutFrame frame) {
+  const size_t size = frame.bytes().size();
+  Queued item{lane.next_ticket.fetch_add(1, std::memory_order_relaxed), std::move(frame)};
+  if (!lane.queue.enqueue(std::move(item))) {
+    lane.queued_bytes.fetch_sub(size, std::memory_order_relaxed);
     return absl::ResourceExhaustedError(absl::StrCat("outbound queue to ", peer_, ": out of memory"));
   }
-  // acq_rel: see "Memory ordering" (pairs with RunScheduledFlush's exchange).
-  if (!flush_scheduled_.exchange(true, std::memory_order_acq_rel)) thread_->PostFlush(self());
+  ScheduleFlush();
   return absl::OkStatus();
+}
+
+absl::Status ConnectionImpl::Send(OutFrame frame) {
+  if (absl::Status s = CheckSendable(frame, "Send"); !s.ok()) return s;
+  const size_t size = frame.bytes().size();
+  const size_t limit = options_.max_outbound_bytes;
+  size_t queued = 0;
+  if (!Reserve(data_, size, limit, queued)) {
+    rejected_sends_.fetch_add(1, std::memory_order_relaxed);
+    thread_->shared()->rejected_sends.fetch_add(1, std::memory_order_relaxed);
+    return absl::ResourceExhaustedError(absl::StrCat("outbound queue to ", peer_, " is full: ", queued,
+                                                     " bytes queued, frame of ", size, " bytes, limit ", limit,
+                                                     " bytes (the peer reads too slowly)"));
+  }
+  return Push(data_, std::move(frame));
+}
+
+absl::Status ConnectionImpl::SendControl(OutFrame frame) {
+  if (absl::Status s = CheckSendable(frame, "SendControl"); !s.ok()) return s;
+  const size_t size = frame.bytes().size();
+  const size_t limit = options_.max_control_bytes;
+  size_t queued = 0;
+  if (!Reserve(control_, size, limit, queued)) {
+    const std::string message =
+        absl::StrCat("control queue to ", peer_, " is full: ", queued, " bytes queued, frame of ", size,
+                     " bytes, limit ", limit, " bytes (the peer does not read)");
+    // Two statuses, not one copied: the close reason goes to the I/O thread
+    // (see docs/net-io.md on TSan).
+    Close(absl::ResourceExhaustedError(message));
+    return absl::ResourceExhaustedError(message);
+  }
+  return Push(control_, std::move(frame));
 }
 
 // ---------------------------------------------------------------------------
 // I/O thread: writing.
 
 void ConnectionImpl::RunScheduledFlush() {
-  // acq_rel: see "Memory ordering" (pairs with Send's exchange).
+  // acq_rel: see "Memory ordering" (pairs with the exchange in ScheduleFlush).
   flush_scheduled_.exchange(false, std::memory_order_acq_rel);
   if (finished_) {
-    DropQueued();  // frames of Sends that raced with the close
+    DropQueued();  // frames of sends that raced with the close
     return;
   }
   Flush(/*writable=*/false);
 }
 
 void ConnectionImpl::ScheduleFlush() {
+  // acq_rel: see "Memory ordering" (pairs with RunScheduledFlush's exchange).
   if (!flush_scheduled_.exchange(true, std::memory_order_acq_rel)) thread_->PostFlush(self());
 }
 
-void ConnectionImpl::Refill() {
+void ConnectionImpl::Refill(Lane& lane) {
   // Until a full pass finds nothing: see "Why tickets" in the header.
   batch_.clear();
   for (;;) {
-    const size_t got = queue_.try_dequeue_bulk(std::back_inserter(batch_), kBulk);
+    const size_t got = lane.queue.try_dequeue_bulk(std::back_inserter(batch_), kBulk);
     if (got == 0) break;
   }
   if (batch_.empty()) return;
   auto by_ticket = [](const Queued& a, const Queued& b) { return a.ticket < b.ticket; };
   if (!std::is_sorted(batch_.begin(), batch_.end(), by_ticket)) std::sort(batch_.begin(), batch_.end(), by_ticket);
-  if (pending_head_ == pending_.size()) {
-    pending_.clear();
-    pending_head_ = 0;
-    pending_.swap(batch_);
+  if (lane.unwritten() == 0) {
+    lane.pending.clear();
+    lane.head = 0;
+    lane.pending.swap(batch_);
   } else {
-    std::move(batch_.begin(), batch_.end(), std::back_inserter(pending_));
+    std::move(batch_.begin(), batch_.end(), std::back_inserter(lane.pending));
     batch_.clear();
   }
 }
 
-void ConnectionImpl::Advance(size_t written) {
-  Bump(bytes_out_, written);
-  while (written > 0) {
-    Queued& head = pending_[pending_head_];
-    const size_t size = head.frame.bytes().size();
-    const size_t left = size - head_written_;
-    if (written < left) {
-      head_written_ += written;
-      return;
+int ConnectionImpl::Gather(iovec* iov, size_t& total) {
+  int count = 0;
+  total = 0;
+  auto add = [&](Lane& lane, size_t from, size_t to) {
+    for (size_t i = from; i < to && count < IoThread::kMaxIov; ++i, ++count) {
+      absl::Span<const uint8_t> bytes = lane.pending[i].frame.bytes();
+      if (&lane == partial_ && i == lane.head) bytes.remove_prefix(head_written_);
+      iov[count].iov_base = const_cast<uint8_t*>(bytes.data());
+      iov[count].iov_len = bytes.size();
+      total += bytes.size();
     }
-    written -= left;
+  };
+  // The write order (see "Outbound path"); Advance walks the same.
+  const size_t data_from = partial_ == &data_ ? data_.head + 1 : data_.head;
+  if (partial_ == &data_) add(data_, data_.head, data_from);
+  add(control_, control_.head, control_.pending.size());
+  add(data_, data_from, data_.pending.size());
+  return count;
+}
+
+size_t ConnectionImpl::AdvanceLane(Lane& lane, size_t written, size_t max_frames) {
+  for (; written > 0 && max_frames > 0 && lane.head < lane.pending.size(); --max_frames) {
+    Queued& head = lane.pending[lane.head];
+    const size_t size = head.frame.bytes().size();
+    const size_t done = partial_ == &lane ? head_written_ : 0;
+    if (written < size - done) {
+      partial_ = &lane;
+      head_written_ = done + written;
+      return 0;
+    }
+    written -= size - done;
+    partial_ = nullptr;
     head_written_ = 0;
     head.frame = OutFrame();  // frees the buffer now
-    ++pending_head_;
+    ++lane.head;
     Bump(frames_out_);
-    queued_bytes_.fetch_sub(size, std::memory_order_relaxed);
+    if (&lane == &control_) Bump(control_frames_out_);
+    lane.queued_bytes.fetch_sub(size, std::memory_order_relaxed);
   }
+  return written;
+}
+
+void ConnectionImpl::Advance(size_t written) {
+  Bump(bytes_out_, written);
+  if (partial_ == &data_) written = AdvanceLane(data_, written, 1);
+  written = AdvanceLane(control_, written, control_.unwritten());
+  AdvanceLane(data_, written, data_.unwritten());
 }
 
 void ConnectionImpl::Flush(bool writable) {
@@ -110,12 +176,17 @@ void ConnectionImpl::Flush(bool writable) {
   if (!writable && (interest_ & EPOLLOUT) != 0) return;  // the socket is full; EPOLLOUT resumes
   iovec* const iov = thread_->iov();
   for (int round = 0; round < kMaxWritevPerFlush; ++round) {
-    if (pending_.size() - pending_head_ < static_cast<size_t>(IoThread::kMaxIov)) Refill();
-    if (pending_head_ == pending_.size()) {
+    // Control first: frames sent to it since the last write go out ahead of
+    // every data frame not yet begun.
+    if (control_.unwritten() < static_cast<size_t>(IoThread::kMaxIov)) Refill(control_);
+    if (data_.unwritten() < static_cast<size_t>(IoThread::kMaxIov)) Refill(data_);
+    if (control_.unwritten() == 0 && data_.unwritten() == 0) {
       // Everything is written.
-      pending_.clear();
-      pending_head_ = 0;
-      if (pending_.capacity() > 4 * kBulk) pending_.shrink_to_fit();
+      for (Lane* lane : {&control_, &data_}) {
+        lane->pending.clear();
+        lane->head = 0;
+        if (lane->pending.capacity() > 4 * kBulk) lane->pending.shrink_to_fit();
+      }
       if (closing_started_) {
         Finish();
       } else if ((interest_ & EPOLLOUT) != 0) {
@@ -123,15 +194,8 @@ void ConnectionImpl::Flush(bool writable) {
       }
       return;
     }
-    int count = 0;
     size_t total = 0;
-    for (size_t i = pending_head_; i < pending_.size() && count < IoThread::kMaxIov; ++i, ++count) {
-      absl::Span<const uint8_t> bytes = pending_[i].frame.bytes();
-      if (i == pending_head_) bytes.remove_prefix(head_written_);
-      iov[count].iov_base = const_cast<uint8_t*>(bytes.data());
-      iov[count].iov_len = bytes.size();
-      total += bytes.size();
-    }
+    const int count = Gather(iov, total);
     // writev with flags: MSG_NOSIGNAL turns a write to a peer that has gone
     // into EPIPE instead of a process-killing SIGPIPE.
     msghdr message{};
@@ -160,24 +224,32 @@ void ConnectionImpl::Flush(bool writable) {
   ScheduleFlush();
 }
 
-size_t ConnectionImpl::DropQueued() {
+// ---------------------------------------------------------------------------
+// I/O thread: closing.
+
+size_t ConnectionImpl::DropLane(Lane& lane) {
   size_t dropped = 0;
-  for (size_t i = pending_head_; i < pending_.size(); ++i) {
-    queued_bytes_.fetch_sub(pending_[i].frame.bytes().size(), std::memory_order_relaxed);
+  for (size_t i = lane.head; i < lane.pending.size(); ++i) {
+    lane.queued_bytes.fetch_sub(lane.pending[i].frame.bytes().size(), std::memory_order_relaxed);
     ++dropped;
   }
-  pending_.clear();
-  pending_.shrink_to_fit();
-  pending_head_ = 0;
-  head_written_ = 0;
-  // Bounded: producers see kClosed and queue nothing more, except Sends that
+  lane.pending.clear();
+  lane.pending.shrink_to_fit();
+  lane.head = 0;
+  // Bounded: senders see kClosed and queue nothing more, except sends that
   // passed the state check before it, at most one frame each.
   Queued item;
-  while (queue_.try_dequeue(item)) {
-    queued_bytes_.fetch_sub(item.frame.bytes().size(), std::memory_order_relaxed);
+  while (lane.queue.try_dequeue(item)) {
+    lane.queued_bytes.fetch_sub(item.frame.bytes().size(), std::memory_order_relaxed);
     ++dropped;
   }
   return dropped;
+}
+
+size_t ConnectionImpl::DropQueued() {
+  partial_ = nullptr;
+  head_written_ = 0;
+  return DropLane(control_) + DropLane(data_);
 }
 
 }  // namespace troupe::net::internal
