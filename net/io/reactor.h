@@ -27,7 +27,8 @@
 // written data frame, never behind megabytes of queued data. Each lane's
 // queued bytes are bounded: past max_outbound_bytes Send returns
 // ResourceExhausted and queues nothing (the caller decides: drop and count,
-// or close); past max_control_bytes the peer
+// wait for room with WhenQueuedAtMost, or close); past max_control_bytes the
+// peer
 // does not read even replies, and the connection is closed. An accepted send
 // means queued, not delivered: frames still queued when the connection
 // closes are dropped.
@@ -65,6 +66,7 @@
 #include <string>
 #include <string_view>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -163,6 +165,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Any thread: bytes queued on the data lane and not yet written (what
   // max_outbound_bytes bounds).
   virtual size_t outbound_bytes() const = 0;
+  // Any thread. Runs `callback` once, on the connection's I/O thread (or at
+  // once on the calling thread if the condition already holds), when the
+  // data lane's queued bytes are at most `bytes`, or when the connection has
+  // closed (the callback then finds Send failing with Unavailable).
+  // Checked after each write that frees data bytes and when closing starts.
+  // An exception from `callback` is logged and dropped.
+  virtual void WhenQueuedAtMost(size_t bytes, absl::AnyInvocable<void() &&> callback) = 0;
 };
 
 struct ReactorOptions {

@@ -321,6 +321,7 @@ void ConnectionImpl::BeginClose(bool socket_dead) {
     close_deadline_ = After(options_.close_timeout);
     SetInterest(interest_ & EPOLLOUT);  // stop reading
     UpdateDeadline();
+    RunWaiters(/*closing=*/true);  // Send already refuses: no point waiting
   }
   if (socket_dead) {
     Finish();

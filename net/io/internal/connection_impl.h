@@ -69,6 +69,15 @@
 // until written, so producers cannot add more than the bound while it runs.
 // The lanes' tickets are unrelated: a control frame is meant to overtake.
 //
+// Waiting for room (WhenQueuedAtMost): waiters_ is a small list under
+// waiters_mu_. A caller checks the condition (closing, or the data lane's
+// queued bytes at most the waiter's) and either runs the callback at once or
+// adds the waiter, in one critical section. The I/O thread, after each write
+// that frees data bytes, takes the waiters whose condition holds under the
+// lock and runs them after releasing it; when closing starts it marks the
+// list released and runs them all. No callback runs under the lock, so a
+// callback may Send, Close or wait again.
+//
 // Memory ordering:
 // - state_: written under close_mu_ (Close, Fail, Finish) with relaxed
 //   stores; the mutex orders writers and the reason they record. Send reads
@@ -88,6 +97,12 @@
 //   that follows that exchange. The I/O thread's exchange(false) is acq_rel
 //   too: its release half is what the next Send's acquire reads, so that Send
 //   posts again for frames the running dequeue may miss.
+// - waiters_mu_ orders the waiter check against the I/O thread's: the I/O
+//   thread's fetch_sub on the data lane precedes its critical section, so a
+//   caller whose critical section comes later sees the freed bytes in its
+//   (relaxed) load, and one whose critical section comes first has its
+//   waiter seen. No wake-up is lost. (A failed enqueue also gives bytes back;
+//   its waiters run at the next write.)
 // - Counters (frames_*, control_frames_out_, bytes_*, writev_calls_):
 //   written only by the I/O
 //   thread (relaxed load + store, no read-modify-write needed with one
@@ -106,6 +121,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "concurrentqueue/concurrentqueue.h"
@@ -151,6 +167,7 @@ class ConnectionImpl final : public Connection, public Pollable {
   const std::string& peer() const override { return peer_; }
   ConnectionStats stats() const override;
   size_t outbound_bytes() const override { return data_.queued_bytes.load(std::memory_order_relaxed); }
+  void WhenQueuedAtMost(size_t bytes, absl::AnyInvocable<void() &&> callback) override;
 
   // --- I/O thread. ---
   void OnEvents(uint32_t events) override;
@@ -165,6 +182,11 @@ class ConnectionImpl final : public Connection, public Pollable {
   struct Queued {
     uint64_t ticket = 0;
     OutFrame frame;
+  };
+
+  struct Waiter {
+    size_t bytes = 0;
+    absl::AnyInvocable<void() &&> callback;
   };
 
   // One outbound lane (see "Outbound path").
@@ -209,11 +231,16 @@ class ConnectionImpl final : public Connection, public Pollable {
   void Refill(Lane& lane);
   // Fills `iov` in write order; returns the count and sets `total` (bytes).
   int Gather(iovec* iov, size_t& total);
-  void Advance(size_t written);
+  // True if data frames were written off (their bytes freed).
+  bool Advance(size_t written);
   // Writes off up to `max_frames` frames of `lane` from its head; returns
   // the bytes of `written` left for the next lane.
   size_t AdvanceLane(Lane& lane, size_t written, size_t max_frames);
   void ScheduleFlush();
+  // Waiting for room: runs the waiters whose condition holds; with
+  // `closing`, all of them, and later ones run at once.
+  void RunWaiters(bool closing);
+  void CallWaiter(absl::AnyInvocable<void() &&> callback) const;
   // Closing.
   void Fail(absl::Status reason, bool socket_dead);
   void BeginClose(bool socket_dead);
@@ -243,6 +270,9 @@ class ConnectionImpl final : public Connection, public Pollable {
   Lane data_;
   std::atomic<bool> flush_scheduled_{false};
   std::atomic<uint64_t> rejected_sends_{0};
+  std::mutex waiters_mu_;
+  std::vector<Waiter> waiters_ ABSL_GUARDED_BY(waiters_mu_);
+  bool waiters_released_ ABSL_GUARDED_BY(waiters_mu_) = false;  // closing started
   std::atomic<uint64_t> frames_in_{0}, frames_out_{0}, control_frames_out_{0}, bytes_in_{0}, bytes_out_{0},
       writev_calls_{0};
 

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <exception>
 #include <iterator>
 #include <string>
 #include <utility>
@@ -84,8 +85,54 @@ absl::Status ConnectionImpl::SendControl(OutFrame frame) {
   return Push(control_, std::move(frame));
 }
 
+void ConnectionImpl::WhenQueuedAtMost(size_t bytes, absl::AnyInvocable<void() &&> callback) {
+  {
+    std::lock_guard<std::mutex> lock(waiters_mu_);
+    // Checked under the lock: see "Waiting for room" and "Memory ordering".
+    const bool now = waiters_released_ || state_.load(std::memory_order_relaxed) != State::kOpen ||
+                     data_.queued_bytes.load(std::memory_order_relaxed) <= bytes;
+    if (!now) {
+      waiters_.push_back(Waiter{bytes, std::move(callback)});
+      return;
+    }
+  }
+  CallWaiter(std::move(callback));
+}
+
+void ConnectionImpl::CallWaiter(absl::AnyInvocable<void() &&> callback) const {
+  const ReactorShared& shared = *thread_->shared();
+  try {
+    std::move(callback)();
+  } catch (const std::exception& e) {
+    shared.logger->error("{}: WhenQueuedAtMost callback for {} threw: {}", shared.name, peer_, e.what());
+  } catch (...) {
+    shared.logger->error("{}: WhenQueuedAtMost callback for {} threw", shared.name, peer_);
+  }
+}
+
 // ---------------------------------------------------------------------------
 // I/O thread: writing.
+
+void ConnectionImpl::RunWaiters(bool closing) {
+  std::vector<absl::AnyInvocable<void() &&>> ready;
+  {
+    std::lock_guard<std::mutex> lock(waiters_mu_);
+    if (closing) waiters_released_ = true;
+    const size_t queued = data_.queued_bytes.load(std::memory_order_relaxed);
+    auto kept = waiters_.begin();
+    for (auto it = waiters_.begin(); it != waiters_.end(); ++it) {
+      if (closing || queued <= it->bytes) {
+        ready.push_back(std::move(it->callback));
+      } else {
+        if (kept != it) *kept = std::move(*it);
+        ++kept;
+      }
+    }
+    waiters_.erase(kept, waiters_.end());
+  }
+  // Outside the lock: a callback may Send or wait again.
+  for (auto& callback : ready) CallWaiter(std::move(callback));
+}
 
 void ConnectionImpl::RunScheduledFlush() {
   // acq_rel: see "Memory ordering" (pairs with the exchange in ScheduleFlush).
@@ -164,11 +211,13 @@ size_t ConnectionImpl::AdvanceLane(Lane& lane, size_t written, size_t max_frames
   return written;
 }
 
-void ConnectionImpl::Advance(size_t written) {
+bool ConnectionImpl::Advance(size_t written) {
   Bump(bytes_out_, written);
+  const size_t data_head = data_.head;
   if (partial_ == &data_) written = AdvanceLane(data_, written, 1);
   written = AdvanceLane(control_, written, control_.unwritten());
   AdvanceLane(data_, written, data_.unwritten());
+  return data_.head != data_head;
 }
 
 void ConnectionImpl::Flush(bool writable) {
@@ -212,7 +261,7 @@ void ConnectionImpl::Flush(bool writable) {
       Fail(absl::UnavailableError(absl::StrCat("write: ", ErrnoMessage(errno))), /*socket_dead=*/true);
       return;
     }
-    Advance(static_cast<size_t>(n));
+    if (Advance(static_cast<size_t>(n))) RunWaiters(/*closing=*/false);
     if (static_cast<size_t>(n) < total) {
       // The socket buffer is full: wait for room instead of a writev that
       // would fail with EAGAIN.
