@@ -140,7 +140,16 @@ void ActorCell::InitProxy(SystemCore* core, ActorId id) noexcept {
 }
 
 absl::Status ActorCell::DeliverRemote(uint64_t, WireReader&, std::unique_ptr<ReplyRoute>) {
-  return absl::NotFoundError(absl::StrCat("actor ", id_, " (", std::string(type_name()), ") accepts no messages from other nodes"));
+  // Unimplemented marks a refused type for net/, which names the message.
+  return absl::UnimplementedError(absl::StrCat(std::string(type_name()), std::string(kAcceptsNoMessages)));
+}
+
+absl::Status RefusedTypeError(std::string_view actor, std::string_view message, bool accepts_some) {
+  const std::string a(actor), m(message);
+  if (accepts_some) {
+    return absl::InvalidArgumentError(absl::StrCat(a, " does not accept ", m, " from other nodes; add it to `using Remote = troupe::Accepts<...>` in ", a));
+  }
+  return absl::InvalidArgumentError(absl::StrCat(a, " accepts no messages from other nodes; add ", m, " to `using Remote = troupe::Accepts<...>` in ", a));
 }
 
 absl::Status ActorCell::exit_reason() const noexcept {

@@ -185,12 +185,21 @@ class Ref : public ActorRef {
                      " cannot be sent to another node: declare it in a .capnp schema (troupe_messages)"));
   }
 
+  // The error of a send of Msg to a remote A that does not list it.
+  template <class Msg>
+  static absl::Status RefusedError() {
+    return internal::RefusedTypeError(internal::TypeName<A>(), internal::TypeName<Msg>(),
+                                      internal::kHasRemoteList<A>);
+  }
+
   template <class Msg>
   absl::Status RemoteTell(const Msg& msg) const {
-    if constexpr (WireMessage<Msg>) {
+    if constexpr (WireMessage<Msg> && !internal::AcceptsRemotely<A, Msg>()) {
+      return RefusedError<Msg>();
+    } else if constexpr (WireMessage<Msg>) {
       internal::RemoteSend send;
       send.type_id = WireTraits<Msg>::kTypeId;
-      send.type_name = WireTraits<Msg>::kName;
+      send.type_name = internal::TypeName<Msg>();
       send.encode = &internal::EncodeErased<Msg>;
       send.value = &msg;
       send.sender = internal::CurrentActor();
@@ -202,10 +211,12 @@ class Ref : public ActorRef {
 
   template <class Msg, class R>
   void RemoteAsk(const Msg& msg, Promise<R> promise, absl::Duration timeout) const {
-    if constexpr (WireMessage<Msg> && WireReplyType<R>) {
+    if constexpr (WireMessage<Msg> && !internal::AcceptsRemotely<A, Msg>()) {
+      promise.SetError(RefusedError<Msg>());
+    } else if constexpr (WireMessage<Msg> && WireReplyType<R>) {
       internal::RemoteSend send;
       send.type_id = WireTraits<Msg>::kTypeId;
-      send.type_name = WireTraits<Msg>::kName;
+      send.type_name = internal::TypeName<Msg>();
       send.encode = &internal::EncodeErased<Msg>;
       send.value = &msg;
       send.sender = internal::CurrentActor();

@@ -80,9 +80,9 @@ struct RemoteDispatch<A, Accepts<M...>> {
                                             : false) ||
          ...);
     if (!matched) {
-      return absl::NotFoundError(absl::StrCat("actor ", box.id(), " (", std::string(box.type_name()),
-                                              ") does not accept messages of type id ", type_id,
-                                              " from other nodes"));
+      // Unimplemented marks a refused type for net/, which names the message.
+      return absl::UnimplementedError(absl::StrCat(std::string(box.type_name()), " does not accept messages of type id ",
+                                                   type_id, " from other nodes"));
     }
     return status;
   }

@@ -27,9 +27,13 @@
 //     ...
 //   };
 //
-// A message from another node of a type not listed closes that connection
-// (see net/node.h). Each listed type must be a wire type handled by the
-// actor, with a reply type that can cross too (checked at compile time).
+// A send through a Ref<Room> of a type Room does not list fails at the
+// sender (InvalidArgument, RefusedTypeError's text) without crossing; one
+// that arrives anyway (an untyped Ref, another build of the program) is
+// refused by the receiving node alone: an ask fails with the same text, a
+// tell is counted (see net/node.h). Each listed type must be a wire type
+// handled by the actor, with a reply type that can cross too (checked at
+// compile time).
 
 #ifndef TROUPE_ACTORS_WIRE_H_
 #define TROUPE_ACTORS_WIRE_H_
@@ -100,6 +104,34 @@ inline constexpr uint64_t kVoidWireTypeId = 0xc63e14f1a843b456;
 
 namespace internal {
 
+// Whether actor type A lists M in `using Remote = Accepts<...>`.
+template <class A, class List>
+struct ListsRemote : std::false_type {};
+template <class A, class... M>
+struct ListsRemote<A, Accepts<M...>> {
+  template <class X>
+  static constexpr bool kHas = (std::is_same_v<X, M> || ...);
+};
+template <class A>
+constexpr bool kHasRemoteList = requires { typename A::Remote; };
+template <class A, class M>
+constexpr bool AcceptsRemotely() {
+  if constexpr (kHasRemoteList<A>) {
+    return ListsRemote<A, typename A::Remote>::template kHas<M>;
+  } else {
+    return false;
+  }
+}
+
+// What ActorCell::DeliverRemote's Unimplemented error says of an actor type
+// without a `Remote` list (the dispatch in net/ tells the two cases apart).
+inline constexpr std::string_view kAcceptsNoMessages = " accepts no messages from other nodes";
+
+// The error of a message that actor type `actor` does not accept from
+// other nodes. `accepts_some`: the type has a `Remote` list (without this
+// message type).
+absl::Status RefusedTypeError(std::string_view actor, std::string_view message, bool accepts_some);
+
 // Type-erased encoder of a value of a wire type.
 using EncodeFn = void (*)(const void* value, WireWriter& out);
 
@@ -148,7 +180,7 @@ class RemoteReplyTo final : public RemoteReply {
 // returns: `value` need not outlive the call.
 struct RemoteSend {
   uint64_t type_id = 0;
-  std::string_view type_name;
+  std::string_view type_name;  // the C++ type, static storage
   EncodeFn encode = nullptr;
   const void* value = nullptr;
   // The actor sending, or null from outside actors.

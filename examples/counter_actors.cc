@@ -207,6 +207,14 @@ void Directory::On(const troupe::NodeDown& m) {
   MarkDown(it->second, m.reason);
 }
 
+void Directory::On(const troupe::NodeLeft& m) {
+  auto it = members_.find(m.node);
+  if (it == members_.end() || it->second.state != State::kUp || quiet_) return;
+  it->second.state = State::kLeft;
+  std::printf("%s: node %s left the cluster; its shards went with it: %s\n", options_.node.c_str(), m.node.c_str(),
+              ShardNames(it->second.info).c_str());
+}
+
 void Directory::MarkDown(Member& m, const absl::Status& reason) {
   m.state = State::kDown;
   std::printf("%s: node %s is down (%s): shards unavailable: %s\n", options_.node.c_str(), m.info.node.c_str(),

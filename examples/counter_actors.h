@@ -123,6 +123,7 @@ struct Directory : troupe::Actor<Directory> {
   ClientStarted On(const RunClient& m);
   void On(const troupe::NodeUp&) {}
   void On(const troupe::NodeDown& m);
+  void On(const troupe::NodeLeft& m);
   uint32_t On(const Learn& m);
   void On(const Quiet&) { quiet_ = true; }
 

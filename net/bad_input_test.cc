@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
@@ -43,6 +44,8 @@ namespace {
 
 constexpr char kSecret[] = "bad-input-secret";
 const absl::Duration kWait = absl::Seconds(20);
+constexpr uint32_t kHeartbeatIntervalMs = 100;
+constexpr uint32_t kHeartbeatTimeoutMs = 600;
 
 // A TCP client speaking (or not speaking) the node protocol by hand.
 class RawPeer {
@@ -71,10 +74,7 @@ class RawPeer {
     }
   }
 
-  void SendFrame(capnp::MessageBuilder& message) {
-    kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
-    SendPayload(std::string(reinterpret_cast<const char*>(words.begin()), words.size() * sizeof(capnp::word)));
-  }
+  void SendFrame(capnp::MessageBuilder& message) { SendPayload(Serialize(message)); }
 
   void SendPayload(const std::string& payload) {
     std::string frame(4, '\0');
@@ -92,6 +92,18 @@ class RawPeer {
     std::string payload;
     if (!ReadExactly(n, timeout, payload)) return std::nullopt;
     return payload;
+  }
+
+  // The next reply frame's payload, skipping heartbeats (bounded).
+  std::optional<std::string> ReadReply() {
+    for (int i = 0; i < 100; ++i) {
+      std::optional<std::string> payload = ReadPayload();
+      if (!payload) return payload;
+      bool is_reply = false;
+      Read(*payload, [&](wire::Frame::Reader f) { is_reply = f.which() == wire::Frame::REPLY; });
+      if (is_reply) return payload;
+    }
+    return std::nullopt;
   }
 
   // Waits (bounded) for the node to close the connection; frames it sends
@@ -117,37 +129,54 @@ class RawPeer {
     return recv(fd_, &c, 1, MSG_PEEK) > 0;
   }
 
-  // The connector's side of the handshake. Returns the `refused` text if
-  // the node refused, or "" once authenticated.
+  // The connector's side of the handshake (protocol 2), with the
+  // heartbeat settings of the node under test. Returns the `refused` text
+  // if the node refused, or "" once authenticated.
   std::string Handshake(const std::string& secret, const std::string& name = "raw") {
     const std::string challenge = net::NewChallenge();
+    std::string mine;
     {
       capnp::MallocMessageBuilder m;
       wire::Hello::Builder hello = m.initRoot<wire::Frame>().initHello();
-      hello.setProtocolVersion(net::kProtocolVersion);
+      hello.setMinVersion(net::kMinProtocolVersion);
+      hello.setMaxVersion(net::kMaxProtocolVersion);
       hello.setNode(name);
       hello.setIncarnation(1);
       hello.setChallenge(Bytes(challenge));
-      SendFrame(m);
+      hello.setHeartbeatIntervalMs(kHeartbeatIntervalMs);
+      hello.setHeartbeatTimeoutMs(kHeartbeatTimeoutMs);
+      hello.setMaxFrameBytes(1 << 20);
+      mine = Serialize(m);
+      SendPayload(mine);
     }
-    std::optional<std::string> reply = ReadPayload();
-    if (!reply) return "closed";
-    std::string their_challenge, their_node;
-    Read(*reply, [&](wire::Frame::Reader f) {
-      their_challenge = std::string(reinterpret_cast<const char*>(f.getHello().getChallenge().begin()),
-                                    f.getHello().getChallenge().size());
-    });
-    capnp::MallocMessageBuilder m;
-    const std::string proof = net::HandshakeMac(secret, net::Role::kConnect, their_challenge, name, 1);
-    m.initRoot<wire::Frame>().setProof(Bytes(proof));
-    SendFrame(m);
+    std::optional<std::string> theirs = ReadPayload();
+    if (!theirs) return "closed";
     std::string refused;
-    if (std::optional<std::string> next = ReadPayload(absl::Milliseconds(300))) {
-      Read(*next, [&](wire::Frame::Reader f) {
-        if (f.which() == wire::Frame::REFUSED) refused = f.getRefused().cStr();
-      });
-    }
+    Read(*theirs, [&](wire::Frame::Reader f) {
+      if (f.which() == wire::Frame::REFUSED) refused = f.getRefused().cStr();
+    });
+    if (!refused.empty()) return refused;
+    capnp::MallocMessageBuilder m;
+    const std::string transcript = net::Transcript(mine, *theirs);
+    m.initRoot<wire::Frame>().setProof(Bytes(net::HandshakeMac(net::ClusterKey(secret), net::Role::kConnect, transcript)));
+    SendFrame(m);
+    std::optional<std::string> next = ReadPayload(absl::Seconds(5));
+    if (!next) return "closed";
+    Read(*next, [&](wire::Frame::Reader f) {
+      if (f.which() == wire::Frame::REFUSED) refused = f.getRefused().cStr();
+      if (f.which() == wire::Frame::PROOF) {
+        const std::string proof(reinterpret_cast<const char*>(f.getProof().begin()), f.getProof().size());
+        if (!net::CheckProof(net::ClusterKey(secret), net::Role::kAccept, transcript, "node", proof).ok()) {
+          refused = "the node's proof is wrong";
+        }
+      }
+    });
     return refused;
+  }
+
+  static std::string Serialize(capnp::MessageBuilder& message) {
+    kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
+    return std::string(reinterpret_cast<const char*>(words.begin()), words.size() * sizeof(capnp::word));
   }
 
   template <class Fn>
@@ -190,8 +219,8 @@ class BadInput : public ::testing::Test {
     o.handshake_timeout = absl::Milliseconds(300);
     o.frame_timeout = absl::Milliseconds(300);
     o.max_frame_bytes = 1 << 20;
-    o.heartbeat_interval = absl::Milliseconds(100);
-    o.heartbeat_timeout = absl::Milliseconds(600);
+    o.heartbeat_interval = absl::Milliseconds(kHeartbeatIntervalMs);
+    o.heartbeat_timeout = absl::Milliseconds(kHeartbeatTimeoutMs);
     a_ = std::make_unique<Node>(a_sys_, o);
     address_ = a_->Listen("127.0.0.1:0").value();
     target_ = a_sys_.Spawn<Target>();
@@ -199,7 +228,8 @@ class BadInput : public ::testing::Test {
     NodeOptions ob;
     ob.name = "b";
     ob.cluster_secret = kSecret;
-    ob.heartbeat_interval = o.heartbeat_interval;  // within a's timeout
+    ob.heartbeat_interval = o.heartbeat_interval;  // the same settings: the handshake checks
+    ob.heartbeat_timeout = o.heartbeat_timeout;
     b_ = std::make_unique<Node>(b_sys_, ob);
     // A healthy connection, open before the bad one and checked after it.
     healthy_ = b_->Lookup<Target>(address_, "target").Wait(kWait).value();
@@ -216,10 +246,13 @@ class BadInput : public ::testing::Test {
     EXPECT_EQ(b_->stats().connections, 1u);
   }
 
-  // A send frame to `actor` with `type_id` and an Add payload.
-  static void BuildSend(capnp::MallocMessageBuilder& m, uint64_t actor, uint64_t request_id, uint64_t type_id) {
+  // A send frame to `actor` of a's incarnation (or `incarnation`) with
+  // `type_id` and an Add payload.
+  void BuildSend(capnp::MallocMessageBuilder& m, uint64_t actor, uint64_t request_id, uint64_t type_id,
+                 uint64_t incarnation = 0) {
     wire::Envelope::Builder e = m.initRoot<wire::Frame>().initSend();
     e.setTarget(actor);
+    e.setTargetIncarnation(incarnation != 0 ? incarnation : a_->incarnation());
     e.setRequestId(request_id);
     e.setTypeId(type_id);
     e.initPayload().initAsAnyStruct(1, 0);
@@ -308,15 +341,127 @@ TEST_F(BadInput, MalformedCapnProtoPointersCloseTheConnection) {
   EXPECT_GE(a_->stats().bad_frames, 1u);
 }
 
-TEST_F(BadInput, AnUnknownTypeIdClosesTheConnection) {
+TEST_F(BadInput, AnUnknownTypeIdIsRefusedAloneAndAnAskForItSaysWhichActorRefusedIt) {
   RawPeer raw(address_);
   ASSERT_EQ(raw.Handshake(kSecret), "");
+  {
+    capnp::MallocMessageBuilder m;
+    BuildSend(m, target_.id(), 0, 0x1234);
+    raw.SendFrame(m);
+  }
   capnp::MallocMessageBuilder m;
-  BuildSend(m, target_.id(), 0, 0x1234);
+  BuildSend(m, target_.id(), 78, 0x1234);
   raw.SendFrame(m);
+  std::optional<std::string> reply = raw.ReadReply();
+  ASSERT_TRUE(reply.has_value());
+  RawPeer::Read(*reply, [&](wire::Frame::Reader f) {
+    EXPECT_EQ(f.getReply().getRequestId(), 78u);
+    EXPECT_EQ(f.getReply().getCode(), static_cast<uint32_t>(absl::StatusCode::kInvalidArgument));
+    EXPECT_EQ(std::string(f.getReply().getRefusedBy().cStr()), "troupe::nettest::Target");
+    EXPECT_TRUE(f.getReply().getRefusedAcceptsSome());
+    EXPECT_NE(std::string(f.getReply().getMessage().cStr()).find("does not accept messages of type id 4660"),
+              std::string::npos)
+        << f.getReply().getMessage().cStr();
+  });
+  EXPECT_EQ(a_->stats().unknown_types, 2u);
+  EXPECT_EQ(a_->stats().bad_frames, 0u);
+  EXPECT_TRUE(raw.StillOpen(absl::Milliseconds(100)));
+  ExpectOthersUndisturbed();
+}
+
+TEST_F(BadInput, AMessageForAnEarlierIncarnationIsNeverDeliveredAndAnAskSaysTheNodeRestarted) {
+  RawPeer raw(address_);
+  ASSERT_EQ(raw.Handshake(kSecret), "");
+  const uint64_t earlier = a_->incarnation() - (uint64_t{1} << 20);
+  {
+    capnp::MallocMessageBuilder m;
+    BuildSend(m, target_.id(), 0, WireTraits<Add>::kTypeId, earlier);
+    raw.SendFrame(m);
+  }
+  capnp::MallocMessageBuilder m;
+  BuildSend(m, target_.id(), 79, WireTraits<Get>::kTypeId, earlier);
+  raw.SendFrame(m);
+  std::optional<std::string> reply = raw.ReadReply();
+  ASSERT_TRUE(reply.has_value());
+  RawPeer::Read(*reply, [&](wire::Frame::Reader f) {
+    EXPECT_EQ(f.getReply().getRequestId(), 79u);
+    EXPECT_EQ(f.getReply().getCode(), static_cast<uint32_t>(absl::StatusCode::kUnavailable));
+    EXPECT_NE(std::string(f.getReply().getMessage().cStr()).find("which has restarted"), std::string::npos)
+        << f.getReply().getMessage().cStr();
+  });
+  EXPECT_EQ(a_->stats().stale_incarnation, 2u);
+  EXPECT_TRUE(raw.StillOpen(absl::Milliseconds(100)));
+  ExpectOthersUndisturbed();  // the Add through the earlier incarnation did not land: still 1
+}
+
+TEST_F(BadInput, TheNodeProvesNothingBeforeTheConnectorHasProvenItself) {
+  RawPeer raw(address_);
+  capnp::MallocMessageBuilder m;
+  wire::Hello::Builder hello = m.initRoot<wire::Frame>().initHello();
+  hello.setMinVersion(net::kMinProtocolVersion);
+  hello.setMaxVersion(net::kMaxProtocolVersion);
+  hello.setNode("stranger");
+  hello.setIncarnation(1);
+  const std::string challenge = net::NewChallenge();
+  hello.setChallenge(RawPeer::Bytes(challenge));
+  hello.setHeartbeatIntervalMs(kHeartbeatIntervalMs);
+  hello.setHeartbeatTimeoutMs(kHeartbeatTimeoutMs);
+  raw.SendFrame(m);
+  std::optional<std::string> theirs = raw.ReadPayload();
+  ASSERT_TRUE(theirs.has_value());
+  RawPeer::Read(*theirs, [&](wire::Frame::Reader f) {
+    ASSERT_EQ(f.which(), wire::Frame::HELLO);
+    EXPECT_FALSE(f.getHello().hasProofV1());
+    EXPECT_EQ(f.getHello().getMinVersion(), f.getHello().getMaxVersion());  // the version chosen
+  });
+  // Nothing more comes until the connector proves itself; a wrong proof is
+  // refused and answered with no proof of the node's.
+  EXPECT_FALSE(raw.ReadPayload(absl::Milliseconds(100)).has_value());
+  capnp::MallocMessageBuilder p;
+  p.initRoot<wire::Frame>().setProof(RawPeer::Bytes(std::string(net::kMacBytes, 'x')));
+  raw.SendFrame(p);
+  std::optional<std::string> answer = raw.ReadPayload();
+  ASSERT_TRUE(answer.has_value());
+  RawPeer::Read(*answer, [&](wire::Frame::Reader f) {
+    ASSERT_EQ(f.which(), wire::Frame::REFUSED);
+    EXPECT_NE(std::string(f.getRefused().cStr()).find("wrong cluster secret"), std::string::npos);
+  });
   EXPECT_TRUE(raw.WaitClosed());
   ExpectOthersUndisturbed();
-  EXPECT_GE(a_->stats().unknown_types, 1u);
+}
+
+TEST_F(BadInput, TooManyUnauthenticatedConnectionsFromOneAddressCloseTheOldestFirst) {
+  // A node of its own, whose handshake deadline outlasts the test.
+  ActorSystem c_sys({.workers = 1, .name = "c"});
+  NodeOptions o;
+  o.name = "c";
+  o.cluster_secret = kSecret;
+  o.heartbeat_interval = absl::Milliseconds(kHeartbeatIntervalMs);
+  o.heartbeat_timeout = absl::Milliseconds(kHeartbeatTimeoutMs);
+  o.max_unauthenticated_per_source = 8;
+  Node c(c_sys, o);
+  const std::string c_address = c.Listen("127.0.0.1:0").value();
+  std::vector<std::unique_ptr<RawPeer>> raws;
+  for (int i = 0; i < 12; ++i) {
+    raws.push_back(std::make_unique<RawPeer>(c_address));
+    // Each is admitted before the next connects: the first answer to a
+    // hello says the node has taken it.
+    capnp::MallocMessageBuilder m;
+    wire::Hello::Builder hello = m.initRoot<wire::Frame>().initHello();
+    hello.setMinVersion(net::kMinProtocolVersion);
+    hello.setMaxVersion(net::kMaxProtocolVersion);
+    hello.setNode("stranger");
+    hello.setChallenge(RawPeer::Bytes(net::NewChallenge()));
+    hello.setHeartbeatIntervalMs(kHeartbeatIntervalMs);
+    hello.setHeartbeatTimeoutMs(kHeartbeatTimeoutMs);
+    raws.back()->SendFrame(m);
+    ASSERT_TRUE(raws.back()->ReadPayload().has_value()) << i;
+  }
+  // 8 from one address at most: the 4 oldest are closed, the rest are not.
+  for (int i = 0; i < 4; ++i) EXPECT_TRUE(raws[i]->WaitClosed()) << i;
+  for (int i = 4; i < 12; ++i) EXPECT_TRUE(raws[i]->StillOpen(absl::Milliseconds(10))) << i;
+  EXPECT_EQ(c.stats().unauthenticated_closed, 4u);
+  ExpectOthersUndisturbed();
 }
 
 TEST_F(BadInput, AnUnknownTargetIsDroppedAndCountedAndAnAskForItIsNotFound) {
@@ -330,14 +475,7 @@ TEST_F(BadInput, AnUnknownTargetIsDroppedAndCountedAndAnAskForItIsNotFound) {
   capnp::MallocMessageBuilder m;
   BuildSend(m, 987654321, 77, WireTraits<Get>::kTypeId);
   raw.SendFrame(m);
-  std::optional<std::string> reply;
-  for (int i = 0; i < 100; ++i) {  // skip heartbeats; bounded
-    reply = raw.ReadPayload();
-    if (!reply) break;
-    bool is_reply = false;
-    RawPeer::Read(*reply, [&](wire::Frame::Reader f) { is_reply = f.which() == wire::Frame::REPLY; });
-    if (is_reply) break;
-  }
+  std::optional<std::string> reply = raw.ReadReply();
   ASSERT_TRUE(reply.has_value());
   RawPeer::Read(*reply, [&](wire::Frame::Reader f) {
     EXPECT_EQ(f.getReply().getRequestId(), 77u);

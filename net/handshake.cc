@@ -3,14 +3,23 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/sha.h>
 #include <sys/random.h>
 
+#include <algorithm>
 #include <cerrno>
-#include <cstring>
+#include <cstdlib>
 
 #include "absl/strings/str_cat.h"
 
 namespace troupe::net {
+namespace {
+
+constexpr std::string_view kKeySalt = "troupe cluster key 2";
+
+int64_t Millis(absl::Duration d) { return absl::ToInt64Milliseconds(d); }
+
+}  // namespace
 
 std::string NewChallenge() {
   std::string out(kChallengeBytes, '\0');
@@ -19,8 +28,8 @@ std::string NewChallenge() {
     ssize_t n = getrandom(out.data() + filled, out.size() - filled, 0);
     if (n < 0) {
       if (errno == EINTR) continue;
-      // The kernel's source cannot fail once initialised; fall back loudly
-      // rather than hand out a predictable challenge.
+      // The kernel's source cannot fail once initialised; stop rather than
+      // hand out a predictable challenge.
       std::abort();
     }
     filled += static_cast<size_t>(n);
@@ -28,44 +37,96 @@ std::string NewChallenge() {
   return out;
 }
 
-std::string HandshakeMac(std::string_view secret, Role role, std::string_view challenge, std::string_view node,
-                         uint64_t incarnation) {
-  std::string input = role == Role::kAccept ? "troupe/1 accept|" : "troupe/1 connect|";
-  input.append(challenge);
-  input.push_back('|');
-  input.append(node);
-  input.push_back('|');
-  for (int i = 0; i < 8; ++i) input.push_back(static_cast<char>((incarnation >> (8 * i)) & 0xFF));
+std::string ClusterKey(std::string_view secret) {
+  std::string key(kKeyBytes, '\0');
+  if (PKCS5_PBKDF2_HMAC(secret.data(), static_cast<int>(secret.size()),
+                        reinterpret_cast<const unsigned char*>(kKeySalt.data()), static_cast<int>(kKeySalt.size()),
+                        kKeyIterations, EVP_sha256(), static_cast<int>(key.size()),
+                        reinterpret_cast<unsigned char*>(key.data())) != 1) {
+    std::abort();  // only on allocation failure inside OpenSSL
+  }
+  return key;
+}
+
+std::string Transcript(std::string_view connector_hello, std::string_view acceptor_hello) {
+  std::string out(2 * SHA256_DIGEST_LENGTH, '\0');
+  auto* bytes = reinterpret_cast<unsigned char*>(out.data());
+  SHA256(reinterpret_cast<const unsigned char*>(connector_hello.data()), connector_hello.size(), bytes);
+  SHA256(reinterpret_cast<const unsigned char*>(acceptor_hello.data()), acceptor_hello.size(),
+         bytes + SHA256_DIGEST_LENGTH);
+  return out;
+}
+
+std::string HandshakeMac(std::string_view key, Role role, std::string_view transcript) {
+  std::string input = role == Role::kAccept ? "troupe/2 acceptor|" : "troupe/2 connector|";
+  input.append(transcript);
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int mac_len = 0;
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), reinterpret_cast<const unsigned char*>(input.data()),
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(input.data()),
        input.size(), mac, &mac_len);
   return std::string(reinterpret_cast<const char*>(mac), mac_len);
 }
 
-absl::Status CheckProof(std::string_view secret, Role role, std::string_view challenge, std::string_view node,
-                        uint64_t incarnation, std::string_view proof) {
-  const std::string expected = HandshakeMac(secret, role, challenge, node, incarnation);
+absl::Status CheckProof(std::string_view key, Role role, std::string_view transcript, std::string_view peer,
+                        std::string_view proof) {
+  const std::string expected = HandshakeMac(key, role, transcript);
   if (proof.size() != expected.size() || CRYPTO_memcmp(proof.data(), expected.data(), expected.size()) != 0) {
     return absl::PermissionDeniedError(
-        absl::StrCat("node '", std::string(node), "' failed authentication: wrong cluster secret"));
+        absl::StrCat("node '", Sanitize(peer), "' failed authentication: wrong cluster secret"));
   }
   return absl::OkStatus();
 }
 
-absl::Status CheckHello(uint32_t version, std::string_view node, std::string_view challenge) {
-  if (version != kProtocolVersion) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("protocol version ", version, " is not supported (this node speaks ", kProtocolVersion, ")"));
+absl::StatusOr<uint32_t> ChooseVersion(uint32_t peer_min, uint32_t peer_max) {
+  if (peer_max == 0) peer_max = peer_min;  // protocol 1 sends one version
+  const uint32_t low = std::max(peer_min, kMinProtocolVersion);
+  const uint32_t high = std::min(peer_max, kMaxProtocolVersion);
+  if (peer_min > peer_max || low > high) {
+    return absl::FailedPreconditionError(absl::StrCat("no common protocol version: the peer speaks ", peer_min, "..",
+                                                      peer_max, ", this node ", kMinProtocolVersion, "..",
+                                                      kMaxProtocolVersion));
   }
+  return high;
+}
+
+absl::Status CheckHello(std::string_view node, std::string_view challenge) {
   if (node.empty() || node.size() > 255) {
     return absl::InvalidArgumentError(absl::StrCat("node name of ", node.size(), " bytes (1 to 255 allowed)"));
+  }
+  for (char c : node) {
+    if (c <= ' ' || c > '~') {
+      return absl::InvalidArgumentError(
+          absl::StrCat("node name '", Sanitize(node), "' has a byte that is not printable ASCII or is a space"));
+    }
   }
   if (challenge.size() != kChallengeBytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("challenge of ", challenge.size(), " bytes (", kChallengeBytes, " expected)"));
   }
   return absl::OkStatus();
+}
+
+absl::Status CheckHeartbeats(absl::Duration interval, absl::Duration timeout, uint32_t peer_interval_ms,
+                             uint32_t peer_timeout_ms) {
+  if (peer_interval_ms != Millis(interval) || peer_timeout_ms != Millis(timeout)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "heartbeat settings differ: the peer sends every ", peer_interval_ms, " ms and times out after ",
+        peer_timeout_ms, " ms, this node every ", Millis(interval), " ms and after ", Millis(timeout),
+        " ms (use the same heartbeat_interval and heartbeat_timeout on every node)"));
+  }
+  return absl::OkStatus();
+}
+
+std::string Sanitize(std::string_view text, size_t max_bytes) {
+  std::string out;
+  const size_t n = std::min(text.size(), max_bytes);
+  out.reserve(n + 3);
+  for (size_t i = 0; i < n; ++i) {
+    const char c = text[i];
+    out.push_back(c >= ' ' && c <= '~' ? c : '?');
+  }
+  if (text.size() > max_bytes) out.append("...");
+  return out;
 }
 
 }  // namespace troupe::net

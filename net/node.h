@@ -17,34 +17,53 @@
 // troupe::Accepts<Add, Get>`, actors/wire.h). A Ref inside such a message
 // stays usable on the receiving node and routes back to its actor.
 //
-// Connections: opened on first use (Lookup, SpawnOn, or a send through a
-// Ref that came in a message), one per peer node, shared by every actor;
-// both directions use the connection that exists. After a failure the next
-// attempt waits a backoff (reconnect_min, doubling to reconnect_max); sends
-// in the meantime fail at once with Unavailable. Per sender and receiver,
-// messages arrive in send order while a connection lives; delivery is
-// at-most-once.
+// Links (docs/protocol.md has the states and the frames): one connection
+// per pair of nodes, whichever dials first or both at once, used in both
+// directions. Opened on first use (Lookup, SpawnOn, a send through a Ref
+// that came in a message); sends before the first connection is up wait in
+// a bounded backlog. A lost link is redialled by each side that knows where
+// the other listens, with backoff (reconnect_min doubling to reconnect_max,
+// with jitter) until it heals, the peer leaves, or reconnect_give_up has
+// passed. While a link is down, sends fail at once with Unavailable. Per
+// sender and receiver, sends arrive in send order while a connection
+// lives; delivery is at-most-once.
 //
-// Failure: each connection sends a heartbeat every heartbeat_interval; a
-// connection that receives nothing for heartbeat_timeout is closed. When a
-// connection is lost, every pending ask through it fails at once with
-// Unavailable, monitors of its actors get Down (Unavailable), and
-// subscribers get NodeDown. Asks honour their deadline across nodes.
+// Incarnations: every start of a node is a new incarnation (ordered by
+// start time), carried in every address and in every frame that targets an
+// actor. A send through a Ref of an earlier incarnation fails with
+// Unavailable (naming the restart) and is never delivered to the new one.
+//
+// Failure: each connection carries a heartbeat every heartbeat_interval; a
+// connection that brings nothing for heartbeat_timeout is closed (both
+// settings must be equal across a cluster: the handshake refuses a
+// mismatch). When a link is lost, every pending ask through it fails at
+// once with Unavailable, monitors of its actors get Down (Unavailable), and
+// subscribers get NodeDown. A node that shuts down (Shutdown, or the
+// destructor) leaves: its peers' subscribers get NodeLeft instead, pending
+// asks on it fail with Unavailable saying it left, and it is not redialled.
+// Asks honour their deadline across nodes.
 //
 // Back-pressure: bytes queued for one connection are bounded
 // (max_outbound_bytes); past the bound TryTell returns ResourceExhausted,
 // Tell drops (both counted in stats().rejected_sends), Ask fails with
-// ResourceExhausted. Nothing grows without bound.
+// ResourceExhausted, and WaitForRoom says when to send again. Replies,
+// heartbeats, stops, monitors and leaves travel on a control lane that is
+// written ahead of queued sends and never refused for a full send queue. A
+// message over max_frame_bytes fails at the sender with InvalidArgument.
 //
-// Bad input from the network (garbage, a truncated or oversized frame,
-// malformed Cap'n Proto, an unknown message type, a wrong secret, a silent
-// or trickling peer) closes that connection with one log line and a
-// counter; other connections and actors are not disturbed. A message for
-// an actor that does not exist (any more) is dropped and counted
-// (unknown_targets); an ask for one fails with NotFound.
+// Bad input: framing errors (garbage, an oversized or truncated frame,
+// malformed Cap'n Proto at the frame level), failed handshakes and silent
+// or trickling peers close that connection with one log line and a
+// counter. A single bad message does not: a payload of a type the target
+// does not accept, one that does not decode, one for an actor that is gone
+// or for an earlier incarnation is refused alone — an ask gets an error
+// naming the reason (for a refused type: both the actor type and the
+// message type), a tell is counted and logged once per kind.
 //
 // Security: see docs/protocol.md. Peers prove knowledge of cluster_secret
-// by HMAC challenge-response; traffic is NOT encrypted.
+// (stretched with PBKDF2) by HMAC over the handshake's transcript, the
+// connector first; traffic is NOT encrypted. Connections that have not
+// finished their handshake are bounded in number and in frame size.
 //
 // Who may call what: every method from any thread. Destroy the Node before
 // its ActorSystem (declare it after the system). Several Nodes (each on its
@@ -89,37 +108,79 @@ struct NodeOptions {
   absl::Duration heartbeat_interval = absl::Seconds(1);
   absl::Duration heartbeat_timeout = absl::Seconds(5);
   absl::Duration handshake_timeout = absl::Seconds(5);
+  // A TCP connect must complete within this; a dial into a silent network
+  // is then retried rather than left waiting for the kernel's retries.
+  absl::Duration connect_timeout = absl::Seconds(2);
   // A frame begun must be complete within this (a trickling peer).
   absl::Duration frame_timeout = absl::Seconds(10);
+  // Redialling a lost link: the first retry after reconnect_min, then
+  // doubling up to reconnect_max, each delay drawn from [d/2, d] (jitter).
   absl::Duration reconnect_min = absl::Milliseconds(50);
-  absl::Duration reconnect_max = absl::Seconds(5);
+  absl::Duration reconnect_max = absl::Seconds(2);
+  // A peer still unreachable this long after its link was lost is given up:
+  // forgotten, no longer redialled; its Refs fail with Unavailable.
+  absl::Duration reconnect_give_up = absl::Hours(1);
   size_t max_frame_bytes = size_t{16} << 20;
   size_t max_outbound_bytes = size_t{64} << 20;
+  // Accepted connections that have not finished their handshake, in all
+  // and from one source address; past either, the oldest is closed.
+  size_t max_unauthenticated = 256;
+  size_t max_unauthenticated_per_source = 64;
   // Cap'n Proto limits for each received message, checked while reading.
   int nesting_limit = 64;
 };
 
-// Delivered to subscribers (Node::Subscribe) when a peer node's connection
-// comes up, and when it goes down.
+// Delivered to subscribers (Node::Subscribe), in order for each peer.
+//
+// NodeUp: a link to the peer's `incarnation` came up. `reconnected`: the
+// same incarnation was connected before (the link healed after a loss);
+// false for a node first seen, or for a new incarnation (a restart; the
+// old one then got a NodeDown first).
 struct NodeUp {
   std::string node;
   std::string address;  // where it listens; empty if it does not
   uint64_t incarnation = 0;
+  bool reconnected = false;
 };
+// NodeDown: the link to `incarnation` was lost (a crash, a hang past the
+// heartbeat timeout, a partition), or that incarnation was replaced by a
+// new one (a restart: `replaced`). Unless replaced, the peer may come back
+// with a NodeUp(reconnected).
 struct NodeDown {
   std::string node;
   std::string address;
+  uint64_t incarnation = 0;
   absl::Status reason;
+  bool replaced = false;
+};
+// NodeLeft: the peer shut down cleanly (it sent `leave`); it is forgotten.
+struct NodeLeft {
+  std::string node;
+  std::string address;
+  uint64_t incarnation = 0;
+  std::string reason;
 };
 
 struct NodeStats {
   uint64_t connections = 0;        // open, handshake done
-  uint64_t handshakes_failed = 0;  // wrong secret, version, bad hello, timeout
-  uint64_t bad_frames = 0;         // connections closed for bad input
+  uint64_t peers = 0;              // nodes known: connected, or unreachable and redialled
+  uint64_t handshakes_failed = 0;  // wrong secret, version, settings, bad hello, timeout
+  uint64_t unauthenticated_closed = 0;  // closed for the cap on unauthenticated connections
+  uint64_t bad_frames = 0;         // connections closed for bad framing
   uint64_t unknown_targets = 0;    // messages for actors not (any more) here
   uint64_t unknown_types = 0;      // messages of types the target does not accept
-  uint64_t rejected_sends = 0;     // outbound bound reached or peer unreachable
+  uint64_t undecodable = 0;        // messages whose payload did not decode
+  uint64_t stale_incarnation = 0;  // messages for an earlier incarnation of this node
+  uint64_t rejected_sends = 0;     // outbound bound reached, too large, or peer unreachable
+  uint64_t reconnects = 0;         // links that healed (NodeUp with reconnected)
   uint64_t messages_in = 0, messages_out = 0;
+};
+
+// What a subscriber is told; see Subscribe.
+struct NodeEvents {
+  absl::AnyInvocable<void(const NodeUp&)> up;
+  absl::AnyInvocable<void(const NodeDown&)> down;
+  absl::AnyInvocable<void(const NodeLeft&)> left;
 };
 
 namespace internal {
@@ -193,16 +254,31 @@ class Node {
     return future;
   }
 
-  // `subscriber` receives NodeUp and NodeDown for every peer node from now on.
+  // `subscriber` receives NodeUp, NodeDown and NodeLeft for every peer node
+  // from now on; W handles all three.
   template <class W>
   void Subscribe(const Ref<W>& subscriber) {
-    AddSubscriber(subscriber, [subscriber](const NodeUp& up) { subscriber.Tell(NodeUp(up)); },
-                  [subscriber](const NodeDown& down) { subscriber.Tell(NodeDown(down)); });
+    static_assert(internal::Handles<W, NodeUp> && internal::Handles<W, NodeDown> && internal::Handles<W, NodeLeft>,
+                  "troupe: a subscriber of a Node handles NodeUp, NodeDown and NodeLeft");
+    AddSubscriber(subscriber, NodeEvents{
+                                  .up = [subscriber](const NodeUp& e) { subscriber.Tell(NodeUp(e)); },
+                                  .down = [subscriber](const NodeDown& e) { subscriber.Tell(NodeDown(e)); },
+                                  .left = [subscriber](const NodeLeft& e) { subscriber.Tell(NodeLeft(e)); },
+                              });
   }
 
-  // Closes every connection and stops accepting: pending asks through them
-  // fail with Unavailable (the reason says the node shut down), later sends
-  // with Cancelled. Idempotent.
+  // A future that completes once the send queue toward `target`'s node has
+  // drained to half of max_outbound_bytes (at once if it is there already,
+  // or if `target` is local); Unavailable if that node cannot be reached.
+  // For a sender whose TryTell returned ResourceExhausted.
+  Future<void> WaitForRoom(const ActorRef& target);
+
+  // Leaves the cluster: tells every connected peer (they report NodeLeft
+  // and fail their pending asks here saying this node left), closes every
+  // connection after what is queued is written (up to a second), and stops
+  // accepting. Pending asks through the connections fail with Unavailable
+  // (the reason says the node shut down), later sends with Cancelled.
+  // Idempotent.
   void Shutdown();
 
   const std::string& name() const;
@@ -230,8 +306,7 @@ class Node {
   void SpawnRef(std::string_view address, std::string_view actor_type, uint64_t args_type, internal::EncodeFn encode,
                 const void* args, absl::Duration timeout, internal::RefCallback done);
   void RegisterSpawn(std::string_view actor_type, uint64_t args_type, internal::SpawnFactory factory);
-  void AddSubscriber(const ActorRef& subscriber, absl::AnyInvocable<void(const NodeUp&)> up,
-                     absl::AnyInvocable<void(const NodeDown&)> down);
+  void AddSubscriber(const ActorRef& subscriber, NodeEvents events);
 
   ActorSystem& system_;
   std::shared_ptr<internal::NodeState> state_;

@@ -10,77 +10,16 @@
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
-
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "actors/actor.h"
 #include "actors/actor_system.h"
 #include "gtest/gtest.h"
+#include "net/node_test_util.h"
 #include "net/testdata/node_test_messages.troupe.h"
 
 namespace troupe::nettest {
-
-struct Collector : Actor<Collector> {
-  using Remote = Accepts<Note>;
-  explicit Collector(Promise<std::string> first) : first(std::move(first)) {}
-  void On(const Note& n) { first.SetValue(n.text); }
-  Promise<std::string> first;
-};
-
-struct Counter : Actor<Counter> {
-  using Remote = Accepts<Add, Get, Echo, Hold, Register, Quit>;
-  Counter() = default;
-  explicit Counter(const CounterArgs& args) : n(args.start) {}
-  void On(const Add& m) { n += m.by; }
-  int64_t On(const Get&) { return n; }
-  std::string On(const Echo& e) { return "echo: " + e.text; }
-  void On(const Hold&, Reply<int64_t> reply) { held.push_back(std::move(reply)); }
-  void On(const Register& r) { r.who.Tell(Note{.text = "hello from the counter"}); }
-  void On(const Quit&) { Stop(); }
-  int64_t n = 0;
-  std::vector<Reply<int64_t>> held;
-};
-
-// Checks that each sender's numbers arrive in order.
-struct Sequencer : Actor<Sequencer> {
-  using Remote = Accepts<Seq, Tally>;
-  void On(const Seq& s) {
-    int64_t& last = last_[s.sender];
-    if (s.n != last + 1) ++out_of_order;
-    last = s.n;
-    ++total;
-  }
-  TallyResult On(const Tally&) { return {.total = total, .out_of_order = out_of_order}; }
-  absl::flat_hash_map<uint32_t, int64_t> last_;
-  int64_t total = 0, out_of_order = 0;
-};
-
-struct Watcher : Actor<Watcher> {
-  explicit Watcher(Promise<absl::Status> down) : down(std::move(down)) {}
-  void On(const ActorRef& target) { Monitor(target); }
-  void On(const Down& d) { down.SetValue(d.reason); }
-  Promise<absl::Status> down;
-};
-
-struct Membership : Actor<Membership> {
-  Membership(Promise<std::string> up, Promise<std::string> down) : up(std::move(up)), down(std::move(down)) {}
-  void On(const NodeUp& u) { up.SetValue(u.node); }
-  void On(const NodeDown& d) { down.SetValue(d.node); }
-  Promise<std::string> up, down;
-};
-
 namespace {
-
-constexpr char kSecret[] = "node-test-secret";
-const absl::Duration kWait = absl::Seconds(20);
-
-NodeOptions Options(std::string name, std::string secret = kSecret) {
-  NodeOptions o;
-  o.name = std::move(name);
-  o.cluster_secret = std::move(secret);
-  return o;
-}
 
 // Two systems, each with a node; `a` listens and publishes a Counter.
 class TwoNodes : public ::testing::Test {
@@ -150,20 +89,23 @@ TEST_F(TwoNodes, AnAskWithADeadlineFailsWithDeadlineExceeded) {
   EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
 }
 
-TEST_F(TwoNodes, LosingTheNodeFailsPendingAsksWithUnavailableAndTellsSubscribers) {
-  Promise<std::string> up, down;
-  Future<std::string> up_f = up.GetFuture(), down_f = down.GetFuture();
-  b_->Subscribe(b_sys_.Spawn<Membership>(std::move(up), std::move(down)));
+TEST_F(TwoNodes, ANodeThatShutsDownLeavesPendingAsksFailSayingSoAndSubscribersHearNodeLeft) {
+  std::shared_ptr<EventLog> events = Record(b_sys_, *b_);
   Ref<Counter> remote = LookupCounter();
-  EXPECT_EQ(up_f.Wait(kWait).value(), "a");
+  ASSERT_EQ(events->WaitFor("up a"), 0);
   Future<int64_t> held = remote.Ask(Hold{});  // never answered
   ASSERT_EQ(remote.Ask(Get{}, kWait).Wait(kWait).value(), 0);  // the hold is queued on a
   a_->Shutdown();
   absl::Status s = held.Wait(kWait).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
-  EXPECT_EQ(down_f.Wait(kWait).value(), "a");
-  // And new sends fail at once rather than hang.
-  EXPECT_FALSE(remote.Ask(Get{}).Wait(kWait).ok());
+  EXPECT_NE(s.message().find("node a left the cluster"), absl::string_view::npos) << s;
+  EXPECT_EQ(events->WaitFor("left a"), 1);
+  EXPECT_EQ(events->IncarnationAt(1), a_->incarnation());
+  // And new sends fail at once rather than hang; a leave is no failure.
+  absl::Status after = remote.Ask(Get{}).Wait(kWait).status();
+  EXPECT_EQ(after.code(), absl::StatusCode::kUnavailable) << after;
+  EXPECT_EQ(events->WaitFor("down a", absl::Milliseconds(200)), -1);
+  EXPECT_EQ(b_->stats().peers, 0u);  // a left: forgotten
 }
 
 TEST_F(TwoNodes, LookupOfAnUnknownNameIsNotFoundAndOfAnotherTypeIsRefused) {
@@ -186,14 +128,14 @@ TEST_F(TwoNodes, SpawnOnOfATypeNotAllowedIsNotFound) {
 }
 
 TEST_F(TwoNodes, MonitoringARemoteActorDeliversDownWhenItStops) {
-  Promise<absl::Status> down;
-  Future<absl::Status> down_f = down.GetFuture();
+  Promise<std::string> down;
+  Future<std::string> down_f = down.GetFuture();
   Ref<Counter> remote = LookupCounter();
   Ref<Watcher> watcher = b_sys_.Spawn<Watcher>(std::move(down));
   watcher.Tell(ActorRef(remote));
   ASSERT_EQ(remote.Ask(Get{}, kWait).Wait(kWait).value(), 0);  // the watch frame went first
   remote.Tell(Quit{});
-  EXPECT_TRUE(down_f.Wait(kWait).ok());
+  EXPECT_EQ(down_f.Wait(kWait).value(), "OK");  // a normal stop
 }
 
 TEST_F(TwoNodes, AMessageForAStoppedActorIsDroppedAndCountedAndAnAskForItIsNotFound) {

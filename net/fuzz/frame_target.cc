@@ -25,7 +25,6 @@ constexpr int kMaxPayloadDepth = 6;
 
 // The secret CheckProof is given: any proof in a fuzzed hello is wrong, but
 // the check runs over it as the node's does.
-constexpr std::string_view kFuzzSecret = "troupe-fuzz";
 
 void Mix(uint64_t& digest, uint64_t value) { digest = (digest ^ value) * 0x100000001b3u; }
 
@@ -100,23 +99,25 @@ void WalkAny(capnp::AnyPointer::Reader any, int depth, uint64_t& digest) {
 }
 
 void WalkHello(wire::Hello::Reader hello, uint64_t& digest) {
-  Mix(digest, hello.getProtocolVersion());
+  Mix(digest, hello.getMinVersion());
+  Mix(digest, hello.getMaxVersion());
   Mix(digest, hello.hasNode());
   MixText(digest, hello.getNode());
   Mix(digest, hello.getIncarnation());
   MixText(digest, hello.getAddress());
   MixData(digest, hello.getChallenge());
-  Mix(digest, hello.hasProof());
-  MixData(digest, hello.getProof());
+  Mix(digest, hello.getHeartbeatIntervalMs());
+  Mix(digest, hello.getHeartbeatTimeoutMs());
+  Mix(digest, hello.getMaxFrameBytes());
+  Mix(digest, hello.hasProofV1());
+  MixData(digest, hello.getProofV1());
   // The node's own checks of a hello, on the same fields.
-  const absl::Status checked =
-      CheckHello(hello.getProtocolVersion(), View(hello.getNode()), View(hello.getChallenge()));
-  Mix(digest, static_cast<uint64_t>(checked.code()));
-  if (hello.hasProof()) {
-    const absl::Status proof = CheckProof(kFuzzSecret, Role::kAccept, View(hello.getChallenge()),
-                                          View(hello.getNode()), hello.getIncarnation(), View(hello.getProof()));
-    Mix(digest, static_cast<uint64_t>(proof.code()));
-  }
+  Mix(digest, static_cast<uint64_t>(CheckHello(View(hello.getNode()), View(hello.getChallenge())).code()));
+  Mix(digest, static_cast<uint64_t>(ChooseVersion(hello.getMinVersion(), hello.getMaxVersion()).status().code()));
+  Mix(digest, static_cast<uint64_t>(
+                  CheckHeartbeats(absl::Seconds(1), absl::Seconds(5), hello.getHeartbeatIntervalMs(),
+                                  hello.getHeartbeatTimeoutMs())
+                      .code()));
 }
 
 [[noreturn]] void Violation(const char* what) {
@@ -180,6 +181,7 @@ absl::Status WalkFrame(wire::Frame::Reader frame, uint64_t& digest) {
     case wire::Frame::SEND: {
       const wire::Envelope::Reader e = frame.getSend();
       Mix(digest, e.getTarget());
+      Mix(digest, e.getTargetIncarnation());
       Mix(digest, e.getRequestId());
       Mix(digest, e.getTypeId());
       Mix(digest, e.hasPayload());
@@ -194,6 +196,8 @@ absl::Status WalkFrame(wire::Frame::Reader frame, uint64_t& digest) {
       Mix(digest, r.getTypeId());
       Mix(digest, r.hasPayload());
       WalkAny(r.getPayload(), 0, digest);
+      MixText(digest, r.getRefusedBy());
+      Mix(digest, r.getRefusedAcceptsSome());
       return absl::OkStatus();
     }
     case wire::Frame::HEARTBEAT:
@@ -220,10 +224,20 @@ absl::Status WalkFrame(wire::Frame::Reader frame, uint64_t& digest) {
       Mix(digest, s.getTarget());
       Mix(digest, s.getCode());
       MixText(digest, s.getMessage());
+      Mix(digest, s.getTargetIncarnation());
       return absl::OkStatus();
     }
-    case wire::Frame::WATCH:
-      Mix(digest, frame.getWatch());
+    case wire::Frame::WATCH: {
+      const wire::Watch::Reader w = frame.getWatch();
+      Mix(digest, w.getActor());
+      Mix(digest, w.getIncarnation());
+      return absl::OkStatus();
+    }
+    case wire::Frame::LEAVE:
+      MixText(digest, frame.getLeave());
+      return absl::OkStatus();
+    case wire::Frame::YIELD:
+      MixText(digest, frame.getYield());
       return absl::OkStatus();
     case wire::Frame::DOWN: {
       const wire::Down::Reader d = frame.getDown();

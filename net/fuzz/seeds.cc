@@ -52,14 +52,18 @@ void FillAddress(wire::ActorAddress::Builder a, std::string_view node, uint64_t 
   a.setAddress("127.0.0.1:7100");
 }
 
-void FillHello(wire::Frame::Builder f, bool with_proof) {
+// A connector's hello (a version range) or an acceptor's (one version).
+void FillHello(wire::Frame::Builder f, bool acceptor) {
   wire::Hello::Builder h = f.initHello();
-  h.setProtocolVersion(1);
-  h.setNode(with_proof ? "beta" : "alpha");
-  h.setIncarnation(with_proof ? 42 : 7);
-  h.setAddress(with_proof ? "127.0.0.1:7101" : "");
-  h.setChallenge(Pattern(32, with_proof ? 0x51 : 0x17));
-  if (with_proof) h.setProof(Pattern(32, 0x99));
+  h.setMinVersion(2);
+  h.setMaxVersion(acceptor ? 2 : 3);
+  h.setNode(acceptor ? "beta" : "alpha");
+  h.setIncarnation(acceptor ? 42 : 7);
+  h.setAddress(acceptor ? "127.0.0.1:7101" : "");
+  h.setChallenge(Pattern(32, acceptor ? 0x51 : 0x17));
+  h.setHeartbeatIntervalMs(1000);
+  h.setHeartbeatTimeoutMs(5000);
+  h.setMaxFrameBytes(16 << 20);
 }
 
 // A tell carrying an ActorAddress (a Ref in a message).
@@ -208,7 +212,11 @@ std::vector<Seed> MakeSeeds() {
   add("valid-lookup", OneFrame([](wire::Frame::Builder f) { FillLookup(f); }));
   add("valid-spawn", OneFrame([](wire::Frame::Builder f) { FillSpawn(f); }));
   add("valid-stop", OneFrame([](wire::Frame::Builder f) { FillStop(f); }));
-  add("valid-watch", OneFrame([](wire::Frame::Builder f) { f.setWatch(17); }));
+  add("valid-watch", OneFrame([](wire::Frame::Builder f) { 
+    wire::Watch::Builder w = f.initWatch();
+    w.setActor(17);
+    w.setIncarnation(9);
+  }));
   add("valid-down", OneFrame([](wire::Frame::Builder f) { FillDown(f); }));
   // A connection's life: the handshake, then traffic, in one stream.
   add("valid-stream", Concat({hello_proof, proof, send, heartbeat, reply}));

@@ -1,9 +1,13 @@
-# The frames troupe nodes exchange over one TCP connection.
+# The frames troupe nodes exchange over one TCP connection (protocol 2).
 #
 # On the wire each frame is a 4-byte little-endian length and then one
 # Cap'n Proto message (standard serialization) whose root is a Frame. See
-# docs/protocol.md for the sequence: the handshake (hello, hello + proof,
+# docs/protocol.md for the sequence: the handshake (hello, hello, proof,
 # proof), then sends, replies and the control frames, both ways.
+#
+# Field numbers of protocol 1 that a node of protocol 1 reads before it can
+# be refused (Frame.hello, Frame.refused, Hello.minVersion) keep their
+# numbers and types, so that such a node logs why it was refused.
 
 @0xb2da3ad9de79a73a;
 
@@ -16,7 +20,7 @@ struct Frame {
   union {
     hello @0 :Hello;
     proof @1 :Data;
-    # HMAC-SHA256 answering the peer's challenge (see Hello).
+    # HMAC-SHA256 over the handshake's transcript (docs/protocol.md).
     refused @2 :Text;
     # The handshake failed; the reason, for the peer's log. The sender closes.
     send @3 :Envelope;
@@ -25,25 +29,37 @@ struct Frame {
     lookup @6 :Lookup;
     spawn @7 :Spawn;
     stop @8 :Stop;
-    watch @9 :UInt64;
+    watch @9 :Watch;
     # Tell me (with `down`) when this actor of yours stops.
     down @10 :Down;
+    leave @11 :Text;
+    # The sender is leaving the cluster (the reason); it closes next.
+    yield @12 :Text;
+    # Sent by the acceptor after the connector proved itself: another
+    # connection carries the link between these two nodes (the reason); the
+    # connector keeps its queued sends for it. The sender closes.
   }
 }
 
 struct Hello {
-  protocolVersion @0 :UInt32;
+  minVersion @0 :UInt32;
+  maxVersion @6 :UInt32;
+  # The protocol versions the sender speaks. The acceptor's hello holds the
+  # version chosen in both. (A node of protocol 1 sends its one version in
+  # minVersion and leaves maxVersion 0.)
   node @1 :Text;
   incarnation @2 :UInt64;
   address @3 :Text;
   # Where the sender listens, "" if it does not.
   challenge @4 :Data;
-  # 32 random bytes; the peer proves it knows the cluster secret by
-  # answering with HMAC-SHA256(secret, role || challenge || its node || its
-  # incarnation).
-  proof @5 :Data;
-  # Only in the accepting side's hello: its answer to the connector's
-  # challenge.
+  # 32 random bytes, fresh for this connection.
+  heartbeatIntervalMs @7 :UInt32;
+  heartbeatTimeoutMs @8 :UInt32;
+  # Must equal the receiver's; a mismatch is refused naming both.
+  maxFrameBytes @9 :UInt32;
+  # The largest frame the sender accepts after the handshake.
+  proofV1 @5 :Data;
+  # Protocol 1 sent the acceptor's proof here; protocol 2 never sets it.
 }
 
 # A tell (requestId 0) or an ask to an actor of the receiving node.
@@ -54,6 +70,9 @@ struct Envelope {
   typeId @2 :UInt64;
   # Cap'n Proto schema id of the payload's struct type.
   payload @3 :AnyPointer;
+  targetIncarnation @4 :UInt64;
+  # The incarnation of the receiving node the target belongs to; a frame
+  # for another incarnation is never delivered.
 }
 
 # The end of an ask (or of a lookup or spawn): a value or an error.
@@ -64,6 +83,12 @@ struct Reply {
   message @2 :Text;
   typeId @3 :UInt64;
   payload @4 :AnyPointer;
+  refusedBy @5 :Text;
+  # Set when the target refused the message's type: the target's C++
+  # actor type, so that the asker can name both types.
+  refusedAcceptsSome @6 :Bool;
+  # With refusedBy: the actor accepts some types from other nodes (it has a
+  # `Remote` list), just not this one.
 }
 
 # Reply payload: an ActorAddress, or NotFound.
@@ -86,6 +111,12 @@ struct Stop {
   target @0 :UInt64;
   code @1 :UInt32;
   message @2 :Text;
+  targetIncarnation @3 :UInt64;
+}
+
+struct Watch {
+  actor @0 :UInt64;
+  incarnation @1 :UInt64;
 }
 
 struct Down {

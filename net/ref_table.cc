@@ -1,0 +1,159 @@
+#include "net/ref_table.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "net/node_state.h"
+
+namespace troupe::internal {
+
+absl::Status RefTable::Encode(const ActorRef& ref, wire::ActorAddress::Builder out) {
+  if (ref.is_remote()) {
+    auto* proxy = static_cast<RemoteActor*>(ref.cell());
+    out.setNode(proxy->node_name());
+    out.setIncarnation(proxy->remote_incarnation());
+    out.setActor(proxy->remote_id());
+    out.setAddress(proxy->peer()->address());
+    return absl::OkStatus();
+  }
+  if (&ref.cell()->core() != &node_.system().core()) {
+    return absl::InvalidArgumentError("a Ref of another ActorSystem cannot travel through this node");
+  }
+  bool first = false;
+  {
+    std::lock_guard<std::mutex> lock(exports_mu_);
+    auto [it, inserted] = exports_.try_emplace(ref.id());
+    if (inserted) {
+      it->second.ref = ref;
+      first = true;
+    }
+  }
+  if (first) node_.WatchExport(ref);
+  out.setNode(node_.name());
+  out.setIncarnation(node_.incarnation());
+  out.setActor(ref.id());
+  out.setAddress(node_.listen_address());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ActorRef> RefTable::Decode(wire::ActorAddress::Reader in, std::string_view actor_type) {
+  const std::string node = in.getNode().cStr();
+  const uint64_t incarnation = in.getIncarnation();
+  const uint64_t actor = in.getActor();
+  if (node == node_.name()) {
+    if (incarnation != node_.incarnation()) {
+      return absl::NotFoundError(absl::StrCat("actor ", actor, " belonged to an earlier start of this node"));
+    }
+    ActorRef ref = Find(actor);
+    if (!ref) return absl::NotFoundError(absl::StrCat("actor ", actor, " of this node has stopped"));
+    if (!actor_type.empty() && ref.cell()->type_name() != actor_type) {
+      return absl::FailedPreconditionError(absl::StrCat("actor ", actor, " is a ", std::string(ref.cell()->type_name()),
+                                                        ", not a ", std::string(actor_type)));
+    }
+    return ref;
+  }
+  std::shared_ptr<Peer> peer = node_.directory().ForName(node);
+  if (peer == nullptr) {
+    const std::string address = in.getAddress().cStr();
+    if (address.empty()) {
+      return absl::UnavailableError(absl::StrCat("node ", node, " does not listen and is not connected"));
+    }
+    peer = node_.directory().ForAddress(address);
+  }
+  return ProxyFor(peer, node, incarnation, actor);
+}
+
+ActorRef RefTable::Find(ActorId id) {
+  std::lock_guard<std::mutex> lock(exports_mu_);
+  auto it = exports_.find(id);
+  return it != exports_.end() ? it->second.ref : ActorRef();
+}
+
+const ActorRef& RefTable::Find(ActorId id, ExportCache& cache) {
+  const uint64_t generation = generation_.load(std::memory_order_acquire);  // pairs with Remove's release
+  if (cache.id != id || cache.generation != generation || !cache.ref) {
+    cache.ref = Find(id);
+    cache.id = id;
+    cache.generation = generation;
+  }
+  return cache.ref;
+}
+
+bool RefTable::AddWatcher(ActorId id, const std::shared_ptr<Peer>& peer) {
+  std::lock_guard<std::mutex> lock(exports_mu_);
+  auto it = exports_.find(id);
+  if (it == exports_.end()) return false;
+  it->second.watchers.try_emplace(peer.get(), peer);
+  return true;
+}
+
+std::vector<std::shared_ptr<Peer>> RefTable::Remove(ActorId id) {
+  std::vector<std::shared_ptr<Peer>> watchers;
+  std::lock_guard<std::mutex> lock(exports_mu_);
+  auto it = exports_.find(id);
+  if (it == exports_.end()) return watchers;
+  for (auto& [key, weak] : it->second.watchers) {
+    if (std::shared_ptr<Peer> peer = weak.lock()) watchers.push_back(std::move(peer));
+  }
+  exports_.erase(it);
+  generation_.fetch_add(1, std::memory_order_release);  // pairs with Find's acquire
+  return watchers;
+}
+
+void RefTable::ForgetWatcher(const Peer* peer) {
+  std::lock_guard<std::mutex> lock(exports_mu_);
+  for (auto& [id, e] : exports_) e.watchers.erase(peer);
+}
+
+ActorRef RefTable::ProxyFor(const std::shared_ptr<Peer>& peer, std::string_view node, uint64_t incarnation,
+                            uint64_t actor) {
+  std::lock_guard<std::mutex> lock(proxies_mu_);
+  auto key = std::make_tuple(std::string(node), incarnation, actor);
+  RemoteActor*& slot = proxies_[key];
+  if (slot != nullptr && slot->TryRetain()) return ActorRef::Adopt(slot);
+  slot = new RemoteActor(node_.shared_from_this(), peer, std::string(node), incarnation, actor);
+  return ActorRef::Adopt(slot);
+}
+
+void RefTable::ForgetProxy(const RemoteActor* proxy) {
+  std::lock_guard<std::mutex> lock(proxies_mu_);
+  auto it = proxies_.find(std::make_tuple(proxy->node_name(), proxy->remote_incarnation(), proxy->remote_id()));
+  if (it != proxies_.end() && it->second == proxy) proxies_.erase(it);
+}
+
+void RefTable::Clear() {
+  absl::flat_hash_map<ActorId, Export> exports;
+  {
+    std::lock_guard<std::mutex> lock(exports_mu_);
+    exports.swap(exports_);
+    generation_.fetch_add(1, std::memory_order_release);
+  }
+}
+
+size_t RefTable::exports() const {
+  std::lock_guard<std::mutex> lock(exports_mu_);
+  return exports_.size();
+}
+
+RemoteActor::RemoteActor(std::shared_ptr<NodeState> node, std::shared_ptr<Peer> peer, std::string node_name,
+                         uint64_t incarnation, uint64_t actor)
+    : RemoteCell(&node->system().core()),
+      node_(std::move(node)),
+      peer_(std::move(peer)),
+      node_name_(std::move(node_name)),
+      incarnation_(incarnation),
+      actor_(actor) {}
+
+RemoteActor::~RemoteActor() { node_->refs().ForgetProxy(this); }
+
+absl::Status RemoteActor::SendRemote(RemoteSend& send) noexcept {
+  return node_->SendTo(*peer_, incarnation_, actor_, send);
+}
+
+void RemoteActor::StopRemote(absl::Status reason) noexcept { node_->StopRemote(*peer_, incarnation_, actor_, reason); }
+
+void RemoteActor::WatchRemote(ActorCell* watcher, DownFactory make_down) noexcept {
+  peer_->Watch(actor_, incarnation_, watcher, make_down, this);
+}
+
+}  // namespace troupe::internal
