@@ -25,7 +25,7 @@ class ConnectionReplyRoute final : public ReplyRoute {
       : node_(std::move(node)), connection_(std::move(connection)), request_id_(request_id), limit_(limit) {}
 
   void Send(uint64_t type_id, EncodeFn encode, const void* value) noexcept override {
-    Finish(absl::OkStatus(), ReplyBody{.type_id = type_id, .encode = encode, .value = value});
+    Finish(absl::OkStatus(), ReplyBody::Value(type_id, encode, value));
   }
   void Fail(const absl::Status& status) noexcept override { Finish(status, {}); }
 
@@ -189,7 +189,7 @@ absl::Status NodeState::HandleSend(LinkContext& link, wire::Envelope::Reader env
     Refuse(link, request_id, unknown_types, "type not accepted", actor_type, type_id,
            absl::InvalidArgumentError(absl::StrCat(status.message(),
                                                    "; add the message type to `using Remote = troupe::Accepts<...>`")),
-           ReplyBody{.refused_by = actor_type, .refused_accepts_some = accepts_some});
+           ReplyBody::Refused(actor_type, accepts_some));
   } else if (absl::IsResourceExhausted(status)) {
     // A full bounded mailbox: counted by the system as dropped.
     if (request_id != 0) Reply(link.connection, request_id, status, {}, link.peer_max_frame_bytes);
@@ -218,7 +218,7 @@ void NodeState::HandleLookup(LinkContext& link, wire::Lookup::Reader lookup) {
                                                         std::string(ref.cell()->type_name()), ", not a ",
                                                         net::Sanitize(type)));
   }
-  Reply(link.connection, lookup.getRequestId(), status, ReplyBody{.ref = &ref}, link.peer_max_frame_bytes);
+  Reply(link.connection, lookup.getRequestId(), status, ReplyBody::Address(&ref), link.peer_max_frame_bytes);
 }
 
 void NodeState::HandleSpawn(LinkContext& link, wire::Spawn::Reader spawn) {
@@ -249,7 +249,7 @@ void NodeState::HandleSpawn(LinkContext& link, wire::Spawn::Reader spawn) {
     }
   }
   const ActorRef spawned = ref.ok() ? *ref : ActorRef();
-  Reply(link.connection, spawn.getRequestId(), ref.status(), ReplyBody{.ref = &spawned}, link.peer_max_frame_bytes);
+  Reply(link.connection, spawn.getRequestId(), ref.status(), ReplyBody::Address(&spawned), link.peer_max_frame_bytes);
 }
 
 void NodeState::HandleStop(LinkContext& link, wire::Stop::Reader stop) {

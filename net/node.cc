@@ -273,9 +273,8 @@ void NodeState::Lookup(std::string_view address, std::string_view name, std::str
         lookup.setActorType(std::string(actor_type));
         return absl::OkStatus();
       },
-      Submission{.request_id = id,
-                 .reply = std::make_unique<RefReply>(shared_from_this(), std::string(actor_type), std::move(done)),
-                 .timeout = timeout});
+      Submission::Request(0, id, std::make_unique<RefReply>(shared_from_this(), std::string(actor_type), std::move(done)),
+                          timeout));
 }
 
 void NodeState::SpawnOn(std::string_view address, std::string_view actor_type, uint64_t args_type, EncodeFn encode,
@@ -293,9 +292,8 @@ void NodeState::SpawnOn(std::string_view address, std::string_view actor_type, u
         encode(args, writer);
         return writer.status();
       },
-      Submission{.request_id = id,
-                 .reply = std::make_unique<RefReply>(shared_from_this(), std::string(actor_type), std::move(done)),
-                 .timeout = timeout});
+      Submission::Request(0, id, std::make_unique<RefReply>(shared_from_this(), std::string(actor_type), std::move(done)),
+                          timeout));
 }
 
 void NodeState::RegisterSpawn(std::string_view actor_type, uint64_t args_type, SpawnFactory factory) {
@@ -319,11 +317,7 @@ absl::Status NodeState::SendTo(Peer& peer, uint64_t incarnation, uint64_t actor,
         return absl::InvalidArgumentError(
             absl::StrCat("message ", std::string(send.type_name), " does not encode: ", writer.status().message()));
       },
-      Submission{.incarnation = incarnation,
-                 .request_id = request_id,
-                 .reply = std::move(send.reply),
-                 .timeout = send.timeout,
-                 .message_type = send.type_name});
+      Submission::Request(incarnation, request_id, std::move(send.reply), send.timeout, send.type_name));
 }
 
 void NodeState::StopRemote(Peer& peer, uint64_t incarnation, uint64_t actor, const absl::Status& reason) {
@@ -336,7 +330,7 @@ void NodeState::StopRemote(Peer& peer, uint64_t incarnation, uint64_t actor, con
         WriteStatus(stop, reason);
         return absl::OkStatus();
       },
-      Submission{.incarnation = incarnation, .lane = Lane::kControl});
+      Submission::Control(incarnation));
 }
 
 void NodeState::SendDown(Peer& peer, uint64_t actor, const absl::Status& reason) {
@@ -348,7 +342,7 @@ void NodeState::SendDown(Peer& peer, uint64_t actor, const absl::Status& reason)
         WriteStatus(down, reason);
         return absl::OkStatus();
       },
-      Submission{.lane = Lane::kControl});
+      Submission::Control());
 }
 
 void NodeState::WatchExport(const ActorRef& ref) { Ref<NodeAgent>::UncheckedCast(agent_).Tell(ExportedActor{ref}); }

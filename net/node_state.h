@@ -119,6 +119,25 @@ struct ReplyBody {
   const ActorRef* ref = nullptr;  // lookups and spawns
   std::string_view refused_by;    // the target refused the message's type
   bool refused_accepts_some = false;
+
+  static ReplyBody Value(uint64_t type_id, EncodeFn encode, const void* value) {
+    ReplyBody b;
+    b.type_id = type_id;
+    b.encode = encode;
+    b.value = value;
+    return b;
+  }
+  static ReplyBody Address(const ActorRef* ref) {
+    ReplyBody b;
+    b.ref = ref;
+    return b;
+  }
+  static ReplyBody Refused(std::string_view by, bool accepts_some) {
+    ReplyBody b;
+    b.refused_by = by;
+    b.refused_accepts_some = accepts_some;
+    return b;
+  }
 };
 
 // What a Link hands the dispatch with each frame.

@@ -248,7 +248,7 @@ void Peer::Watch(uint64_t actor, uint64_t incarnation, ActorCell* watcher, DownF
     w.setActor(actor);
     w.setIncarnation(incarnation);
   });
-  absl::Status sent = Submit(std::move(frame), Submission{.incarnation = incarnation, .lane = Lane::kControl});
+  absl::Status sent = Submit(std::move(frame), Submission::Control(incarnation));
   if (!sent.ok()) DeliverDown(actor, sent);
 }
 

@@ -85,6 +85,25 @@ struct Submission {
   absl::Duration timeout = absl::InfiniteDuration();
   // The C++ message type (static storage), for errors naming it.
   std::string_view message_type;
+
+  // A control frame (reply, stop, watch, down) for `incarnation` (0: any).
+  static Submission Control(uint64_t incarnation = 0) {
+    Submission s;
+    s.incarnation = incarnation;
+    s.lane = Lane::kControl;
+    return s;
+  }
+  // A request whose reply comes back under `request_id`.
+  static Submission Request(uint64_t incarnation, uint64_t request_id, std::unique_ptr<RemoteReply> reply,
+                            absl::Duration timeout, std::string_view message_type = {}) {
+    Submission s;
+    s.incarnation = incarnation;
+    s.request_id = request_id;
+    s.reply = std::move(reply);
+    s.timeout = timeout;
+    s.message_type = message_type;
+    return s;
+  }
 };
 
 // What an authenticated peer said in its hello.
