@@ -34,6 +34,7 @@ namespace {
 using testing::Bytes;
 using testing::EchoHandler;
 using testing::kWait;
+using testing::LoggedReactorOptions;
 using testing::Pattern;
 using testing::RawClient;
 using testing::TestLog;
@@ -124,10 +125,7 @@ bool Eventually(Done done, absl::Duration timeout = kWait) {
 
 TEST(ReactorFdLimit, ListenerOutOfDescriptorsShedsConnectionsAndKeepsAccepting) {
   TestLog log;
-  ReactorOptions reactor_options;
-  reactor_options.name = "test-io";
-  reactor_options.logger = log.logger;
-  Reactor reactor(reactor_options);
+  Reactor reactor(LoggedReactorOptions(log));
   TestServer server(reactor, {}, EchoHandler);
   ASSERT_TRUE(server.listen_status().ok()) << server.listen_status();
   sockaddr_in address{};
