@@ -27,11 +27,10 @@
 // written data frame, never behind megabytes of queued data. Each lane's
 // queued bytes are bounded: past max_outbound_bytes Send returns
 // ResourceExhausted and queues nothing (the caller decides: drop and count,
-// wait for room with WhenQueuedAtMost, or close); past max_control_bytes the
-// peer
-// does not read even replies, and the connection is closed. An accepted send
-// means queued, not delivered: frames still queued when the connection
-// closes are dropped.
+// wait for room with WhenQueuedAtMost, or close); past max_control_bytes
+// the peer does not read even replies, and the connection is closed. An
+// accepted send means queued, not delivered: frames still queued when the
+// connection closes are dropped.
 //
 // Inbound: reads of up to 64 KiB, decoded by FrameDecoder; each payload is
 // handed to OnFrame 8-byte aligned, valid only during the call.
