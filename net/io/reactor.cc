@@ -1,5 +1,6 @@
 #include "net/io/reactor.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
@@ -31,12 +32,28 @@ namespace {
 
 // Connections accepted per readable event before the listener yields.
 constexpr int kMaxAcceptsPerEvent = 64;
-// After EMFILE and the like, the listener rests this long instead of
-// spinning on a socket it cannot accept.
+// After an accept error the reserve cannot absorb, the listener rests this
+// long instead of spinning on a socket it cannot accept.
 constexpr auto kAcceptPause = std::chrono::milliseconds(100);
+// Lines about shed connections: at most one per this long.
+constexpr auto kShedLogInterval = std::chrono::seconds(1);
+
+internal::UniqueFd OpenReserve() { return internal::UniqueFd(open("/dev/null", O_RDONLY | O_CLOEXEC)); }
 
 // A listening socket, registered with one I/O thread; accepted sockets are
 // dealt round-robin over all threads. I/O thread only, after registration.
+//
+// Out of descriptors (EMFILE, ENFILE), accept4 fails and leaves the
+// connection queued: the level-triggered listener would spin on it, and
+// pausing makes every client wait, those that could be served included. So
+// the listener keeps a reserve descriptor (/dev/null): it closes the
+// reserve, accepts the pending connection into the freed slot, closes that
+// at once (the client sees EOF), reopens the reserve and goes on accepting.
+// Each shed connection is counted; a line is logged at most once per
+// kShedLogInterval, with the count since the last line (a deadline reports
+// what a burst left uncounted). Only when the reserve cannot be reopened
+// (another thread took the slot) does the listener pause for kAcceptPause,
+// trying the reserve again when it resumes.
 class Listener final : public internal::Pollable, public std::enable_shared_from_this<Listener> {
  public:
   Listener(std::shared_ptr<IoThread> home, std::vector<std::shared_ptr<IoThread>> threads, UniqueFd fd,
@@ -47,7 +64,8 @@ class Listener final : public internal::Pollable, public std::enable_shared_from
         fd_(std::move(fd)),
         address_(std::move(address)),
         options_(options),
-        on_accept_(std::make_shared<const Reactor::AcceptFn>(std::move(on_accept))) {}
+        on_accept_(std::make_shared<const Reactor::AcceptFn>(std::move(on_accept))),
+        reserve_(OpenReserve()) {}
 
   void Register() {
     if (home_->stopping()) return;
@@ -67,6 +85,7 @@ class Listener final : public internal::Pollable, public std::enable_shared_from
         const int error = errno;
         if (error == EAGAIN || error == EWOULDBLOCK) return;
         if (error == EINTR || error == ECONNABORTED || error == EPROTO) continue;
+        if ((error == EMFILE || error == ENFILE) && Shed(error)) continue;
         const internal::ReactorShared& shared = *home_->shared();
         shared.logger->warn("{}: accept on {}: {}; pausing the listener for {} ms", shared.name, address_,
                             internal::ErrnoMessage(error), kAcceptPause.count());
@@ -84,11 +103,19 @@ class Listener final : public internal::Pollable, public std::enable_shared_from
     }
   }
 
+  // Two deadlines share the one timer: the end of a pause, and the line
+  // for connections shed since the last one.
   void OnTimer() override {
-    if (paused_ && registered_) {
+    if (!registered_) return;
+    const Clock::time_point now = home_->now();
+    if (paused_ && now >= resume_at_) {
       paused_ = false;
+      if (!reserve_.valid()) reserve_ = OpenReserve();
       (void)home_->Modify(id_, fd_.get(), EPOLLIN);
     }
+    if (shed_unlogged_ > 0 && now >= next_shed_line_) LogShed();
+    if (paused_) home_->SetDeadline(id_, *this, resume_at_);
+    if (shed_unlogged_ > 0) home_->SetDeadline(id_, *this, next_shed_line_);
   }
 
   void OnStop() override {
@@ -96,14 +123,48 @@ class Listener final : public internal::Pollable, public std::enable_shared_from
     home_->Remove(id_, fd_.get());
     registered_ = false;
     fd_.Reset();
+    reserve_.Reset();
     threads_.clear();
   }
 
  private:
   void Pause() {
     paused_ = true;
+    resume_at_ = home_->now() + kAcceptPause;
     (void)home_->Modify(id_, fd_.get(), 0);
-    home_->SetDeadline(id_, *this, home_->now() + kAcceptPause);
+    home_->SetDeadline(id_, *this, resume_at_);
+  }
+
+  // Out of descriptors (`error`): sheds one pending connection through the
+  // reserve (see the class comment). False if the reserve is gone: the
+  // caller pauses.
+  bool Shed(int error) {
+    if (!reserve_.valid()) return false;
+    reserve_.Reset();
+    UniqueFd shed(accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    const bool accepted = shed.valid();
+    shed.Reset();  // the client sees EOF
+    reserve_ = OpenReserve();
+    if (accepted) {
+      home_->shared()->shed_connections.fetch_add(1, std::memory_order_relaxed);
+      ++shed_unlogged_;
+      shed_error_ = error;
+      if (home_->now() >= next_shed_line_) {
+        LogShed();
+      } else {
+        home_->SetDeadline(id_, *this, next_shed_line_);
+      }
+    }
+    return reserve_.valid();
+  }
+
+  void LogShed() {
+    const internal::ReactorShared& shared = *home_->shared();
+    shared.logger->warn("{}: accept on {}: {}; shed {} connections since the last report (each accepted and closed "
+                        "at once)",
+                        shared.name, address_, internal::ErrnoMessage(shed_error_), shed_unlogged_);
+    shed_unlogged_ = 0;
+    next_shed_line_ = home_->now() + kShedLogInterval;
   }
 
   const std::shared_ptr<IoThread> home_;
@@ -116,6 +177,12 @@ class Listener final : public internal::Pollable, public std::enable_shared_from
   size_t next_ = 0;
   bool registered_ = false;
   bool paused_ = false;
+  Clock::time_point resume_at_ = internal::kNever;
+  // Held for shedding; invalid if it could not be (re)opened.
+  UniqueFd reserve_;
+  uint64_t shed_unlogged_ = 0;  // shed since the last line
+  int shed_error_ = 0;
+  Clock::time_point next_shed_line_ = Clock::time_point::min();
 };
 
 std::shared_ptr<spdlog::logger> DefaultLogger(const std::string& name) {
@@ -230,6 +297,7 @@ class Reactor::Impl {
     s.oversized_frames = shared_->oversized_frames.load(std::memory_order_relaxed);
     s.timeouts = shared_->timeouts.load(std::memory_order_relaxed);
     s.rejected_sends = shared_->rejected_sends.load(std::memory_order_relaxed);
+    s.shed_connections = shared_->shed_connections.load(std::memory_order_relaxed);
     return s;
   }
 

@@ -27,11 +27,10 @@
 // written data frame, never behind megabytes of queued data. Each lane's
 // queued bytes are bounded: past max_outbound_bytes Send returns
 // ResourceExhausted and queues nothing (the caller decides: drop and count,
-// wait for room with WhenQueuedAtMost, or close); past max_control_bytes the
-// peer
-// does not read even replies, and the connection is closed. An accepted send
-// means queued, not delivered: frames still queued when the connection
-// closes are dropped.
+// wait for room with WhenQueuedAtMost, or close); past max_control_bytes
+// the peer does not read even replies, and the connection is closed. An
+// accepted send means queued, not delivered: frames still queued when the
+// connection closes are dropped.
 //
 // Inbound: reads of up to 64 KiB, decoded by FrameDecoder; each payload is
 // handed to OnFrame 8-byte aligned, valid only during the call.
@@ -185,6 +184,9 @@ struct ReactorStats {
   uint64_t accepted = 0, connected = 0, closed = 0;
   uint64_t oversized_frames = 0, timeouts = 0;
   uint64_t rejected_sends = 0;  // over all connections
+  // Accepted and closed at once because the process was out of file
+  // descriptors (EMFILE, ENFILE); see Reactor::Listen.
+  uint64_t shed_connections = 0;
 };
 
 class Reactor {
@@ -205,6 +207,12 @@ class Reactor {
   // port 0 picks one). Returns the bound "host:port". InvalidArgument (with
   // the address) for an address that does not parse; the bind error
   // otherwise; FailedPrecondition after Shutdown.
+  // Out of file descriptors, the listener sheds: it frees a reserve
+  // descriptor it keeps, accepts the pending connection and closes it at
+  // once (the client sees EOF, not a hang), takes the reserve back, counts
+  // (ReactorStats::shed_connections), logs at most one line a second, and
+  // goes on accepting. Only if the reserve cannot be taken back does it
+  // pause for 100 ms.
   absl::StatusOr<std::string> Listen(std::string_view address, ConnectionOptions options, AcceptFn on_accept);
 
   // Connects to "host:port" without blocking the caller. `done` runs once,

@@ -22,20 +22,14 @@ using testing::Bytes;
 using testing::ConnectAndWait;
 using testing::FrameNumber;
 using testing::JoinOnExit;
-using testing::kWait;
+using testing::LoggedReactorOptions;
 using testing::NumberedFrame;
 using testing::RawClient;
 using testing::RecordingHandler;
+using testing::SilentPeer;
 using testing::TestLog;
 using testing::TestServer;
-
-ReactorOptions Options(const TestLog& log, int threads = 1, std::string name = "test-io") {
-  ReactorOptions options;
-  options.threads = threads;
-  options.name = std::move(name);
-  options.logger = log.logger;
-  return options;
-}
+using testing::kWait;
 
 // Control frames in these tests are this size; data frames are larger.
 constexpr size_t kControlPayload = 16;
@@ -46,7 +40,7 @@ constexpr size_t kControlPayload = 16;
 // at most one partly written data frame.
 TEST(ReactorLanes, ControlFramesOvertakeTenMiBOfDataQueuedToAPeerThatReadsLate) {
   TestLog log;
-  Reactor reactor(Options(log));
+  Reactor reactor(LoggedReactorOptions(log));
   ConnectionOptions options;
   options.send_buffer_bytes = 64 << 10;
   TestServer server(reactor, options);
@@ -88,8 +82,8 @@ TEST(ReactorLanes, ControlFramesOvertakeTenMiBOfDataQueuedToAPeerThatReadsLate) 
 // order, nothing is lost. Run under TSan.
 TEST(ReactorLanesStress, EachLaneKeepsPerThreadOrderUnderConcurrentSenders) {
   TestLog log;
-  Reactor server_reactor(Options(log, 1, "server"));
-  Reactor client_reactor(Options(log, 2, "client"));
+  Reactor server_reactor(LoggedReactorOptions(log, 1, "server"));
+  Reactor client_reactor(LoggedReactorOptions(log, 2, "client"));
   TestServer server(server_reactor, {});
   ConnectionOptions options;
   options.max_outbound_bytes = 4 << 10;
@@ -146,16 +140,14 @@ TEST(ReactorLanesStress, EachLaneKeepsPerThreadOrderUnderConcurrentSenders) {
 // queued, SendControl fails and the connection closes, both naming the peer.
 TEST(ReactorLanes, FullControlLaneClosesTheConnectionWithResourceExhausted) {
   TestLog log;
-  Reactor reactor(Options(log));
+  Reactor reactor(LoggedReactorOptions(log));
   ConnectionOptions options;
   options.max_control_bytes = 64 << 10;
   options.send_buffer_bytes = 16 << 10;
   options.close_timeout = absl::Milliseconds(100);
-  TestServer server(reactor, options);
-  RawClient raw(server.address(), /*receive_buffer=*/4096);
-  ASSERT_TRUE(raw.connected());
-  ASSERT_TRUE(server.WaitForAccepted(0));
-  std::shared_ptr<Connection> connection = server.connection(0);
+  SilentPeer peer(reactor, options);
+  const std::shared_ptr<Connection> connection = peer.connection();
+  ASSERT_NE(connection, nullptr);
 
   // The kernel buffers hold some 50 KiB: 16 MiB of control frames must fill
   // the lane.
@@ -168,16 +160,16 @@ TEST(ReactorLanes, FullControlLaneClosesTheConnectionWithResourceExhausted) {
   EXPECT_EQ(connection->SendControl(OutFrame::WithPayload(8)).code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(connection->Send(OutFrame::WithPayload(8)).code(), absl::StatusCode::kUnavailable);
 
-  const absl::Status reason = server.handler(0)->WaitForClose();
+  const absl::Status reason = peer.handler()->WaitForClose();
   EXPECT_EQ(reason.code(), absl::StatusCode::kResourceExhausted) << reason;
   EXPECT_TRUE(absl::StrContains(reason.message(), connection->peer())) << reason;
-  EXPECT_TRUE(raw.WaitForPeerClose());
+  EXPECT_TRUE(peer.raw().WaitForPeerClose());
   EXPECT_EQ(log.CountLines({connection->peer(), "control queue", "does not read"}), 1) << log.All();
 }
 
 TEST(ReactorLanes, EmptyControlFrameIsRefused) {
   TestLog log;
-  Reactor reactor(Options(log));
+  Reactor reactor(LoggedReactorOptions(log));
   TestServer server(reactor, {});
   auto connection = ConnectAndWait(reactor, server.address(), {}, std::make_shared<RecordingHandler>());
   ASSERT_TRUE(connection.ok()) << connection.status();
@@ -188,15 +180,13 @@ TEST(ReactorLanes, EmptyControlFrameIsRefused) {
 // control frame reaches the peer ahead of the data queued before it.
 TEST(ReactorLanes, FullDataLaneDoesNotBlockControlFrames) {
   TestLog log;
-  Reactor reactor(Options(log));
+  Reactor reactor(LoggedReactorOptions(log));
   ConnectionOptions options;
   options.max_outbound_bytes = 256 << 10;
   options.send_buffer_bytes = 16 << 10;
-  TestServer server(reactor, options);
-  RawClient raw(server.address(), /*receive_buffer=*/4096);
-  ASSERT_TRUE(raw.connected());
-  ASSERT_TRUE(server.WaitForAccepted(0));
-  std::shared_ptr<Connection> connection = server.connection(0);
+  SilentPeer peer(reactor, options);
+  const std::shared_ptr<Connection> connection = peer.connection();
+  ASSERT_NE(connection, nullptr);
 
   constexpr size_t kDataPayload = 16 << 10;
   uint64_t sent = 0;
@@ -212,7 +202,7 @@ TEST(ReactorLanes, FullDataLaneDoesNotBlockControlFrames) {
   uint64_t data_before_control = 0;
   for (uint64_t i = 0; i <= sent; ++i) {
     Bytes payload;
-    ASSERT_TRUE(raw.ReadFrame(payload)) << "frame " << i;
+    ASSERT_TRUE(peer.raw().ReadFrame(payload)) << "frame " << i;
     if (payload.size() == kControlPayload) {
       EXPECT_EQ(FrameNumber(payload), 7777u);
       break;
@@ -222,7 +212,7 @@ TEST(ReactorLanes, FullDataLaneDoesNotBlockControlFrames) {
   }
   // Only what the kernel already held, and one frame partly written.
   EXPECT_LT(data_before_control, sent / 2) << "of " << sent;
-  EXPECT_FALSE(server.handler(0)->closed());
+  EXPECT_FALSE(peer.handler()->closed());
 }
 
 }  // namespace

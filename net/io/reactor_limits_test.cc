@@ -26,36 +26,28 @@ namespace {
 using testing::Bytes;
 using testing::ConnectAndWait;
 using testing::EchoHandler;
+using testing::LoggedReactorOptions;
 using testing::NumberedFrame;
 using testing::Pattern;
 using testing::RawClient;
 using testing::RecordingHandler;
+using testing::SilentPeer;
 using testing::TestLog;
 using testing::TestServer;
 using testing::Wire;
-
-ReactorOptions Options(const TestLog& log, int threads = 1) {
-  ReactorOptions options;
-  options.threads = threads;
-  options.name = "test-io";
-  options.logger = log.logger;
-  return options;
-}
 
 // The server sends to a raw client that never reads (small receive buffer):
 // once the kernel buffers and the outbound bound are full, Send refuses,
 // queues nothing, and counts.
 TEST(ReactorLimits, OutboundBoundRefusesSendsWhenThePeerDoesNotRead) {
   TestLog log;
-  Reactor reactor(Options(log));
+  Reactor reactor(LoggedReactorOptions(log));
   ConnectionOptions options;
   options.max_outbound_bytes = 256 << 10;
   options.send_buffer_bytes = 16 << 10;
-  TestServer server(reactor, options);
-  RawClient raw(server.address(), /*receive_buffer=*/4096);
-  ASSERT_TRUE(raw.connected());
-  ASSERT_TRUE(server.WaitForAccepted(0));
-  std::shared_ptr<Connection> connection = server.connection(0);
+  SilentPeer peer(reactor, options);
+  const std::shared_ptr<Connection> connection = peer.connection();
+  ASSERT_NE(connection, nullptr);
 
   // A frame bigger than the whole bound is always refused.
   EXPECT_EQ(connection->Send(OutFrame::WithPayload(options.max_outbound_bytes)).code(),
@@ -77,31 +69,29 @@ TEST(ReactorLimits, OutboundBoundRefusesSendsWhenThePeerDoesNotRead) {
   EXPECT_LE(connection->outbound_bytes(), options.max_outbound_bytes);
   EXPECT_EQ(connection->stats().rejected_sends, 2u);
   EXPECT_EQ(reactor.stats().rejected_sends, 2u);
-  EXPECT_FALSE(server.handler(0)->closed());
+  EXPECT_FALSE(peer.handler()->closed());
 }
 
 // Then Close: what the peer does not take within close_timeout is dropped,
 // and the connection closes with the reason given.
 TEST(ReactorLimits, CloseGivesUpOnQueuedFramesAfterTheCloseTimeout) {
   TestLog log;
-  Reactor reactor(Options(log));
+  Reactor reactor(LoggedReactorOptions(log));
   ConnectionOptions options;
   options.max_outbound_bytes = 256 << 10;
   options.close_timeout = absl::Milliseconds(200);
   // A fixed, small kernel buffer: most of what is queued cannot leave.
   options.send_buffer_bytes = 16 << 10;
-  TestServer server(reactor, options);
-  RawClient raw(server.address(), /*receive_buffer=*/4096);
-  ASSERT_TRUE(raw.connected());
-  ASSERT_TRUE(server.WaitForAccepted(0));
-  std::shared_ptr<Connection> connection = server.connection(0);
+  SilentPeer peer(reactor, options);
+  const std::shared_ptr<Connection> connection = peer.connection();
+  ASSERT_NE(connection, nullptr);
   for (int i = 0; i < 1024 && connection->Send(OutFrame::WithPayload(16 << 10)).ok(); ++i) {
   }
   ASSERT_GT(connection->outbound_bytes(), 0u);
   ASSERT_EQ(connection->stats().rejected_sends, 1u);
   const absl::Time start = absl::Now();
   connection->Close(absl::AbortedError("giving up on a slow reader"));
-  const absl::Status reason = server.handler(0)->WaitForClose();
+  const absl::Status reason = peer.handler()->WaitForClose();
   EXPECT_EQ(reason.code(), absl::StatusCode::kAborted) << reason;
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(150));
   EXPECT_EQ(connection->outbound_bytes(), 0u);
@@ -113,7 +103,7 @@ TEST(ReactorLimits, CloseGivesUpOnQueuedFramesAfterTheCloseTimeout) {
 // with one log line; a well-behaved connection on the same reactor goes on.
 TEST(ReactorLimits, OversizedLengthClosesOnlyThatConnection) {
   TestLog log;
-  Reactor reactor(Options(log));
+  Reactor reactor(LoggedReactorOptions(log));
   ConnectionOptions options;
   options.max_frame_bytes = 1024;
   TestServer server(reactor, options, EchoHandler);
@@ -146,7 +136,7 @@ TEST(ReactorLimits, OversizedLengthClosesOnlyThatConnection) {
 // when both frames arrive in one read.
 TEST(ReactorLimits, FrameLimitRaisedFromOnFrameAcceptsTheNextLargerFrame) {
   TestLog log;
-  Reactor reactor(Options(log));
+  Reactor reactor(LoggedReactorOptions(log));
   ConnectionOptions options;
   options.max_frame_bytes = 1024;
   TestServer server(reactor, options, [] {
@@ -171,7 +161,7 @@ TEST(ReactorLimits, FrameLimitRaisedFromOnFrameAcceptsTheNextLargerFrame) {
 // Lowered from OnFrame, the limit refuses the next frame of the same read.
 TEST(ReactorLimits, FrameLimitLoweredFromOnFrameRefusesTheNextLargeFrame) {
   TestLog log;
-  Reactor reactor(Options(log));
+  Reactor reactor(LoggedReactorOptions(log));
   TestServer server(reactor, {}, [] {
     auto handler = std::make_shared<RecordingHandler>();
     handler->on_frame = [](Connection& connection, absl::Span<const uint8_t>) { connection.SetMaxFrameBytes(64); };
@@ -194,7 +184,7 @@ TEST(ReactorLimits, FrameLimitLoweredFromOnFrameRefusesTheNextLargeFrame) {
 // Set from the Connect callback, the limit holds from the first frame.
 TEST(ReactorLimits, FrameLimitSetFromTheConnectCallbackHoldsFromTheFirstFrame) {
   TestLog log;
-  Reactor reactor(Options(log));
+  Reactor reactor(LoggedReactorOptions(log));
   TestServer server(reactor, {}, EchoHandler);
   auto client = std::make_shared<RecordingHandler>();
   std::promise<std::shared_ptr<Connection>> connected;
@@ -217,7 +207,7 @@ TEST(ReactorLimits, FrameLimitSetFromTheConnectCallbackHoldsFromTheFirstFrame) {
 // length: closed the same way, others undisturbed.
 TEST(ReactorLimits, GarbageBytesCloseOnlyThatConnection) {
   TestLog log;
-  Reactor reactor(Options(log, 2));
+  Reactor reactor(LoggedReactorOptions(log, 2));
   TestServer server(reactor, {}, EchoHandler);
   auto good = std::make_shared<RecordingHandler>();
   auto good_connection = ConnectAndWait(reactor, server.address(), {}, good);
@@ -238,7 +228,7 @@ TEST(ReactorLimits, GarbageBytesCloseOnlyThatConnection) {
 
 TEST(ReactorLimits, FrameTimeoutClosesAPeerThatSendsOneByteThenNothing) {
   TestLog log;
-  Reactor reactor(Options(log));
+  Reactor reactor(LoggedReactorOptions(log));
   ConnectionOptions options;
   options.frame_timeout = absl::Milliseconds(200);
   TestServer server(reactor, options);
@@ -263,7 +253,7 @@ TEST(ReactorLimits, FrameTimeoutClosesAPeerThatSendsOneByteThenNothing) {
 // to complete each frame within frame_timeout.
 TEST(ReactorLimits, FrameTimeoutClosesAPeerThatTricklesBytes) {
   TestLog log;
-  Reactor reactor(Options(log));
+  Reactor reactor(LoggedReactorOptions(log));
   ConnectionOptions options;
   options.frame_timeout = absl::Milliseconds(300);
   TestServer server(reactor, options);
@@ -286,7 +276,7 @@ TEST(ReactorLimits, FrameTimeoutClosesAPeerThatTricklesBytes) {
 
 TEST(ReactorLimits, IdleTimeoutClosesASilentPeer) {
   TestLog log;
-  Reactor reactor(Options(log));
+  Reactor reactor(LoggedReactorOptions(log));
   ConnectionOptions options;
   options.idle_timeout = absl::Milliseconds(200);
   TestServer server(reactor, options);
@@ -302,7 +292,7 @@ TEST(ReactorLimits, IdleTimeoutClosesASilentPeer) {
 // over a second; when they stop, it closes.
 TEST(ReactorLimits, FramesKeepAConnectionWithAnIdleTimeoutOpen) {
   TestLog log;
-  Reactor reactor(Options(log));
+  Reactor reactor(LoggedReactorOptions(log));
   ConnectionOptions options;
   options.idle_timeout = absl::Milliseconds(200);
   TestServer server(reactor, options);
@@ -336,7 +326,7 @@ TEST(ReactorLimits, ConnectTimeoutEndsAHandshakeThatIsNeverAnswered) {
   const std::string address = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
 
   TestLog log;
-  Reactor reactor(Options(log));
+  Reactor reactor(LoggedReactorOptions(log));
   ConnectionOptions options;
   options.connect_timeout = absl::Milliseconds(300);
   // The first connections fill the accept queue; a later one times out.

@@ -21,22 +21,16 @@ namespace {
 using testing::Bytes;
 using testing::ConnectAndWait;
 using testing::JoinOnExit;
-using testing::kWait;
+using testing::LoggedReactorOptions;
 using testing::NumberedFrame;
 using testing::RawClient;
 using testing::RecordingHandler;
+using testing::SilentPeer;
 using testing::TestLog;
 using testing::TestServer;
+using testing::kWait;
 
 constexpr auto kWaitChrono = std::chrono::seconds(10);
-
-ReactorOptions Options(const TestLog& log, int threads = 1, std::string name = "test-io") {
-  ReactorOptions options;
-  options.threads = threads;
-  options.name = std::move(name);
-  options.logger = log.logger;
-  return options;
-}
 
 // What a waiter's callback saw when it ran.
 struct Ran {
@@ -45,11 +39,11 @@ struct Ran {
   absl::StatusCode send = absl::StatusCode::kOk;
 };
 
-// A server connection to a raw client that does not read, its data lane
-// filled until Send refuses.
+// A peer that does not read, its connection's data lane filled until Send
+// refuses.
 class FullDataLane {
  public:
-  explicit FullDataLane(Reactor& reactor) : server_(reactor, Options()), raw_(server_.address(), 4096) {}
+  explicit FullDataLane(Reactor& reactor) : peer_(reactor, Options()) {}
   static ConnectionOptions Options() {
     ConnectionOptions options;
     options.max_outbound_bytes = 128 << 10;
@@ -58,21 +52,17 @@ class FullDataLane {
   }
   // Fills the lane; the number of frames queued, or -1.
   int Fill() {
-    if (!raw_.connected() || !server_.WaitForAccepted(0)) return -1;
-    connection_ = server_.connection(0);
+    if (peer_.connection() == nullptr) return -1;
     for (int sent = 0; sent < 1024; ++sent) {
-      if (!connection_->Send(NumberedFrame(sent, 8 << 10)).ok()) return sent;
+      if (!peer_.connection()->Send(NumberedFrame(sent, 8 << 10)).ok()) return sent;
     }
     return -1;
   }
-  Connection& connection() { return *connection_; }
-  RawClient& raw() { return raw_; }
-  TestServer& server() { return server_; }
+  Connection& connection() { return *peer_.connection(); }
+  RawClient& raw() { return peer_.raw(); }
 
  private:
-  TestServer server_;
-  RawClient raw_;
-  std::shared_ptr<Connection> connection_;
+  SilentPeer peer_;
 };
 
 // Records what the callback saw, into a promise the test waits on.
@@ -85,7 +75,7 @@ absl::AnyInvocable<void() &&> Record(Connection& connection, std::promise<Ran>& 
 
 TEST(ReactorRoom, WaiterOnAFullDataLaneRunsOnceThePeerReads) {
   TestLog log;
-  Reactor reactor(Options(log));
+  Reactor reactor(LoggedReactorOptions(log));
   FullDataLane lane(reactor);
   const int sent = lane.Fill();
   ASSERT_GT(sent, 0);
@@ -107,7 +97,7 @@ TEST(ReactorRoom, WaiterOnAFullDataLaneRunsOnceThePeerReads) {
 
 TEST(ReactorRoom, WaiterRunsWhenTheConnectionClosesAndFindsSendUnavailable) {
   TestLog log;
-  Reactor reactor(Options(log));
+  Reactor reactor(LoggedReactorOptions(log));
   FullDataLane lane(reactor);
   ASSERT_GT(lane.Fill(), 0);
   std::promise<Ran> ran;
@@ -128,7 +118,7 @@ TEST(ReactorRoom, WaiterRunsWhenTheConnectionClosesAndFindsSendUnavailable) {
 
 TEST(ReactorRoom, WaiterWhoseConditionHoldsRunsInlineOnTheCallingThread) {
   TestLog log;
-  Reactor reactor(Options(log));
+  Reactor reactor(LoggedReactorOptions(log));
   TestServer server(reactor, {});
   auto connection = ConnectAndWait(reactor, server.address(), {}, std::make_shared<RecordingHandler>());
   ASSERT_TRUE(connection.ok()) << connection.status();
@@ -143,8 +133,8 @@ TEST(ReactorRoom, WaiterWhoseConditionHoldsRunsInlineOnTheCallingThread) {
 // close that follows. Run under TSan.
 TEST(ReactorRoomStress, ManyWaitersFromSeveralThreadsEachRunExactlyOnce) {
   TestLog log;
-  Reactor server_reactor(Options(log, 1, "server"));
-  Reactor client_reactor(Options(log, 1, "client"));
+  Reactor server_reactor(LoggedReactorOptions(log, 1, "server"));
+  Reactor client_reactor(LoggedReactorOptions(log, 1, "client"));
   TestServer server(server_reactor, {});
   ConnectionOptions options;
   options.max_outbound_bytes = 16 << 10;

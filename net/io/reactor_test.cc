@@ -27,25 +27,18 @@ using testing::ConnectAndWait;
 using testing::EchoHandler;
 using testing::FrameNumber;
 using testing::JoinOnExit;
-using testing::kWait;
+using testing::LoggedReactorOptions;
 using testing::NumberedFrame;
 using testing::Pattern;
 using testing::PortWithoutListener;
 using testing::RecordingHandler;
 using testing::TestLog;
 using testing::TestServer;
-
-ReactorOptions Options(const TestLog& log, int threads = 1, std::string name = "test-io") {
-  ReactorOptions options;
-  options.threads = threads;
-  options.name = std::move(name);
-  options.logger = log.logger;
-  return options;
-}
+using testing::kWait;
 
 TEST(Reactor, ListenOnPortZeroReturnsTheBoundLoopbackAddress) {
   TestLog log;
-  Reactor reactor(Options(log));
+  Reactor reactor(LoggedReactorOptions(log));
   absl::StatusOr<std::string> bound = reactor.Listen("127.0.0.1:0", {}, [](Connection&) { return nullptr; });
   ASSERT_TRUE(bound.ok()) << bound.status();
   EXPECT_TRUE(absl::StartsWith(*bound, "127.0.0.1:"));
@@ -54,7 +47,7 @@ TEST(Reactor, ListenOnPortZeroReturnsTheBoundLoopbackAddress) {
 
 TEST(Reactor, AddressesThatDoNotParseAreInvalidArgumentNamingTheAddress) {
   TestLog log;
-  Reactor reactor(Options(log));
+  Reactor reactor(LoggedReactorOptions(log));
   for (const std::string address : {"127.0.0.1", "127.0.0.1:99999", "127.0.0.1:x", "::1:80", "[::1:80", "host:80",
                                     "", "1.2.3:80", "[zz]:80"}) {
     absl::StatusOr<std::string> bound = reactor.Listen(address, {}, [](Connection&) { return nullptr; });
@@ -70,8 +63,8 @@ TEST(Reactor, AddressesThatDoNotParseAreInvalidArgumentNamingTheAddress) {
 
 TEST(Reactor, EchoRoundTripBetweenTwoReactors) {
   TestLog log;
-  Reactor server_reactor(Options(log, 1, "server"));
-  Reactor client_reactor(Options(log, 1, "client"));
+  Reactor server_reactor(LoggedReactorOptions(log, 1, "server"));
+  Reactor client_reactor(LoggedReactorOptions(log, 1, "client"));
   TestServer server(server_reactor, {}, EchoHandler);
   ASSERT_TRUE(server.listen_status().ok()) << server.listen_status();
 
@@ -99,7 +92,7 @@ TEST(Reactor, EchoRoundTripBetweenTwoReactors) {
 
 TEST(Reactor, ZeroLengthFrameArrivesAsAnEmptyPayload) {
   TestLog log;
-  Reactor reactor(Options(log));
+  Reactor reactor(LoggedReactorOptions(log));
   TestServer server(reactor, {});
   auto client = std::make_shared<RecordingHandler>();
   auto connection = ConnectAndWait(reactor, server.address(), {}, client);
@@ -113,7 +106,7 @@ TEST(Reactor, ZeroLengthFrameArrivesAsAnEmptyPayload) {
 
 TEST(Reactor, EmptyOutFrameIsRefused) {
   TestLog log;
-  Reactor reactor(Options(log));
+  Reactor reactor(LoggedReactorOptions(log));
   TestServer server(reactor, {});
   auto connection = ConnectAndWait(reactor, server.address(), {}, std::make_shared<RecordingHandler>());
   ASSERT_TRUE(connection.ok()) << connection.status();
@@ -122,8 +115,8 @@ TEST(Reactor, EmptyOutFrameIsRefused) {
 
 TEST(Reactor, ManyFramesOfMixedSizesArriveInOrderOnOneConnection) {
   TestLog log;
-  Reactor server_reactor(Options(log, 2, "server"));
-  Reactor client_reactor(Options(log, 2, "client"));
+  Reactor server_reactor(LoggedReactorOptions(log, 2, "server"));
+  Reactor client_reactor(LoggedReactorOptions(log, 2, "client"));
   TestServer server(server_reactor, {});
   auto connection = ConnectAndWait(client_reactor, server.address(), {}, std::make_shared<RecordingHandler>());
   ASSERT_TRUE(connection.ok()) << connection.status();
@@ -149,7 +142,7 @@ TEST(Reactor, ManyFramesOfMixedSizesArriveInOrderOnOneConnection) {
 // writev calls plus the ones a full socket buffer splits off.
 TEST(Reactor, ABurstOfTenThousandSmallFramesCostsFewWritevCalls) {
   TestLog log;
-  Reactor reactor(Options(log));
+  Reactor reactor(LoggedReactorOptions(log));
   TestServer server(reactor, {});
   constexpr int kFrames = 10000;
   std::promise<absl::StatusOr<std::shared_ptr<Connection>>> connected;
@@ -179,8 +172,8 @@ TEST(Reactor, ABurstOfTenThousandSmallFramesCostsFewWritevCalls) {
 // drain between any two Sends; docs/net-io.md has typical figures.)
 TEST(Reactor, ABurstFromAnotherThreadWhileTheIoThreadIsBusyCostsFewWritevCalls) {
   TestLog log;
-  Reactor server_reactor(Options(log, 1, "server"));
-  Reactor client_reactor(Options(log, 1, "client"));
+  Reactor server_reactor(LoggedReactorOptions(log, 1, "server"));
+  Reactor client_reactor(LoggedReactorOptions(log, 1, "client"));
   TestServer server(server_reactor, {}, EchoHandler);
   std::promise<void> blocked;
   std::promise<void> release;
@@ -212,8 +205,8 @@ TEST(Reactor, ABurstFromAnotherThreadWhileTheIoThreadIsBusyCostsFewWritevCalls) 
 // thread's frames arrive in its order, none lost or repeated.
 TEST(ReactorStress, ConcurrentSendsFromFourThreadsKeepPerThreadOrderAndLoseNothing) {
   TestLog log;
-  Reactor server_reactor(Options(log, 2, "server"));
-  Reactor client_reactor(Options(log, 2, "client"));
+  Reactor server_reactor(LoggedReactorOptions(log, 2, "server"));
+  Reactor client_reactor(LoggedReactorOptions(log, 2, "client"));
   TestServer server(server_reactor, {});
   ConnectionOptions options;
   options.max_outbound_bytes = 64 << 10;  // small, so the bound is hit too
@@ -263,8 +256,8 @@ TEST(ReactorStress, ConcurrentSendsFromFourThreadsKeepPerThreadOrderAndLoseNothi
 // to the next (an actor that moves between workers), arrive in that order.
 TEST(ReactorStress, SendsOrderedAcrossThreadsArriveInThatOrder) {
   TestLog log;
-  Reactor server_reactor(Options(log, 1, "server"));
-  Reactor client_reactor(Options(log, 1, "client"));
+  Reactor server_reactor(LoggedReactorOptions(log, 1, "server"));
+  Reactor client_reactor(LoggedReactorOptions(log, 1, "client"));
   TestServer server(server_reactor, {});
   auto connection = ConnectAndWait(client_reactor, server.address(), {}, std::make_shared<RecordingHandler>());
   ASSERT_TRUE(connection.ok()) << connection.status();
@@ -300,7 +293,7 @@ TEST(ReactorStress, SendsOrderedAcrossThreadsArriveInThatOrder) {
 
 TEST(Reactor, PeerCloseGivesOnClosedUnavailable) {
   TestLog log;
-  Reactor reactor(Options(log));
+  Reactor reactor(LoggedReactorOptions(log));
   TestServer server(reactor, {});
   testing::RawClient raw(server.address());
   ASSERT_TRUE(raw.connected());
@@ -315,7 +308,7 @@ TEST(Reactor, PeerCloseGivesOnClosedUnavailable) {
 
 TEST(Reactor, CloseWritesWhatIsQueuedBeforeClosing) {
   TestLog log;
-  Reactor reactor(Options(log));
+  Reactor reactor(LoggedReactorOptions(log));
   TestServer server(reactor, {});
   auto client = std::make_shared<RecordingHandler>();
   auto connection = ConnectAndWait(reactor, server.address(), {}, client);
@@ -335,7 +328,7 @@ TEST(Reactor, CloseWritesWhatIsQueuedBeforeClosing) {
 
 TEST(Reactor, CloseFromWithinOnFrameDeliversNoFurtherFrame) {
   TestLog log;
-  Reactor reactor(Options(log));
+  Reactor reactor(LoggedReactorOptions(log));
   TestServer server(reactor, {}, [] {
     auto handler = std::make_shared<RecordingHandler>();
     handler->on_frame = [](Connection& connection, absl::Span<const uint8_t> payload) {
@@ -366,8 +359,8 @@ TEST(Reactor, CloseFromWithinOnFrameDeliversNoFurtherFrame) {
 // unbroken prefix of what it queued.
 TEST(ReactorStress, CloseFromAnotherThreadWhileSendsAreInFlight) {
   TestLog log;
-  Reactor server_reactor(Options(log, 1, "server"));
-  Reactor client_reactor(Options(log, 2, "client"));
+  Reactor server_reactor(LoggedReactorOptions(log, 1, "server"));
+  Reactor client_reactor(LoggedReactorOptions(log, 2, "client"));
   TestServer server(server_reactor, {});
   auto client = std::make_shared<RecordingHandler>();
   ConnectionOptions options;
@@ -421,8 +414,8 @@ TEST(ReactorStress, CloseFromAnotherThreadWhileSendsAreInFlight) {
 
 TEST(Reactor, ShutdownClosesLiveConnectionsWithCancelled) {
   TestLog log;
-  auto server_reactor = std::make_unique<Reactor>(Options(log, 2, "server"));
-  Reactor client_reactor(Options(log, 1, "client"));
+  auto server_reactor = std::make_unique<Reactor>(LoggedReactorOptions(log, 2, "server"));
+  Reactor client_reactor(LoggedReactorOptions(log, 1, "client"));
   TestServer server(*server_reactor, {});
   std::vector<std::shared_ptr<RecordingHandler>> clients;
   std::vector<std::shared_ptr<Connection>> connections;
@@ -459,8 +452,8 @@ TEST(Reactor, ShutdownClosesLiveConnectionsWithCancelled) {
 
 TEST(ReactorStress, ShutdownWhileOtherThreadsSend) {
   TestLog log;
-  Reactor server_reactor(Options(log, 1, "server"));
-  auto client_reactor = std::make_unique<Reactor>(Options(log, 2, "client"));
+  Reactor server_reactor(LoggedReactorOptions(log, 1, "server"));
+  auto client_reactor = std::make_unique<Reactor>(LoggedReactorOptions(log, 2, "client"));
   TestServer server(server_reactor, {});
   ConnectionOptions options;
   options.max_outbound_bytes = 64 << 10;
@@ -497,7 +490,7 @@ TEST(ReactorStress, ShutdownWhileOtherThreadsSend) {
 
 TEST(Reactor, ConnectToAPortWithNoListenerFailsThroughTheCallback) {
   TestLog log;
-  Reactor reactor(Options(log));
+  Reactor reactor(LoggedReactorOptions(log));
   PortWithoutListener port;
   ASSERT_FALSE(port.address().empty());
   auto handler = std::make_shared<RecordingHandler>();
@@ -510,7 +503,7 @@ TEST(Reactor, ConnectToAPortWithNoListenerFailsThroughTheCallback) {
 
 TEST(Reactor, AcceptFnReturningNoHandlerRefusesTheConnection) {
   TestLog log;
-  Reactor reactor(Options(log));
+  Reactor reactor(LoggedReactorOptions(log));
   absl::StatusOr<std::string> bound = reactor.Listen("127.0.0.1:0", {}, [](Connection&) { return nullptr; });
   ASSERT_TRUE(bound.ok());
   testing::RawClient raw(*bound);
@@ -520,7 +513,7 @@ TEST(Reactor, AcceptFnReturningNoHandlerRefusesTheConnection) {
 
 TEST(Reactor, HandlerThatThrowsClosesItsConnectionWithInternal) {
   TestLog log;
-  Reactor reactor(Options(log));
+  Reactor reactor(LoggedReactorOptions(log));
   TestServer server(reactor, {}, [] {
     auto handler = std::make_shared<RecordingHandler>();
     handler->on_frame = [](Connection&, absl::Span<const uint8_t>) { throw std::runtime_error("boom"); };
@@ -539,7 +532,7 @@ TEST(Reactor, HandlerThatThrowsClosesItsConnectionWithInternal) {
 
 TEST(Reactor, EchoOverIpv6Loopback) {
   TestLog log;
-  Reactor reactor(Options(log, 2));
+  Reactor reactor(LoggedReactorOptions(log, 2));
   TestServer server(reactor, {}, EchoHandler, "[::1]:0");
   if (!server.listen_status().ok()) GTEST_SKIP() << "no IPv6 loopback: " << server.listen_status();
   EXPECT_TRUE(absl::StartsWith(server.address(), "[::1]:")) << server.address();

@@ -338,4 +338,17 @@ PortWithoutListener::~PortWithoutListener() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+ReactorOptions LoggedReactorOptions(const TestLog& log, int threads, std::string name) {
+  ReactorOptions options;
+  options.threads = threads;
+  options.name = std::move(name);
+  options.logger = log.logger;
+  return options;
+}
+
+SilentPeer::SilentPeer(Reactor& reactor, ConnectionOptions options)
+    : server_(reactor, options), raw_(server_.address(), /*receive_buffer=*/4096) {
+  if (raw_.connected() && server_.WaitForAccepted(0)) connection_ = server_.connection(0);
+}
+
 }  // namespace troupe::net::testing

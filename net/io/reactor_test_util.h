@@ -56,6 +56,9 @@ class JoinOnExit {
   std::vector<std::thread>& threads_;
 };
 
+// ReactorOptions for a test: `threads` I/O threads, lines to `log`.
+ReactorOptions LoggedReactorOptions(const TestLog& log, int threads = 1, std::string name = "test-io");
+
 // Records frames and the close reason. `on_frame`, if set, also runs for
 // each frame (on the I/O thread), e.g. to echo it.
 class RecordingHandler : public ConnectionHandler {
@@ -155,6 +158,23 @@ class RawClient {
 
  private:
   int fd_ = -1;
+};
+
+// A server connection whose peer reads nothing: a listener on `reactor`
+// with `options` (pin send_buffer_bytes to keep the kernel's share small)
+// and a raw client with a 4 KiB receive buffer that never reads.
+class SilentPeer {
+ public:
+  SilentPeer(Reactor& reactor, ConnectionOptions options);
+  // The server's side, once accepted; nullptr if not within kWait.
+  const std::shared_ptr<Connection>& connection() const { return connection_; }
+  std::shared_ptr<RecordingHandler> handler() { return server_.handler(0); }
+  RawClient& raw() { return raw_; }
+
+ private:
+  TestServer server_;
+  RawClient raw_;
+  std::shared_ptr<Connection> connection_;
 };
 
 // A loopback port with no listener: a socket bound to it and never listening

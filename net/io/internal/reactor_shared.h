@@ -26,6 +26,7 @@ struct ReactorShared {
   std::atomic<uint64_t> oversized_frames{0};
   std::atomic<uint64_t> timeouts{0};
   std::atomic<uint64_t> rejected_sends{0};
+  std::atomic<uint64_t> shed_connections{0};
 };
 
 }  // namespace troupe::net::internal
