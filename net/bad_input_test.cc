@@ -133,6 +133,8 @@ class RawPeer {
   // heartbeat settings of the node under test. Returns the `refused` text
   // if the node refused, or "" once authenticated.
   std::string Handshake(const std::string& secret, const std::string& name = "raw") {
+    // Stretched before the hello: the node's handshake deadline is short.
+    const std::string key = net::ClusterKey(secret);
     const std::string challenge = net::NewChallenge();
     std::string mine;
     {
@@ -158,7 +160,7 @@ class RawPeer {
     if (!refused.empty()) return refused;
     capnp::MallocMessageBuilder m;
     const std::string transcript = net::Transcript(mine, *theirs);
-    m.initRoot<wire::Frame>().setProof(Bytes(net::HandshakeMac(net::ClusterKey(secret), net::Role::kConnect, transcript)));
+    m.initRoot<wire::Frame>().setProof(Bytes(net::HandshakeMac(key, net::Role::kConnect, transcript)));
     SendFrame(m);
     std::optional<std::string> next = ReadPayload(absl::Seconds(5));
     if (!next) return "closed";
@@ -166,7 +168,7 @@ class RawPeer {
       if (f.which() == wire::Frame::REFUSED) refused = f.getRefused().cStr();
       if (f.which() == wire::Frame::PROOF) {
         const std::string proof(reinterpret_cast<const char*>(f.getProof().begin()), f.getProof().size());
-        if (!net::CheckProof(net::ClusterKey(secret), net::Role::kAccept, transcript, "node", proof).ok()) {
+        if (!net::CheckProof(key, net::Role::kAccept, transcript, "node", proof).ok()) {
           refused = "the node's proof is wrong";
         }
       }
