@@ -102,6 +102,7 @@ NodeInfo Directory::On(const Describe&) {
   NodeInfo info;
   info.node = options_.node;
   info.address = options_.address;
+  info.incarnation = options_.incarnation;
   for (size_t i = 0; i < options_.shards.size(); ++i) {
     info.shards.push_back(
         ShardInfo{.node = options_.node, .index = static_cast<uint32_t>(i), .shard = options_.shards[i]});
@@ -176,11 +177,26 @@ void Directory::Register(const troupe::Ref<Directory>& directory, NodeInfo info)
     std::printf("%s: member %s %s (%zu shards)\n", options_.node.c_str(), m.info.node.c_str(),
                 again ? "is back" : "joined", m.info.shards.size());
   }
+  Watch(m.info.node, directory);
+}
+
+void Directory::Watch(const std::string& node, const troupe::Ref<Directory>& directory) {
   // Pending until the member leaves (answered) or fails (Unavailable).
-  directory.Ask(WatchLeave{}).Then(
-      [this, node = m.info.node, directory](absl::StatusOr<std::string> result) {
-        WatchedLeave(node, directory, result);
-      });
+  directory.Ask(WatchLeave{}).Then([this, node, directory](absl::StatusOr<std::string> result) {
+    WatchedLeave(node, directory, result);
+  });
+}
+
+void Directory::On(const troupe::NodeUp& m) {
+  auto it = members_.find(m.node);
+  if (it == members_.end() || it->second.state != State::kDown || quiet_) return;
+  Member& member = it->second;
+  // Another incarnation is a restart: it comes back through its Join, and
+  // Refs to its previous actors must not be taken for its new ones.
+  if (m.incarnation != member.info.incarnation) return;
+  member.state = State::kUp;
+  std::printf("%s: node %s is reachable again\n", options_.node.c_str(), m.node.c_str());
+  Watch(m.node, member.directory);
 }
 
 void Directory::WatchedLeave(const std::string& node, const troupe::Ref<Directory>& directory,
@@ -252,7 +268,8 @@ void Client::OnStart() {
 }
 
 void Client::On(const Next&) {
-  const int64_t end = std::min(run_.increments, next_ + kSlice);
+  const absl::Duration pace = absl::Nanoseconds(run_.pace_nanos);
+  const int64_t end = std::min(run_.increments, next_ + (pace > absl::ZeroDuration() ? 1 : kSlice));
   while (next_ < end) {
     const std::string key = absl::StrCat(run_.key_prefix, "key-", next_ % run_.keys);
     const ShardInfo& shard = run_.shards[ShardIndex(key, run_.shards.size())];
@@ -271,10 +288,12 @@ void Client::On(const Next&) {
     }
     ++next_;
   }
-  if (next_ < run_.increments) {
-    Self().Tell(Next{});
-  } else {
+  if (next_ >= run_.increments) {
     Finish();
+  } else if (pace > absl::ZeroDuration()) {
+    SendAfter(pace, Self(), Next{});
+  } else {
+    Self().Tell(Next{});
   }
 }
 

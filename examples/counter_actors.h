@@ -13,7 +13,10 @@
 //     so it tells a member that leaves (the ask is answered "leaving") from
 //     one that fails (NodeDown, and the pending ask fails with
 //     Unavailable). On a failure it prints which shards became unavailable
-//     and probes one of them with an ask, which fails at once.
+//     and probes one of them with an ask, which fails at once. A member
+//     marked down whose node comes up again (NodeUp, same incarnation) is
+//     marked up and watched again; a restarted member (a new incarnation)
+//     comes back through its Join instead.
 //   - Clients, started by RunClient asks from whoever runs a workload:
 //     children of the Directory that send their increments and report to
 //     the workload's Reporter.
@@ -102,6 +105,7 @@ struct Quiet {};
 struct DirectoryOptions {
   std::string node;                    // this node's name
   std::string address;                 // where it listens; empty if it does not
+  uint64_t incarnation = 0;            // this node's (troupe::Node::incarnation)
   std::vector<troupe::Ref<Shard>> shards;
   std::shared_ptr<NodeStatsSource> stats;
   // Set (release) when a Leave ask arrives: main then shuts the node down.
@@ -121,7 +125,7 @@ struct Directory : troupe::Actor<Directory> {
   void On(const WatchLeave&, troupe::Reply<std::string> reply);
   std::string On(const Leave&);
   ClientStarted On(const RunClient& m);
-  void On(const troupe::NodeUp&) {}
+  void On(const troupe::NodeUp& m);
   void On(const troupe::NodeDown& m);
   void On(const troupe::NodeLeft& m);
   uint32_t On(const Learn& m);
@@ -136,6 +140,8 @@ struct Directory : troupe::Actor<Directory> {
   };
 
   void Register(const troupe::Ref<Directory>& directory, NodeInfo info);
+  // Asks `directory` WatchLeave: pending until the member leaves or fails.
+  void Watch(const std::string& node, const troupe::Ref<Directory>& directory);
   void WatchedLeave(const std::string& node, const troupe::Ref<Directory>& directory,
                     const absl::StatusOr<std::string>& result);
   void MarkDown(Member& m, const absl::Status& reason);
@@ -148,7 +154,8 @@ struct Directory : troupe::Actor<Directory> {
 };
 
 // Sends a RunClient's increments in slices (other messages run in
-// between), then reports to its Reporter and stops.
+// between), or one per pace if the RunClient has one, then reports to its
+// Reporter and stops.
 struct Client : troupe::Actor<Client> {
   Client(RunClient run, std::string node) : run_(std::move(run)), node_(std::move(node)) {}
 

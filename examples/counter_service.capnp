@@ -69,6 +69,9 @@ struct NodeInfo {
   messagesIn @4 :UInt64;
   messagesOut @5 :UInt64;
   connections @6 :UInt64;
+  incarnation @7 :UInt64;
+  # The node's incarnation (troupe::Node::incarnation): a restarted node
+  # has a new one.
 }
 
 # An ask from a node joining the cluster: the directory describes the
@@ -97,6 +100,9 @@ struct RunClient {
   keyPrefix @3 :Text;
   shards @4 :List(ShardInfo);
   reportTo @5 :Troupe.ActorAddress $Troupe.actor("counter::Reporter");
+  paceNanos @6 :Int64;
+  # If positive, the client sends one increment per pace (nanoseconds), so
+  # that sending spans that long; 0: as fast as the connections take them.
 }
 
 struct ClientStarted {

@@ -21,7 +21,9 @@
 // those nodes belong to and then runs the workload over the whole cluster
 // once (--increments=0: it only serves). Every node runs until SIGINT or
 // SIGTERM, then leaves the cluster. --peer without --listen runs the
-// workload as a client that hosts no shards, and exits.
+// workload as a client that hosts no shards, and exits (--report: only
+// prints what each node sees and the node table). With --peer, finding and
+// joining the cluster is retried until --join_timeout, a line per retry.
 //
 // Output lines of a node start with its name; "<name>: listening on
 // <address>" says where it accepts connections, "<name>: ready" that it has
@@ -33,7 +35,9 @@
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
+#include <algorithm>
 #include <memory>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -44,6 +48,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "actors/actor_system.h"
@@ -67,6 +72,14 @@ ABSL_FLAG(int64_t, increments, 10000, "increments each client sends (0: run no w
 ABSL_FLAG(int64_t, keys, 1000, "keys the increments are spread over");
 ABSL_FLAG(int, clients, 1, "clients on each node");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "deadline of each step (lookups, joins, the workload)");
+ABSL_FLAG(absl::Duration, join_timeout, absl::Seconds(30),
+          "with --peer: retry finding and joining the cluster (with backoff) until this long after the start");
+ABSL_FLAG(absl::Duration, pace, absl::ZeroDuration(),
+          "each client sends one increment per this long (0: as fast as it can), so sending can span minutes");
+ABSL_FLAG(bool, tell_only, false,
+          "the workload's clients only send increments (tells): no Await, no read-back; checks nothing was refused");
+ABSL_FLAG(bool, report, false,
+          "with --peer and no --listen: print what each node sees and the node table, run no workload, exit");
 ABSL_FLAG(int, workers, 0, "worker threads of each node (0: one per hardware thread)");
 ABSL_FLAG(bool, verbose, false, "local cluster: show the output of the node processes");
 ABSL_FLAG(std::string, log_level, "warn", "what troupe logs on stderr: info shows connections, warn problems only");
@@ -99,10 +112,43 @@ counter::WorkloadOptions Workload(const troupe::Node& node) {
   o.increments = absl::GetFlag(FLAGS_increments);
   o.keys = absl::GetFlag(FLAGS_keys);
   o.timeout = absl::GetFlag(FLAGS_timeout);
+  o.pace = absl::GetFlag(FLAGS_pace);
+  o.tell_only = absl::GetFlag(FLAGS_tell_only);
   // Keys of this run only: a cluster that lives on keeps earlier counts.
   o.key_prefix = absl::StrCat(node.name(), "-", absl::Hex(node.incarnation() & 0xffffff), "/");
   return o;
 }
+
+// Retries of finding and joining a cluster until --join_timeout after the
+// start: the delay doubles from 100 ms to 2 s, each drawn at random between
+// half and all of it, so nodes started together do not retry in step.
+class JoinRetry {
+ public:
+  explicit JoinRetry(std::string prefix)
+      : prefix_(std::move(prefix)), deadline_(absl::Now() + absl::GetFlag(FLAGS_join_timeout)) {}
+
+  // After a failed attempt: prints one line and waits, true; false once the
+  // deadline has passed (nothing printed).
+  bool Again(const std::vector<std::string>& why) {
+    const absl::Duration left = deadline_ - absl::Now();
+    if (left <= absl::ZeroDuration()) return false;
+    const absl::Duration wait =
+        std::min(left, delay_ * std::uniform_real_distribution<double>(0.5, 1.0)(random_));
+    std::printf("%sjoin attempt %d failed (%s); retrying in %s\n", prefix_.c_str(), ++attempts_,
+                why.empty() ? "no reason given" : absl::StrJoin(why, "; ").c_str(),
+                absl::FormatDuration(absl::Trunc(wait, absl::Milliseconds(1))).c_str());
+    absl::SleepFor(wait);
+    delay_ = std::min(delay_ * 2, absl::Seconds(2));
+    return true;
+  }
+
+ private:
+  const std::string prefix_;
+  const absl::Time deadline_;
+  absl::Duration delay_ = absl::Milliseconds(100);
+  int attempts_ = 0;
+  std::mt19937_64 random_{std::random_device{}()};
+};
 
 // A node: shards and a directory, joining the cluster of `peers` if any.
 int RunNode(const std::string& listen, const std::vector<std::string>& peers, const std::string& secret) {
@@ -124,8 +170,12 @@ int RunNode(const std::string& listen, const std::vector<std::string>& peers, co
     (void)node->Publish(absl::StrCat("shard-", i), shards.back());
   }
   std::atomic<bool> leave{false};
-  troupe::Ref<Directory> directory = sys.Spawn<Directory>(counter::DirectoryOptions{
-      .node = name, .address = *address, .shards = shards, .stats = stats, .leave = &leave});
+  troupe::Ref<Directory> directory = sys.Spawn<Directory>(counter::DirectoryOptions{.node = name,
+                                                                                     .address = *address,
+                                                                                     .incarnation = node->incarnation(),
+                                                                                     .shards = shards,
+                                                                                     .stats = stats,
+                                                                                     .leave = &leave});
   (void)node->Publish("directory", directory);
   node->Subscribe(directory);
   std::printf("%s: listening on %s with %d shards\n", name.c_str(), address->c_str(), shard_count);
@@ -135,24 +185,29 @@ int RunNode(const std::string& listen, const std::vector<std::string>& peers, co
     std::printf("%s: ready: the first node of its cluster; others join with --peer=<this host>:%s\n", name.c_str(),
                 address->substr(address->rfind(':') + 1).c_str());
   } else {
-    counter::Discovery found = counter::Discover(*node, peers, directory, timeout);
-    for (const std::string& e : found.errors) std::printf("%s: warning: %s\n", name.c_str(), e.c_str());
-    (void)directory.Ask(counter::Learn{.members = found.members}).Wait(timeout);
-    std::vector<troupe::Future<uint32_t>> joins;
-    for (const KnownMember& m : found.members) {
-      if (m.info.node == name) continue;
-      joins.push_back(m.directory.Ask(
-          counter::Join{.member = counter::MemberInfo{.node = name, .directory = directory}}, timeout));
-    }
+    JoinRetry retry(name + ": ");
+    counter::Discovery found;
     size_t joined = 0, ring = 0;
-    for (troupe::Future<uint32_t>& j : joins) {
-      absl::Status s = j.Wait(timeout).status();
-      if (s.ok()) {
-        ++joined;
-      } else {
-        std::printf("%s: warning: a join failed: %s\n", name.c_str(), s.ToString().c_str());
+    do {
+      found = counter::Discover(*node, peers, directory, timeout);
+      (void)directory.Ask(counter::Learn{.members = found.members}).Wait(timeout);
+      std::vector<troupe::Future<uint32_t>> joins;
+      for (const KnownMember& m : found.members) {
+        if (m.info.node == name) continue;
+        joins.push_back(m.directory.Ask(
+            counter::Join{.member = counter::MemberInfo{.node = name, .directory = directory}}, timeout));
       }
-    }
+      for (troupe::Future<uint32_t>& j : joins) {
+        absl::Status s = j.Wait(timeout).status();
+        if (s.ok()) {
+          ++joined;
+        } else {
+          found.errors.push_back(absl::StrCat("a join failed: ", s.ToString()));
+        }
+      }
+      if (joins.empty()) found.errors.push_back("no member of the cluster found");
+    } while (joined == 0 && retry.Again(found.errors));
+    for (const std::string& e : found.errors) std::printf("%s: warning: %s\n", name.c_str(), e.c_str());
     for (const KnownMember& m : found.members) ring += m.info.shards.size();
     if (joined == 0) {
       std::printf("%s: could not join any node of --peer: is one running, with the same --secret?\n", name.c_str());
@@ -188,11 +243,20 @@ int RunClientOnly(const std::vector<std::string>& peers, const std::string& secr
   const absl::Duration timeout = absl::GetFlag(FLAGS_timeout);
   troupe::ActorSystem sys(SystemOptions("client"));
   troupe::Node node(sys, Options(absl::GetFlag(FLAGS_name), secret));
-  counter::Discovery found = counter::Discover(node, peers, {}, timeout);
+  JoinRetry retry("");
+  counter::Discovery found;
+  do {
+    found = counter::Discover(node, peers, {}, timeout);
+  } while (found.members.empty() && retry.Again(found.errors));
   for (const std::string& e : found.errors) std::printf("warning: %s\n", e.c_str());
   if (found.members.empty()) {
     std::printf("no node of --peer answered: is one running, with the same --secret?\n");
     return 1;
+  }
+  if (absl::GetFlag(FLAGS_report)) {
+    counter::PrintMembers(found.members);
+    counter::PrintNodeTable(found.members, timeout, "", {});
+    return 0;
   }
   const bool ok = counter::RunWorkload(sys, found.members, Workload(node));
   counter::PrintNodeTable(found.members, timeout, "", {});
@@ -279,6 +343,7 @@ int RunLocalCluster(const std::string& secret) {
     troupe::Node node(sys, Options(absl::StrCat("driver-", getpid()), secret));
     counter::DirectoryOptions watching;
     watching.node = node.name();
+    watching.incarnation = node.incarnation();
     watching.announce_joins = false;
     troupe::Ref<Directory> watcher = sys.Spawn<Directory>(std::move(watching));
     node.Subscribe(watcher);

@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 
 namespace counter {
@@ -79,10 +80,15 @@ bool RunWorkload(troupe::ActorSystem& sys, const std::vector<KnownMember>& clust
   const int64_t clients = static_cast<int64_t>(cluster.size()) * o.clients_per_node;
   const int64_t sent_total = clients * o.increments;
   std::printf("workload: %lld clients (%d on each of %zu nodes) x %lld increments over %lld keys = %lld increments "
-              "to %zu shards\n",
+              "to %zu shards%s%s\n",
               static_cast<long long>(clients), o.clients_per_node, cluster.size(),
               static_cast<long long>(o.increments), static_cast<long long>(o.keys),
-              static_cast<long long>(sent_total), ring.size());
+              static_cast<long long>(sent_total), ring.size(),
+              o.pace > absl::ZeroDuration() ? absl::StrCat(", one every ", absl::FormatDuration(o.pace), " per client").c_str() : "",
+              o.tell_only ? ", tell-only" : "");
+  // The clients' sending takes increments x pace; every step gets that on
+  // top of its timeout.
+  const absl::Duration step = o.timeout + o.pace * o.increments;
 
   // What each key will count: clients x (its share of i % keys).
   std::vector<std::string> keys;
@@ -95,8 +101,8 @@ bool RunWorkload(troupe::ActorSystem& sys, const std::vector<KnownMember>& clust
 
   // 2. The Awaits, before any increment is sent.
   std::vector<troupe::Future<int64_t>> awaits;
-  for (size_t k = 0; k < keys.size(); ++k) {
-    awaits.push_back(shard_of(k).shard.Ask(Await{.key = keys[k], .at_least = expected[k]}, o.timeout));
+  for (size_t k = 0; k < keys.size() && !o.tell_only; ++k) {
+    awaits.push_back(shard_of(k).shard.Ask(Await{.key = keys[k], .at_least = expected[k]}, step));
   }
 
   // 3. The clients, one RunClient ask to each node's directory per client.
@@ -104,7 +110,7 @@ bool RunWorkload(troupe::ActorSystem& sys, const std::vector<KnownMember>& clust
   troupe::Future<ClientReports> reports_future = reports_promise.GetFuture();
   troupe::Ref<Reporter> reporter = sys.Spawn<Reporter>(static_cast<size_t>(clients), std::move(reports_promise));
   const absl::Time start = absl::Now();
-  const absl::Time deadline = start + o.timeout;
+  const absl::Time deadline = start + step;
   std::vector<std::pair<std::string, troupe::Future<ClientStarted>>> starts;
   for (const KnownMember& m : cluster) {
     for (int c = 0; c < o.clients_per_node; ++c) {
@@ -114,7 +120,8 @@ bool RunWorkload(troupe::ActorSystem& sys, const std::vector<KnownMember>& clust
                     .keys = o.keys,
                     .key_prefix = o.key_prefix,
                     .shards = ring,
-                    .report_to = reporter};
+                    .report_to = reporter,
+                    .pace_nanos = absl::ToInt64Nanoseconds(o.pace)};
       starts.emplace_back(std::move(name), m.directory.Ask(std::move(run), o.timeout));
     }
   }
@@ -145,6 +152,12 @@ bool RunWorkload(troupe::ActorSystem& sys, const std::vector<KnownMember>& clust
     }
     for (const std::string& lost : reports->lost) std::printf("  %s: lost\n", lost.c_str());
     if (!reports->lost.empty() || failed > 0) ok = false;
+  }
+  if (o.tell_only) {
+    std::printf("tell-only: %lld increments sent in %.3f s, %lld refused, %zu clients lost; nothing read back\n",
+                static_cast<long long>(sent), absl::ToDoubleSeconds(absl::Now() - start),
+                static_cast<long long>(failed), reports.ok() ? reports->lost.size() : static_cast<size_t>(clients));
+    return ok;
   }
   // Counts that cannot be reached are not waited for past a short grace.
   const absl::Time await_deadline = ok ? deadline : std::min(deadline, absl::Now() + absl::Seconds(2));
@@ -196,6 +209,15 @@ bool RunWorkload(troupe::ActorSystem& sys, const std::vector<KnownMember>& clust
               static_cast<long long>(sent_total), static_cast<long long>(failed),
               first_problem.empty() ? "" : "; first problem: ", first_problem.c_str());
   return false;
+}
+
+void PrintMembers(const std::vector<KnownMember>& cluster) {
+  for (const KnownMember& m : cluster) {
+    std::vector<std::string> names;
+    for (const MemberInfo& member : m.info.members) names.push_back(member.node);
+    std::sort(names.begin(), names.end());
+    std::printf("%s sees: %s\n", m.info.node.c_str(), names.empty() ? "(no other node)" : absl::StrJoin(names, ", ").c_str());
+  }
 }
 
 void PrintNodeTable(const std::vector<KnownMember>& cluster, absl::Duration timeout, const std::string& extra_header,

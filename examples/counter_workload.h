@@ -16,6 +16,10 @@
 //      increments sent.
 // A node lost on the way makes its shards' asks fail with Unavailable: the
 // workload then reports what it could not verify instead of hanging.
+//
+// A tell-only workload skips 2 and the read-back: between the nodes only
+// Increment tells flow (and ClientDone tells to the runner); it checks only
+// that no increment was refused and no client lost.
 
 #ifndef TROUPE_EXAMPLES_COUNTER_WORKLOAD_H_
 #define TROUPE_EXAMPLES_COUNTER_WORKLOAD_H_
@@ -47,18 +51,28 @@ struct WorkloadOptions {
   int clients_per_node = 1;
   int64_t increments = 10000;  // per client
   int64_t keys = 1000;
+  // Deadline of each step, beyond the pacing: the clients' sending gets
+  // increments x pace more.
   absl::Duration timeout = absl::Seconds(30);
+  // Each client sends one increment per pace (0: as fast as it can).
+  absl::Duration pace = absl::ZeroDuration();
+  bool tell_only = false;
   // Unique to the run, so that counts of earlier runs do not count.
   std::string key_prefix;
 };
 
 // Runs the workload over `cluster` and prints what it did and whether the
-// counts check out. True if they do.
+// counts check out. True if they do (tell-only: if every increment was
+// sent).
 bool RunWorkload(troupe::ActorSystem& sys, const std::vector<KnownMember>& cluster, const WorkloadOptions& options);
 
 // A line per node: address, shards, keys, increments applied, messages in
 // and out (since each node started). `extra` adds a column (header
 // `extra_header`) by node name.
+// A line per node of `cluster`: "<node> sees: <the members its directory
+// has up, sorted>" (as it described itself during discovery).
+void PrintMembers(const std::vector<KnownMember>& cluster);
+
 void PrintNodeTable(const std::vector<KnownMember>& cluster, absl::Duration timeout, const std::string& extra_header,
                     const absl::flat_hash_map<std::string, std::string>& extra);
 

@@ -111,13 +111,14 @@ void ChildProcess::ReadLines() {
   changed_.notify_all();
 }
 
-absl::StatusOr<std::string> ChildProcess::WaitForLine(const std::string& needle, absl::Time deadline) {
+absl::StatusOr<std::string> ChildProcess::WaitForLine(const std::string& needle, absl::Time deadline,
+                                                       size_t from) {
   std::unique_lock<std::mutex> lock(mu_);
   // Each pass scans the lines kept; a pass runs per line read or at the
   // deadline.
   for (;;) {
-    for (const std::string& line : lines_) {
-      if (line.find(needle) != std::string::npos) return line;
+    for (size_t i = from > dropped_ ? from - dropped_ : 0; i < lines_.size(); ++i) {
+      if (lines_[i].find(needle) != std::string::npos) return lines_[i];
     }
     if (eof_) return absl::UnavailableError(absl::StrCat(name_, " ended its output (exited) before printing \"", needle, "\""));
     const absl::Duration left = deadline - absl::Now();
@@ -156,6 +157,11 @@ std::string ChildProcess::WaitOrKill(absl::Time deadline, bool* clean) {
   }
   if (!ended) absl::StrAppend(&how, " (it had not exited by the deadline: killed)");
   return how;
+}
+
+size_t ChildProcess::LinesSoFar() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return dropped_ + lines_.size();
 }
 
 void ChildProcess::Signal(int sig) {

@@ -46,7 +46,12 @@ class ChildProcess {
   // The first line (since the child started) that contains `needle`.
   // DeadlineExceeded at `deadline`; Unavailable if the child's output ends
   // (it exited) first.
-  absl::StatusOr<std::string> WaitForLine(const std::string& needle, absl::Time deadline);
+  // With `from`: the first among the lines from number `from` on (lines
+  // count from 0; LinesSoFar() numbers the next one).
+  absl::StatusOr<std::string> WaitForLine(const std::string& needle, absl::Time deadline, size_t from = 0);
+
+  // How many lines the child has printed so far.
+  size_t LinesSoFar() const;
 
   // Waits for the child to exit until `deadline`, then kills it (SIGKILL)
   // and reaps it. Describes how it ended: "exited 0", "killed by signal 9

@@ -111,7 +111,10 @@ TEST_F(Processes, ANodeWithAnotherSecretCannotJoin) {
   const std::string a_address = StartCounterNode("a", "127.0.0.1:0", {}, &a);
   ASSERT_FALSE(a_address.empty());
   ChildProcess* stranger = Start("stranger", {Runfile("examples/counter_service"), "--listen=127.0.0.1:0",
-                                              "--name=stranger", "--secret=not-the-secret", "--peer=" + a_address});
+                                              "--name=stranger", "--secret=not-the-secret", "--peer=" + a_address,
+                                              "--join_timeout=1s"});
+  // It retries (one line each) until --join_timeout, then gives up.
+  EXPECT_NE(Line(stranger, "stranger: join attempt 1 failed ("), "");
   EXPECT_NE(Line(stranger, "stranger: could not join any node of --peer"), "");
   EXPECT_NE(Ended(stranger).find("exited 1"), std::string::npos);
   a->Signal(SIGTERM);

@@ -1,51 +1,15 @@
-// The checks of tests/netns_test.sh, which creates three network
-// namespaces on one bridge and runs this binary with their names and
-// addresses in the environment:
-//
-//   TROUPE_IP                      path of ip (iproute2)
-//   TROUPE_NETNS_A, _B, _C         namespace names
-//   TROUPE_NETNS_ADDR_A, _B, _C    the address of each on the bridge
-//
-// Each node process runs in one namespace ("ip netns exec"), so everything
-// between nodes crosses the bridge, as between machines: nothing of one
-// namespace is reachable over another's loopback.
+// The checks of tests/netns_test.sh (tests/namespaces.h): a pinger and a
+// ponger, and three counter nodes, each in a namespace of its own.
 
 #include <signal.h>
 
-#include <cstdlib>
 #include <string>
-#include <vector>
 
 #include "gtest/gtest.h"
-#include "tests/node_processes.h"
+#include "tests/namespaces.h"
 
 namespace troupe::tests {
 namespace {
-
-std::string Env(const std::string& name) {
-  const char* v = std::getenv(name.c_str());
-  return v != nullptr ? v : "";
-}
-
-class Namespaces : public NodeProcesses {
- protected:
-  void SetUp() override {
-    ip_ = Env("TROUPE_IP");
-    for (const char* host : {"A", "B", "C"}) {
-      ns_.push_back(Env(std::string("TROUPE_NETNS_") + host));
-      addr_.push_back(Env(std::string("TROUPE_NETNS_ADDR_") + host));
-      ASSERT_FALSE(ns_.back().empty() || addr_.back().empty())
-          << "run by tests/netns_test.sh, which sets up the namespaces";
-    }
-    ASSERT_FALSE(ip_.empty());
-  }
-
-  // The prefix that runs a command in host i's namespace.
-  std::vector<std::string> In(int i) const { return {ip_, "netns", "exec", ns_[i]}; }
-
-  std::string ip_;
-  std::vector<std::string> ns_, addr_;
-};
 
 TEST_F(Namespaces, APingerAsksAndTellsAPongerInAnotherNamespace) {
   const std::string pingpong = Runfile("examples/remote_pingpong");
@@ -69,14 +33,8 @@ TEST_F(Namespaces, APingerAsksAndTellsAPongerInAnotherNamespace) {
 // 7000; b and c given only a. c learns b from a, as a's peer at the host b
 // connected from, and runs the workload with a client on each node.
 TEST_F(Namespaces, ThreeNodesOnTheAnyAddressJoinThroughOneAndReportALoss) {
-  const std::string a_at = addr_[0] + ":7000";
   ChildProcess *a, *b, *c;
-  EXPECT_EQ(StartCounterNode("a", "0.0.0.0:7000", {}, &a, In(0)), "0.0.0.0:7000");
-  ASSERT_NE(a, nullptr);
-  StartCounterNode("b", "0.0.0.0:7000", {"--peer=" + a_at, "--increments=0"}, &b, In(1));
-  ASSERT_NE(b, nullptr);
-  StartCounterNode("c", "0.0.0.0:7000", {"--peer=" + a_at, "--increments=1000", "--keys=100"}, &c, In(2));
-  ASSERT_NE(c, nullptr);
+  ASSERT_NO_FATAL_FAILURE(StartThree({"--increments=1000", "--keys=100"}, &a, &b, &c));
   EXPECT_NE(Line(c, "c: ready: joined a cluster of 3 nodes, 6 shards"), "");
   EXPECT_NE(Line(b, "b: member c joined (2 shards)"), "");
   EXPECT_NE(Line(a, "a: member c joined (2 shards)"), "");

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Three network namespaces on one bridge (a small LAN, as three machines
 # would be), a node process in each, exchanging tells and asks across them
-# (tests/netns_checks.cc does the checking). Needs root and ip (iproute2);
+# (tests/netns_checks.cc does the checking; tests/netns_partition_checks.cc
+# cuts one namespace off with nft or iptables, given to it as TROUPE_NFT and
+# TROUPE_IPTABLES, and skips without either). Needs root and ip (iproute2);
 # without them it says why and skips, passing. The namespaces are named
-# after this test's pid and are deleted on every exit path.
+# after this test's pid and are deleted on every exit path, and their
+# firewall rules with them.
 #
 #   netns_test.sh <path of netns_checks> [its flags, e.g. --gtest_filter=...]
 set -euo pipefail
@@ -47,7 +50,7 @@ fi
 "$ip" -n "$lan" link add lan type bridge
 "$ip" -n "$lan" link set lan up
 
-env=(TROUPE_IP="$ip")
+env=(TROUPE_IP="$ip" TROUPE_NFT="$(command -v nft || true)" TROUPE_IPTABLES="$(command -v iptables || true)")
 for i in "${!hosts[@]}"; do
   host="${hosts[$i]}"
   ns="troupe-netns-$host-$$"

@@ -1,0 +1,68 @@
+// Namespaces: the fixture of the checks that tests/netns_test.sh runs. The
+// script creates three network namespaces on one bridge and runs a checks
+// binary with their names and addresses in the environment:
+//
+//   TROUPE_IP                      path of ip (iproute2)
+//   TROUPE_NETNS_A, _B, _C         namespace names
+//   TROUPE_NETNS_ADDR_A, _B, _C    the address of each on the bridge
+//   TROUPE_NFT, TROUPE_IPTABLES    paths of nft and iptables, empty if missing
+//
+// Each node process runs in one namespace ("ip netns exec"), so everything
+// between nodes crosses the bridge, as between machines: nothing of one
+// namespace is reachable over another's loopback.
+
+#ifndef TROUPE_TESTS_NAMESPACES_H_
+#define TROUPE_TESTS_NAMESPACES_H_
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/node_processes.h"
+
+namespace troupe::tests {
+
+inline std::string Env(const std::string& name) {
+  const char* v = std::getenv(name.c_str());
+  return v != nullptr ? v : "";
+}
+
+class Namespaces : public NodeProcesses {
+ protected:
+  void SetUp() override {
+    ip_ = Env("TROUPE_IP");
+    for (const char* host : {"A", "B", "C"}) {
+      ns_.push_back(Env(std::string("TROUPE_NETNS_") + host));
+      addr_.push_back(Env(std::string("TROUPE_NETNS_ADDR_") + host));
+      ASSERT_FALSE(ns_.back().empty() || addr_.back().empty())
+          << "run by tests/netns_test.sh, which sets up the namespaces";
+    }
+    ASSERT_FALSE(ip_.empty());
+  }
+
+  // The prefix that runs a command in host i's namespace.
+  std::vector<std::string> In(int i) const { return {ip_, "netns", "exec", ns_[i]}; }
+
+  // Counter nodes a, b and c on 0.0.0.0:7000, one in each namespace, as in
+  // docs/cluster.md: b and c given only a. `c_flags` are c's (after
+  // --peer), such as its workload.
+  void StartThree(const std::vector<std::string>& c_flags, ChildProcess** a, ChildProcess** b, ChildProcess** c) {
+    const std::string a_at = addr_[0] + ":7000";
+    EXPECT_EQ(StartCounterNode("a", "0.0.0.0:7000", {}, a, In(0)), "0.0.0.0:7000");
+    ASSERT_NE(*a, nullptr);
+    StartCounterNode("b", "0.0.0.0:7000", {"--peer=" + a_at, "--increments=0"}, b, In(1));
+    ASSERT_NE(*b, nullptr);
+    std::vector<std::string> flags = {"--peer=" + a_at};
+    flags.insert(flags.end(), c_flags.begin(), c_flags.end());
+    StartCounterNode("c", "0.0.0.0:7000", flags, c, In(2));
+    ASSERT_NE(*c, nullptr);
+  }
+
+  std::string ip_;
+  std::vector<std::string> ns_, addr_;
+};
+
+}  // namespace troupe::tests
+
+#endif  // TROUPE_TESTS_NAMESPACES_H_

@@ -1,0 +1,99 @@
+// A silent partition (issue 9), run by tests/netns_test.sh like
+// netns_checks (tests/namespaces.h): three counter nodes, one a namespace;
+// then every packet in or out of c's link dropped inside c's namespace for
+// 15 s (nft, or iptables where nft is missing), so nothing is closed or
+// refused: the others only stop hearing from it. Both sides must notice,
+// and within a heartbeat timeout and 5 s after the rules go, every node
+// must see the other two again and a workload verify across all three.
+
+#include <signal.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "tests/namespaces.h"
+
+namespace troupe::tests {
+namespace {
+
+// A heartbeat timeout (NodeOptions' default, 5 s) and 5 s.
+constexpr absl::Duration kHealBound = absl::Seconds(5 + 5);
+
+class Partition : public Namespaces {
+ protected:
+  // Runs a firewall command in host i's namespace; true if it exits 0.
+  bool Firewall(int i, const std::string& name, const std::vector<std::string>& argv) {
+    return ExitsCleanly(Start(name, argv, In(i)));
+  }
+
+  // Drops everything on host i's eth0, both ways.
+  bool Cut(int i) {
+    const std::string nft = Env("TROUPE_NFT"), iptables = Env("TROUPE_IPTABLES");
+    if (!nft.empty()) {
+      return Firewall(i, "nft-cut",
+                      {nft, "add table inet troupe_partition; "
+                            "add chain inet troupe_partition in { type filter hook input priority 0; policy accept; }; "
+                            "add rule inet troupe_partition in iifname \"eth0\" drop; "
+                            "add chain inet troupe_partition out { type filter hook output priority 0; policy accept; }; "
+                            "add rule inet troupe_partition out oifname \"eth0\" drop"});
+    }
+    return Firewall(i, "iptables-cut-in", {iptables, "-I", "INPUT", "-i", "eth0", "-j", "DROP"}) &&
+           Firewall(i, "iptables-cut-out", {iptables, "-I", "OUTPUT", "-o", "eth0", "-j", "DROP"});
+  }
+
+  bool Heal(int i) {
+    const std::string nft = Env("TROUPE_NFT"), iptables = Env("TROUPE_IPTABLES");
+    if (!nft.empty()) return Firewall(i, "nft-heal", {nft, "delete table inet troupe_partition"});
+    return Firewall(i, "iptables-heal-in", {iptables, "-D", "INPUT", "-i", "eth0", "-j", "DROP"}) &&
+           Firewall(i, "iptables-heal-out", {iptables, "-D", "OUTPUT", "-o", "eth0", "-j", "DROP"});
+  }
+};
+
+TEST_F(Partition, ANamespaceCutOffSilentlyFor15sIsSeenAgainSoonAfterTheLinkReturns) {
+  if (Env("TROUPE_NFT").empty() && Env("TROUPE_IPTABLES").empty()) {
+    GTEST_SKIP() << "neither nft (nftables) nor iptables is installed: cannot drop packets in a namespace";
+  }
+  const std::string a_at = addr_[0] + ":7000";
+  ChildProcess *a, *b, *c;
+  ASSERT_NO_FATAL_FAILURE(StartThree({"--increments=0"}, &a, &b, &c));
+  ASSERT_NE(Line(c, "c: ready: joined a cluster of 3 nodes, 6 shards"), "");
+  EXPECT_NE(Line(a, "a: member c joined (2 shards)"), "");
+  EXPECT_NE(Line(b, "b: member c joined (2 shards)"), "");
+
+  ASSERT_TRUE(Cut(2));
+  const absl::Time cut = absl::Now();
+  // Both sides notice, within the heartbeat timeout (and slack).
+  EXPECT_NE(Line(a, "a: node c is down"), "");
+  EXPECT_NE(Line(b, "b: node c is down"), "");
+  EXPECT_NE(Line(c, "c: node a is down"), "");
+  EXPECT_NE(Line(c, "c: node b is down"), "");
+  // Nobody sees c again while it is cut off; the rules go after 15 s.
+  EXPECT_FALSE(a->WaitForLine("a: node c is reachable again", cut + absl::Seconds(15)).ok());
+  ASSERT_TRUE(Heal(2));
+  const absl::Time healed_by = absl::Now() + kHealBound;
+  for (const auto& [p, line] : std::vector<std::pair<ChildProcess*, std::string>>{
+           {a, "a: node c is reachable again"},
+           {b, "b: node c is reachable again"},
+           {c, "c: node a is reachable again"},
+           {c, "c: node b is reachable again"}}) {
+    absl::StatusOr<std::string> seen = p->WaitForLine(line, healed_by);
+    EXPECT_TRUE(seen.ok()) << seen.status();
+  }
+
+  // A client in a's namespace, over all three nodes.
+  ChildProcess* client = Start("client",
+                               {Runfile("examples/counter_service"), "--peer=" + a_at, "--name=client", kSecret,
+                                "--workers=1", "--increments=300", "--keys=30"},
+                               In(0));
+  EXPECT_NE(Line(client, "workload: 3 clients (1 on each of 3 nodes)"), "");
+  EXPECT_NE(Line(client, "verified: 30 keys read back, each as expected (30..30); they sum to 900 = 900 sent"), "");
+  EXPECT_TRUE(ExitsCleanly(client));
+  for (ChildProcess* p : {a, b, c}) p->Signal(SIGTERM);
+  for (ChildProcess* p : {a, b, c}) EXPECT_TRUE(ExitsCleanly(p));
+}
+
+}  // namespace
+}  // namespace troupe::tests
