@@ -86,7 +86,7 @@ void NodeState::Reply(net::Connection& connection, uint64_t request_id, const ab
   if (!frame.ok()) frame = build(absl::InvalidArgumentError(absl::StrCat("the reply does not encode: ",
                                                                          frame.status().message())),
                                  {});
-  if (frame.ok() && !connection.SendControl(*std::move(frame)).ok()) {
+  if (frame.ok() && !connection.SendReserved(*std::move(frame)).ok()) {
     rejected_sends.fetch_add(1, std::memory_order_relaxed);
   }
 }

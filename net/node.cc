@@ -330,7 +330,7 @@ void NodeState::StopRemote(Peer& peer, uint64_t incarnation, uint64_t actor, con
         WriteStatus(stop, reason);
         return absl::OkStatus();
       },
-      Submission::Control(incarnation));
+      Submission::Reserved(incarnation));
 }
 
 void NodeState::SendDown(Peer& peer, uint64_t actor, const absl::Status& reason) {
@@ -342,7 +342,7 @@ void NodeState::SendDown(Peer& peer, uint64_t actor, const absl::Status& reason)
         WriteStatus(down, reason);
         return absl::OkStatus();
       },
-      Submission::Control());
+      Submission::Reserved());
 }
 
 void NodeState::WatchExport(const ActorRef& ref) { Ref<NodeAgent>::UncheckedCast(agent_).Tell(ExportedActor{ref}); }

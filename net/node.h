@@ -47,9 +47,11 @@
 // (max_outbound_bytes); past the bound TryTell returns ResourceExhausted,
 // Tell drops (both counted in stats().rejected_sends), Ask fails with
 // ResourceExhausted, and WaitForRoom says when to send again. Replies,
-// heartbeats, stops, monitors and leaves travel on a control lane that is
-// written ahead of queued sends and never refused for a full send queue. A
-// message over max_frame_bytes fails at the sender with InvalidArgument.
+// stops, monitors and leaves are never refused for a full send queue: they
+// come from a reserve and keep their place after the sends before them
+// (an actor's Down never overtakes its last messages). Heartbeats take a
+// control lane, written ahead of queued sends. A message over
+// max_frame_bytes fails at the sender with InvalidArgument.
 //
 // Bad input: framing errors (garbage, an oversized or truncated frame,
 // malformed Cap'n Proto at the frame level), failed handshakes and silent

@@ -105,8 +105,8 @@ absl::Status Peer::Submit(net::OutFrame frame, Submission s) {
     } else {
       switch (state_) {
         case State::kUp:
-          status = s.lane == Lane::kControl ? connection_->SendControl(std::move(frame))
-                                            : connection_->Send(std::move(frame));
+          status = s.lane == Lane::kReserved ? connection_->SendReserved(std::move(frame))
+                                             : connection_->Send(std::move(frame));
           break;
         case State::kIdle:
           if (node->system().Now() < retry_not_before_) {
@@ -248,7 +248,7 @@ void Peer::Watch(uint64_t actor, uint64_t incarnation, ActorCell* watcher, DownF
     w.setActor(actor);
     w.setIncarnation(incarnation);
   });
-  absl::Status sent = Submit(std::move(frame), Submission::Control(incarnation));
+  absl::Status sent = Submit(std::move(frame), Submission::Reserved(incarnation));
   if (!sent.ok()) DeliverDown(actor, sent);
 }
 
@@ -376,7 +376,8 @@ void Peer::FlushOneLocked(Backlogged b, Effects& fx) {
   if (b.incarnation != 0 && b.incarnation != incarnation_) {
     status = Restarted(who(), b.incarnation, incarnation_);
   } else {
-    status = b.lane == Lane::kControl ? connection_->SendControl(std::move(b.frame)) : connection_->Send(std::move(b.frame));
+    status = b.lane == Lane::kReserved ? connection_->SendReserved(std::move(b.frame))
+                                       : connection_->Send(std::move(b.frame));
   }
   if (status.ok()) return;
   if (b.request_id == 0) {
@@ -637,7 +638,7 @@ bool Peer::Absorb(std::vector<Backlogged> backlog, absl::flat_hash_map<uint64_t,
 std::shared_ptr<net::Connection> Peer::Leave(net::OutFrame leave) {
   std::lock_guard<std::mutex> lock(mu_);
   if (state_ != State::kUp || forward_ != nullptr) return nullptr;
-  (void)connection_->SendControl(std::move(leave));
+  (void)connection_->SendReserved(std::move(leave));  // after the replies queued before it
   return connection_;
 }
 

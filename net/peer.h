@@ -72,7 +72,12 @@ namespace troupe::internal {
 
 class NodeState;
 
-enum class Lane { kData, kControl };
+// Where a frame goes on the link (net/io/reactor.h): sends on the data lane,
+// bounded; replies, downs, stops, watches and leaves also on the data lane,
+// so that they keep their place after the sends before them, but from the
+// reserve, never refused for a full queue. (Heartbeats take the control
+// lane, ahead of everything: Peer::SendHeartbeat.)
+enum class Lane { kData, kReserved };
 
 // What goes with a frame handed to Peer::Submit.
 struct Submission {
@@ -86,11 +91,11 @@ struct Submission {
   // The C++ message type (static storage), for errors naming it.
   std::string_view message_type;
 
-  // A control frame (reply, stop, watch, down) for `incarnation` (0: any).
-  static Submission Control(uint64_t incarnation = 0) {
+  // A frame from the reserve (stop, watch, down) for `incarnation` (0: any).
+  static Submission Reserved(uint64_t incarnation = 0) {
     Submission s;
     s.incarnation = incarnation;
-    s.lane = Lane::kControl;
+    s.lane = Lane::kReserved;
     return s;
   }
   // A request whose reply comes back under `request_id`.

@@ -139,7 +139,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Unavailable once the connection is closing or closed; InvalidArgument
   // for an empty OutFrame.
   virtual absl::Status Send(OutFrame frame) = 0;
-  // Any thread. Queues a control frame (replies, heartbeats, down/stop/leave):
+  // Any thread. Queues a data frame that must not be refused for a full
+  // data lane and must keep its place among data frames (a reply, a down
+  // or stop after the sends before it): it may pass max_outbound_bytes by
+  // up to max_control_bytes (a reserve); past that the connection is closed
+  // with ResourceExhausted (the peer does not read) and this returns
+  // ResourceExhausted. Unavailable once closing; InvalidArgument for an
+  // empty frame.
+  virtual absl::Status SendReserved(OutFrame frame) = 0;
+  // Any thread. Queues a control frame (heartbeats, handshake frames):
   // written before every queued data frame whose writing has not begun
   // (a frame is never split), in SendControl order among themselves.
   // Bounded separately by ConnectionOptions::max_control_bytes; past it the

@@ -1,5 +1,7 @@
 // The two outbound lanes: control frames (SendControl) overtake queued data
-// frames (Send), each lane keeps its own order and its own bound.
+// frames (Send), each lane keeps its own order and its own bound; a
+// reserved send (SendReserved) keeps its place among data frames and is not
+// refused for a full data lane.
 
 #include <atomic>
 #include <latch>
@@ -213,6 +215,59 @@ TEST(ReactorLanes, FullDataLaneDoesNotBlockControlFrames) {
   // Only what the kernel already held, and one frame partly written.
   EXPECT_LT(data_before_control, sent / 2) << "of " << sent;
   EXPECT_FALSE(peer.handler()->closed());
+}
+
+// A full data lane refuses Send, but a reserved send is still queued, and
+// after every data frame queued before it; past the reserve too, the
+// connection closes.
+TEST(ReactorLanes, AReservedSendPassesAFullDataLaneAndKeepsItsPlaceAmongData) {
+  TestLog log;
+  Reactor reactor(LoggedReactorOptions(log));
+  ConnectionOptions options;
+  options.max_outbound_bytes = 256 << 10;
+  options.max_control_bytes = 64 << 10;
+  options.send_buffer_bytes = 16 << 10;
+  SilentPeer peer(reactor, options);
+  const std::shared_ptr<Connection> connection = peer.connection();
+  ASSERT_NE(connection, nullptr);
+
+  constexpr size_t kDataPayload = 16 << 10;
+  uint64_t sent = 0;
+  absl::Status refused;
+  for (; sent < 1024; ++sent) {
+    refused = connection->Send(NumberedFrame(sent, kDataPayload));
+    if (!refused.ok()) break;
+  }
+  ASSERT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused;
+  ASSERT_TRUE(connection->SendReserved(NumberedFrame(7777, kControlPayload)).ok());
+  for (uint64_t i = 0; i <= sent; ++i) {
+    Bytes payload;
+    ASSERT_TRUE(peer.raw().ReadFrame(payload)) << "frame " << i;
+    if (i < sent) {
+      ASSERT_EQ(payload.size(), kDataPayload) << "the reserved frame overtook data frame " << i;
+      ASSERT_EQ(FrameNumber(payload), i);
+    } else {
+      EXPECT_EQ(FrameNumber(payload), 7777u);
+    }
+  }
+  EXPECT_FALSE(peer.handler()->closed());
+}
+
+TEST(ReactorLanes, AReservedSendPastTheReserveClosesTheConnection) {
+  TestLog log;
+  Reactor reactor(LoggedReactorOptions(log));
+  ConnectionOptions options;
+  options.max_outbound_bytes = 64 << 10;
+  options.max_control_bytes = 64 << 10;
+  options.send_buffer_bytes = 16 << 10;
+  SilentPeer peer(reactor, options);
+  const std::shared_ptr<Connection> connection = peer.connection();
+  ASSERT_NE(connection, nullptr);
+  absl::Status refused;
+  for (int i = 0; i < 1024 && refused.ok(); ++i) refused = connection->SendReserved(OutFrame::WithPayload(16 << 10));
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused;
+  EXPECT_TRUE(absl::StrContains(refused.message(), "the peer does not read")) << refused;
+  EXPECT_EQ(connection->Send(OutFrame::WithPayload(16)).code(), absl::StatusCode::kUnavailable);
 }
 
 }  // namespace

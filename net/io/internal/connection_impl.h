@@ -161,6 +161,7 @@ class ConnectionImpl final : public Connection, public Pollable {
 
   // --- Connection (any thread). ---
   absl::Status Send(OutFrame frame) override;
+  absl::Status SendReserved(OutFrame frame) override;
   absl::Status SendControl(OutFrame frame) override;
   void Close(absl::Status reason) override;
   void SetMaxFrameBytes(size_t bytes) override { decoder_.set_max_payload_bytes(bytes); }
@@ -223,6 +224,9 @@ class ConnectionImpl final : public Connection, public Pollable {
   // Reserves `size` bytes on `lane` against `limit`; false, reserving
   // nothing, past it. `queued` is left at the count last seen.
   static bool Reserve(Lane& lane, size_t size, size_t limit, size_t& queued);
+  // Queues `frame` on `lane` within `limit`, or closes the connection
+  // (ResourceExhausted: the peer does not read). `what` names the queue.
+  absl::Status SendOrClose(Lane& lane, OutFrame frame, size_t limit, const char* what);
   // Queues a frame whose bytes are reserved on `lane`, and asks for a flush.
   absl::Status Push(Lane& lane, OutFrame frame);
   // Writing. `writable`: called for EPOLLOUT (otherwise a write is skipped

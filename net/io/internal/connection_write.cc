@@ -68,21 +68,29 @@ absl::Status ConnectionImpl::Send(OutFrame frame) {
   return Push(data_, std::move(frame));
 }
 
-absl::Status ConnectionImpl::SendControl(OutFrame frame) {
-  if (absl::Status s = CheckSendable(frame, "SendControl"); !s.ok()) return s;
+absl::Status ConnectionImpl::SendOrClose(Lane& lane, OutFrame frame, size_t limit, const char* what) {
   const size_t size = frame.bytes().size();
-  const size_t limit = options_.max_control_bytes;
   size_t queued = 0;
-  if (!Reserve(control_, size, limit, queued)) {
+  if (!Reserve(lane, size, limit, queued)) {
     const std::string message =
-        absl::StrCat("control queue to ", peer_, " is full: ", queued, " bytes queued, frame of ", size,
+        absl::StrCat(what, " queue to ", peer_, " is full: ", queued, " bytes queued, frame of ", size,
                      " bytes, limit ", limit, " bytes (the peer does not read)");
     // Two statuses, not one copied: the close reason goes to the I/O thread
     // (see docs/net-io.md on TSan).
     Close(absl::ResourceExhaustedError(message));
     return absl::ResourceExhaustedError(message);
   }
-  return Push(control_, std::move(frame));
+  return Push(lane, std::move(frame));
+}
+
+absl::Status ConnectionImpl::SendReserved(OutFrame frame) {
+  if (absl::Status s = CheckSendable(frame, "SendReserved"); !s.ok()) return s;
+  return SendOrClose(data_, std::move(frame), options_.max_outbound_bytes + options_.max_control_bytes, "outbound");
+}
+
+absl::Status ConnectionImpl::SendControl(OutFrame frame) {
+  if (absl::Status s = CheckSendable(frame, "SendControl"); !s.ok()) return s;
+  return SendOrClose(control_, std::move(frame), options_.max_control_bytes, "control");
 }
 
 void ConnectionImpl::WhenQueuedAtMost(size_t bytes, absl::AnyInvocable<void() &&> callback) {
