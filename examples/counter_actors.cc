@@ -138,15 +138,9 @@ void Directory::On(const Join& m, troupe::Reply<uint32_t> reply) {
       });
 }
 
-void Directory::On(const WatchLeave&, troupe::Reply<std::string> reply) {
-  leave_watchers_.push_back(std::move(reply));
-}
-
 std::string Directory::On(const Leave&) {
-  // Answered before the node closes its connections, which still send
-  // what is queued.
-  for (troupe::Reply<std::string>& r : leave_watchers_) r.Send("leaving");
-  leave_watchers_.clear();
+  // Answered before the node leaves: the reply is queued ahead of the
+  // `leave` its Shutdown sends, and the members hear NodeLeft.
   quiet_ = true;
   if (options_.leave != nullptr) options_.leave->store(true, std::memory_order_release);  // pairs with WaitForQuit
   return "leaving";
@@ -177,14 +171,6 @@ void Directory::Register(const troupe::Ref<Directory>& directory, NodeInfo info)
     std::printf("%s: member %s %s (%zu shards)\n", options_.node.c_str(), m.info.node.c_str(),
                 again ? "is back" : "joined", m.info.shards.size());
   }
-  Watch(m.info.node, directory);
-}
-
-void Directory::Watch(const std::string& node, const troupe::Ref<Directory>& directory) {
-  // Pending until the member leaves (answered) or fails (Unavailable).
-  directory.Ask(WatchLeave{}).Then([this, node, directory](absl::StatusOr<std::string> result) {
-    WatchedLeave(node, directory, result);
-  });
 }
 
 void Directory::On(const troupe::NodeUp& m) {
@@ -196,25 +182,6 @@ void Directory::On(const troupe::NodeUp& m) {
   if (m.incarnation != member.info.incarnation) return;
   member.state = State::kUp;
   std::printf("%s: node %s is reachable again\n", options_.node.c_str(), m.node.c_str());
-  Watch(m.node, member.directory);
-}
-
-void Directory::WatchedLeave(const std::string& node, const troupe::Ref<Directory>& directory,
-                             const absl::StatusOr<std::string>& result) {
-  auto it = members_.find(node);
-  if (it == members_.end() || it->second.directory != directory) return;  // replaced by a restart
-  Member& m = it->second;
-  if (m.state != State::kUp || quiet_) return;
-  if (result.ok()) {
-    m.state = State::kLeft;
-    std::printf("%s: node %s left the cluster; its shards went with it: %s\n", options_.node.c_str(), node.c_str(),
-                ShardNames(m.info).c_str());
-    return;
-  }
-  if (absl::IsCancelled(result.status())) return;  // this node is shutting down
-  std::printf("%s: the pending ask to node %s (WatchLeave) failed: %s\n", options_.node.c_str(), node.c_str(),
-              result.status().ToString().c_str());
-  MarkDown(m, result.status());
 }
 
 void Directory::On(const troupe::NodeDown& m) {
@@ -225,7 +192,8 @@ void Directory::On(const troupe::NodeDown& m) {
 
 void Directory::On(const troupe::NodeLeft& m) {
   auto it = members_.find(m.node);
-  if (it == members_.end() || it->second.state != State::kUp || quiet_) return;
+  if (it == members_.end() || it->second.state == State::kLeft || quiet_) return;
+  if (m.incarnation != it->second.info.incarnation) return;  // an earlier run; its successor rejoins
   it->second.state = State::kLeft;
   std::printf("%s: node %s left the cluster; its shards went with it: %s\n", options_.node.c_str(), m.node.c_str(),
               ShardNames(it->second.info).c_str());

@@ -8,15 +8,13 @@
 //     reaches the threshold).
 //   - One Directory, published as "directory": describes the node (its
 //     shards as Refs, the members it knows, its traffic counters), takes
-//     Joins, and keeps the membership. It is subscribed to the node's
-//     NodeUp/NodeDown and keeps one WatchLeave ask pending on every member,
-//     so it tells a member that leaves (the ask is answered "leaving") from
-//     one that fails (NodeDown, and the pending ask fails with
-//     Unavailable). On a failure it prints which shards became unavailable
-//     and probes one of them with an ask, which fails at once. A member
-//     marked down whose node comes up again (NodeUp, same incarnation) is
-//     marked up and watched again; a restarted member (a new incarnation)
-//     comes back through its Join instead.
+//     Joins, and keeps the membership from the node's NodeUp, NodeDown and
+//     NodeLeft: a member that leaves (its node shut down cleanly, NodeLeft)
+//     is told from one that fails (NodeDown). On a failure it prints which
+//     shards became unavailable and probes one of them with an ask, which
+//     fails at once. A member marked down whose node comes up again
+//     (NodeUp, same incarnation) is marked up; a restarted member (a new
+//     incarnation) comes back through its Join instead.
 //   - Clients, started by RunClient asks from whoever runs a workload:
 //     children of the Directory that send their increments and report to
 //     the workload's Reporter.
@@ -116,13 +114,12 @@ struct DirectoryOptions {
 };
 
 struct Directory : troupe::Actor<Directory> {
-  using Remote = troupe::Accepts<Describe, Join, WatchLeave, Leave, RunClient>;
+  using Remote = troupe::Accepts<Describe, Join, Leave, RunClient>;
 
   explicit Directory(DirectoryOptions options) : options_(std::move(options)) {}
 
   NodeInfo On(const Describe&);
   void On(const Join& m, troupe::Reply<uint32_t> reply);
-  void On(const WatchLeave&, troupe::Reply<std::string> reply);
   std::string On(const Leave&);
   ClientStarted On(const RunClient& m);
   void On(const troupe::NodeUp& m);
@@ -140,16 +137,11 @@ struct Directory : troupe::Actor<Directory> {
   };
 
   void Register(const troupe::Ref<Directory>& directory, NodeInfo info);
-  // Asks `directory` WatchLeave: pending until the member leaves or fails.
-  void Watch(const std::string& node, const troupe::Ref<Directory>& directory);
-  void WatchedLeave(const std::string& node, const troupe::Ref<Directory>& directory,
-                    const absl::StatusOr<std::string>& result);
   void MarkDown(Member& m, const absl::Status& reason);
   uint32_t known() const { return static_cast<uint32_t>(members_.size() + 1); }
 
   DirectoryOptions options_;
   absl::flat_hash_map<std::string, Member> members_;
-  std::vector<troupe::Reply<std::string>> leave_watchers_;
   bool quiet_ = false;
 };
 

@@ -81,12 +81,9 @@ struct Join {
   member @0 :MemberInfo;
 }
 
-# An ask held until the node leaves, then answered "leaving" (Text). If the
-# node fails instead, the ask fails with Unavailable.
-struct WatchLeave {}
 
-# An ask: the node answers every WatchLeave, replies "leaving" and shuts
-# down.
+# An ask: the node replies "leaving" and shuts down; its Node's leave tells
+# the other members (NodeLeft).
 struct Leave {}
 
 # An ask: the node starts a client that sends `increments` Increment tells,

@@ -226,11 +226,11 @@ int RunNode(const std::string& listen, const std::vector<std::string>& peers, co
   const int sig = troupe::examples::WaitForQuit(leave);
   if (sig != 0) {
     std::printf("%s: signal %d: leaving the cluster\n", name.c_str(), sig);
-    (void)directory.Ask(counter::Leave{}).Wait(timeout);  // answers the members' WatchLeave asks
+    (void)directory.Ask(counter::Leave{}).Wait(timeout);  // quiet: no more membership lines
   } else {
     std::printf("%s: leaving the cluster\n", name.c_str());
   }
-  node->Shutdown();  // what is queued (the "leaving" replies) is still written
+  node->Shutdown();  // leaves: the members hear NodeLeft after what is queued
   stats->Detach();
   node.reset();
   (void)sys.Shutdown();
@@ -357,7 +357,7 @@ int RunLocalCluster(const std::string& secret) {
     if (ok && absl::GetFlag(FLAGS_increments) > 0) ok = counter::RunWorkload(sys, found.members, Workload(node));
     counter::PrintNodeTable(found.members, timeout, "pid", pids);
 
-    // Every node leaves: the others hear it through their WatchLeave asks.
+    // Every node leaves: the others hear NodeLeft.
     watcher.Tell(counter::Quiet{});
     std::vector<troupe::Future<std::string>> leaves;
     for (const KnownMember& m : found.members) leaves.push_back(m.directory.Ask(counter::Leave{}, timeout));
