@@ -285,6 +285,11 @@ class Peer : public std::enable_shared_from_this<Peer> {
   bool delivering_ ABSL_GUARDED_BY(mu_) = false;  // one thread delivers events_, in order
 };
 
+// Unavailable: node `who` cannot be reached, and why.
+absl::Status PeerUnreachable(const std::string& who, const absl::Status& why);
+// Unavailable: node `who` restarted after an address of incarnation `was`.
+absl::Status PeerRestarted(const std::string& who, uint64_t was, uint64_t now);
+
 // A copy of `status` that shares nothing with it. Debian's Abseil is not
 // built for ThreadSanitizer, so the reference count of a Status shared
 // between threads is invisible to it; statuses handed to other threads (a

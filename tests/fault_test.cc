@@ -265,8 +265,10 @@ TEST_F(Faults, AThousandStrangersAnnouncingHugeFramesCostANodeLittleMemory) {
     }
     return false;
   };
+  // 4 KiB every 50 ms up to 128 KiB each: a node that keeps such frames
+  // open until their timeout holds 128 MiB for them.
   hostile = Start("hostile", {Runfile("tests/hostile_client"), "--target=" + address_[1], "--connections=1000",
-                              "--duration=8s"});
+                              "--duration=8s", "--tick=50ms", "--chunk=4096", "--most_per_connection=131072"});
   ASSERT_NE(hostile, nullptr);
   EXPECT_TRUE(watch(hostile, "hostile: 1000 connections open")) << "VmRSS " << before << " -> " << most << " KiB";
 

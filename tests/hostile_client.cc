@@ -2,8 +2,8 @@
 // can without knowing the secret. It opens --connections TCP connections to
 // --target, sends on each the 4-byte little-endian length of a --length
 // frame (16 MiB: the largest a node takes by default), and then trickles
-// one byte of that frame per connection every --tick, until --duration has
-// passed. Used by //tests:fault_test, which watches the node's resident
+// --chunk bytes of that frame per connection every --tick, at most
+// --most_per_connection in all, until --duration has passed. Used by //tests:fault_test, which watches the node's resident
 // memory meanwhile.
 //
 // Bounded: at most --connections connections (fewer if RLIMIT_NOFILE, raised
@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -37,7 +38,9 @@ ABSL_FLAG(std::string, target, "", "host:port of the node to attack (127.0.0.0/8
 ABSL_FLAG(int, connections, 1000, "connections to open (at most 100000)");
 ABSL_FLAG(uint32_t, length, uint32_t{16} << 20, "the frame length each connection announces");
 ABSL_FLAG(absl::Duration, duration, absl::Seconds(8), "how long to trickle bytes (at most 60 s)");
-ABSL_FLAG(absl::Duration, tick, absl::Milliseconds(100), "one byte per connection this often");
+ABSL_FLAG(absl::Duration, tick, absl::Milliseconds(100), "a chunk per connection this often");
+ABSL_FLAG(int, chunk, 1, "bytes of the frame each connection sends per tick (1 to 65536)");
+ABSL_FLAG(int64_t, most_per_connection, 1 << 20, "bytes of the frame each connection sends at most");
 
 namespace {
 
@@ -99,16 +102,26 @@ int main(int argc, char** argv) {
   std::printf("hostile: %zu connections open, each sent a %u-byte length (%zu connects failed)\n", open.size(), length,
               connect_failed);
 
-  // One byte of the frame per connection per tick; a connection the node
-  // closed is dropped. Bounded by the duration, so by duration / tick rounds.
+  // A chunk of the frame per connection per tick, up to a total per
+  // connection; a connection the node closed is dropped. Bounded by the
+  // duration, so by duration / tick rounds.
   const absl::Time end = absl::Now() + duration;
   const size_t opened = open.size();
   uint64_t trickled = 0;
-  const unsigned char byte = 0;
+  const size_t chunk = static_cast<size_t>(std::clamp(absl::GetFlag(FLAGS_chunk), 1, 65536));
+  const int64_t most_per_connection = std::max<int64_t>(absl::GetFlag(FLAGS_most_per_connection), 1);
+  const std::vector<unsigned char> bytes(chunk, 0);
+  std::vector<int64_t> sent(open.size(), 0);
   while (absl::Now() < end && !open.empty()) {
     for (size_t i = 0; i < open.size();) {
-      if (send(open[i], &byte, 1, MSG_NOSIGNAL | MSG_DONTWAIT) == 1) {
-        ++trickled;
+      if (sent[i] >= most_per_connection) {
+        ++i;
+        continue;
+      }
+      const ssize_t n = send(open[i], bytes.data(), chunk, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        trickled += static_cast<uint64_t>(n);
+        sent[i] += n;
         ++i;
       } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
         ++i;
@@ -116,6 +129,8 @@ int main(int argc, char** argv) {
         close(open[i]);
         open[i] = open.back();
         open.pop_back();
+        sent[i] = sent.back();
+        sent.pop_back();
       }
     }
     absl::SleepFor(std::min(tick, std::max(end - absl::Now(), absl::ZeroDuration())));
