@@ -274,6 +274,7 @@ class Link final : public net::ConnectionHandler, public std::enable_shared_from
       state_ = State::kUp;
       LogConnected(connection);
       peer_->AttachOutbound(attempt_, shared, hello_);
+      node_->directory().BindAddress(hello_.listen_address, peer_);
       return absl::OkStatus();
     }
     node_->gate().Done(std::exchange(gate_id_, 0));

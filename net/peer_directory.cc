@@ -13,6 +13,23 @@ std::shared_ptr<Peer> PeerDirectory::ForAddress(std::string_view address) {
   return peer;
 }
 
+std::shared_ptr<Peer> PeerDirectory::ForRefAddress(std::string_view address) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::string key(address);
+  if (auto it = by_address_.find(key); it != by_address_.end()) return it->second;
+  std::weak_ptr<Peer>& weak = by_ref_address_[key];
+  std::shared_ptr<Peer> peer = weak.lock();
+  if (peer == nullptr) {
+    peer = std::make_shared<Peer>(node_, key);
+    weak = peer;
+  }
+  if (by_ref_address_.size() > 2 * swept_size_ + 16) {
+    absl::erase_if(by_ref_address_, [](const auto& entry) { return entry.second.expired(); });
+    swept_size_ = by_ref_address_.size();
+  }
+  return peer;
+}
+
 std::shared_ptr<Peer> PeerDirectory::ForName(std::string_view name) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = by_name_.find(std::string(name));
@@ -51,6 +68,11 @@ void PeerDirectory::Forget(const Peer& peer) {
   std::lock_guard<std::mutex> lock(mu_);
   absl::erase_if(by_address_, [&](const auto& entry) { return entry.second.get() == &peer; });
   absl::erase_if(by_name_, [&](const auto& entry) { return entry.second.get() == &peer; });
+  absl::erase_if(by_ref_address_, [&](const auto& entry) {
+    std::shared_ptr<Peer> held = entry.second.lock();
+    return held == nullptr || held.get() == &peer;
+  });
+  swept_size_ = by_ref_address_.size();
 }
 
 std::vector<std::shared_ptr<Peer>> PeerDirectory::TakeAll() {
@@ -59,6 +81,10 @@ std::vector<std::shared_ptr<Peer>> PeerDirectory::TakeAll() {
     std::lock_guard<std::mutex> lock(mu_);
     by_address.swap(by_address_);
     by_name.swap(by_name_);
+    for (auto& [address, weak] : by_ref_address_) {
+      if (std::shared_ptr<Peer> peer = weak.lock()) by_address.emplace(address, std::move(peer));
+    }
+    by_ref_address_.clear();
   }
   absl::flat_hash_set<Peer*> seen;
   std::vector<std::shared_ptr<Peer>> all;

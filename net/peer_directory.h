@@ -29,6 +29,11 @@ class PeerDirectory {
 
   // The peer dialled at `address`, made on first use.
   std::shared_ptr<Peer> ForAddress(std::string_view address);
+  // The peer for a Ref whose node is not known by name yet, reached at
+  // `address`: the one dialled there if any, else one the directory keeps
+  // only while some proxy holds it (a Ref that is never used leaves
+  // nothing behind). Named once its first connection's handshake is done.
+  std::shared_ptr<Peer> ForRefAddress(std::string_view address);
   // The canonical peer of node `name`, or null.
   std::shared_ptr<Peer> ForName(std::string_view name);
   // The canonical peer of node `name`, made on first use (an inbound
@@ -51,6 +56,10 @@ class PeerDirectory {
   mutable std::mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<Peer>> by_address_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::shared_ptr<Peer>> by_name_ ABSL_GUARDED_BY(mu_);
+  // ForRefAddress's peers, held by their proxies only; expired entries are
+  // swept whenever the map has doubled since the last sweep.
+  absl::flat_hash_map<std::string, std::weak_ptr<Peer>> by_ref_address_ ABSL_GUARDED_BY(mu_);
+  size_t swept_size_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace troupe::internal

@@ -58,7 +58,7 @@ absl::StatusOr<ActorRef> RefTable::Decode(wire::ActorAddress::Reader in, std::st
     if (address.empty()) {
       return absl::UnavailableError(absl::StrCat("node ", node, " does not listen and is not connected"));
     }
-    peer = node_.directory().ForAddress(address);
+    peer = node_.directory().ForRefAddress(address);
   }
   return ProxyFor(peer, node, incarnation, actor);
 }
