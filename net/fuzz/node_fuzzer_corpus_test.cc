@@ -7,15 +7,13 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/types/span.h"
 #include "gtest/gtest.h"
+#include "net/fuzz/corpus_files.h"
 #include "net/fuzz/node_seeds.h"
 #include "net/fuzz/node_target.h"
 
@@ -27,36 +25,21 @@ namespace {
 // Relative to the test's working directory, the workspace's runfiles.
 constexpr char kCorpusDir[] = "net/fuzz/node_corpus";
 
-struct Input {
-  std::string name;
-  std::vector<uint8_t> bytes;
-};
-
-std::vector<Input> CheckedInCorpus() {
-  std::vector<Input> inputs;
-  for (const auto& entry : std::filesystem::directory_iterator(kCorpusDir)) {
-    if (!entry.is_regular_file()) continue;
-    std::ifstream in(entry.path(), std::ios::binary);
-    inputs.push_back(Input{entry.path().filename().string(),
-                           std::vector<uint8_t>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>())});
-  }
-  std::sort(inputs.begin(), inputs.end(), [](const Input& a, const Input& b) { return a.name < b.name; });
-  return inputs;
-}
+std::vector<CorpusFile> CheckedInCorpus() { return ReadCorpus(kCorpusDir); }
 
 TEST(NodeFuzzerCorpus, EveryCheckedInInputRunsThroughTheEntryPoint) {
-  const std::vector<Input> corpus = CheckedInCorpus();
+  const std::vector<CorpusFile> corpus = CheckedInCorpus();
   ASSERT_GE(corpus.size(), MakeNodeSeeds().size()) << "run //net/fuzz:make_seeds (docs/fuzzing.md)";
-  for (const Input& input : corpus) {
+  for (const CorpusFile& input : corpus) {
     SCOPED_TRACE(input.name);
     LLVMFuzzerTestOneInput(input.bytes.data(), input.bytes.size());
   }
 }
 
 TEST(NodeFuzzerCorpus, EveryGeneratedSeedIsCheckedIn) {
-  const std::vector<Input> corpus = CheckedInCorpus();
+  const std::vector<CorpusFile> corpus = CheckedInCorpus();
   for (const NodeSeed& seed : MakeNodeSeeds()) {
-    auto it = std::find_if(corpus.begin(), corpus.end(), [&](const Input& i) { return i.name == seed.name; });
+    auto it = std::find_if(corpus.begin(), corpus.end(), [&](const CorpusFile& i) { return i.name == seed.name; });
     ASSERT_NE(it, corpus.end()) << seed.name << " is missing from " << kCorpusDir
                                 << "; run //net/fuzz:make_seeds (docs/fuzzing.md)";
     EXPECT_EQ(it->bytes, seed.bytes) << seed.name << " differs from the current schema's; run //net/fuzz:make_seeds";
