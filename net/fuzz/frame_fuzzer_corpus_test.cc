@@ -6,9 +6,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
 
@@ -16,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/types/span.h"
 #include "gtest/gtest.h"
+#include "net/fuzz/corpus_files.h"
 #include "net/fuzz/frame_target.h"
 #include "net/fuzz/seeds.h"
 #include "net/wire/envelope.capnp.h"
@@ -28,22 +26,7 @@ namespace {
 // Relative to the test's working directory, the workspace's runfiles.
 constexpr char kCorpusDir[] = "net/fuzz/corpus";
 
-struct Input {
-  std::string name;
-  std::vector<uint8_t> bytes;
-};
-
-std::vector<Input> CheckedInCorpus() {
-  std::vector<Input> inputs;
-  for (const auto& entry : std::filesystem::directory_iterator(kCorpusDir)) {
-    if (!entry.is_regular_file()) continue;
-    std::ifstream in(entry.path(), std::ios::binary);
-    inputs.push_back(Input{entry.path().filename().string(),
-                           std::vector<uint8_t>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>())});
-  }
-  std::sort(inputs.begin(), inputs.end(), [](const Input& a, const Input& b) { return a.name < b.name; });
-  return inputs;
-}
+std::vector<CorpusFile> CheckedInCorpus() { return ReadCorpus(kCorpusDir); }
 
 // What a file's name promises (see Seed::name); other names (inputs the
 // fuzzer found) promise only that nothing crashes.
@@ -59,25 +42,25 @@ void ExpectAsNamed(const std::string& name, const StreamResult& r) {
 }
 
 TEST(FrameFuzzerCorpus, EveryCheckedInInputRunsThroughTheEntryPoint) {
-  const std::vector<Input> corpus = CheckedInCorpus();
+  const std::vector<CorpusFile> corpus = CheckedInCorpus();
   ASSERT_GE(corpus.size(), MakeSeeds().size()) << "run //net/fuzz:make_seeds (docs/fuzzing.md)";
-  for (const Input& input : corpus) {
+  for (const CorpusFile& input : corpus) {
     LLVMFuzzerTestOneInput(input.bytes.data(), input.bytes.size());
     ExpectAsNamed(input.name, RunFrameStream(input.bytes, Split::kWholeAligned));
   }
 }
 
 TEST(FrameFuzzerCorpus, EveryGeneratedSeedIsCheckedIn) {
-  const std::vector<Input> corpus = CheckedInCorpus();
+  const std::vector<CorpusFile> corpus = CheckedInCorpus();
   for (const Seed& seed : MakeSeeds()) {
-    EXPECT_TRUE(std::any_of(corpus.begin(), corpus.end(), [&](const Input& i) { return i.name == seed.name; }))
+    EXPECT_TRUE(std::any_of(corpus.begin(), corpus.end(), [&](const CorpusFile& i) { return i.name == seed.name; }))
         << seed.name << " is missing from " << kCorpusDir << "; run //net/fuzz:make_seeds (docs/fuzzing.md)";
   }
 }
 
 TEST(FrameFuzzerCorpus, ValidSeedsCoverEveryFrameKind) {
   uint32_t kinds = 0;
-  for (const Input& input : CheckedInCorpus()) {
+  for (const CorpusFile& input : CheckedInCorpus()) {
     if (absl::StartsWith(input.name, "valid-")) kinds |= RunFrameStream(input.bytes, Split::kWholeAligned).kinds;
   }
   for (uint32_t which = wire::Frame::HELLO; which <= wire::Frame::DOWN; ++which) {

@@ -13,32 +13,6 @@
 namespace troupe::net::fuzz {
 namespace {
 
-using Bytes = std::vector<uint8_t>;
-
-void AppendPrefix(Bytes& out, uint32_t length) {
-  for (int shift = 0; shift < 32; shift += 8) out.push_back(static_cast<uint8_t>(length >> shift));
-}
-
-// One frame: the prefix, then the message in the standard serialization.
-template <class Fill>
-Bytes OneFrame(Fill&& fill, uint32_t first_segment_words = capnp::SUGGESTED_FIRST_SEGMENT_WORDS,
-               capnp::AllocationStrategy strategy = capnp::SUGGESTED_ALLOCATION_STRATEGY) {
-  capnp::MallocMessageBuilder builder(first_segment_words, strategy);
-  fill(builder.initRoot<wire::Frame>());
-  const kj::Array<capnp::word> words = capnp::messageToFlatArray(builder);
-  const kj::ArrayPtr<const kj::byte> bytes = words.asBytes();
-  Bytes out;
-  AppendPrefix(out, static_cast<uint32_t>(bytes.size()));
-  out.insert(out.end(), bytes.begin(), bytes.end());
-  return out;
-}
-
-Bytes Concat(std::initializer_list<Bytes> parts) {
-  Bytes out;
-  for (const Bytes& p : parts) out.insert(out.end(), p.begin(), p.end());
-  return out;
-}
-
 kj::ArrayPtr<const kj::byte> Pattern(size_t size, uint8_t seed) {
   static thread_local kj::byte buffer[256];
   for (size_t i = 0; i < size && i < sizeof(buffer); ++i) buffer[i] = static_cast<kj::byte>(seed + i * 13);

@@ -17,10 +17,14 @@
 #define TROUPE_NET_FUZZ_SEEDS_H_
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "capnp/message.h"
+#include "capnp/serialize.h"
+#include "net/wire/envelope.capnp.h"
 
 namespace troupe::net::fuzz {
 
@@ -39,6 +43,35 @@ struct Seed {
 };
 
 std::vector<Seed> MakeSeeds();
+
+// For the seed makers (also node_seeds.cc): frames as on the socket.
+using Bytes = std::vector<uint8_t>;
+
+// A 4-byte little-endian length prefix.
+inline void AppendPrefix(Bytes& out, uint32_t length) {
+  for (int shift = 0; shift < 32; shift += 8) out.push_back(static_cast<uint8_t>(length >> shift));
+}
+
+// One frame: the prefix, then the message `fill(wire::Frame::Builder)`
+// writes, in the standard serialization.
+template <class Fill>
+Bytes OneFrame(Fill&& fill, uint32_t first_segment_words = capnp::SUGGESTED_FIRST_SEGMENT_WORDS,
+               capnp::AllocationStrategy strategy = capnp::SUGGESTED_ALLOCATION_STRATEGY) {
+  capnp::MallocMessageBuilder builder(first_segment_words, strategy);
+  fill(builder.initRoot<wire::Frame>());
+  const kj::Array<capnp::word> words = capnp::messageToFlatArray(builder);
+  const kj::ArrayPtr<const kj::byte> bytes = words.asBytes();
+  Bytes out;
+  AppendPrefix(out, static_cast<uint32_t>(bytes.size()));
+  out.insert(out.end(), bytes.begin(), bytes.end());
+  return out;
+}
+
+inline Bytes Concat(std::initializer_list<Bytes> parts) {
+  Bytes out;
+  for (const Bytes& p : parts) out.insert(out.end(), p.begin(), p.end());
+  return out;
+}
 
 }  // namespace troupe::net::fuzz
 
