@@ -105,8 +105,10 @@ constexpr absl::Duration kReplyWait = absl::Seconds(5);
 }
 
 // One frame the node sent, its payload 8-byte aligned.
+enum class SentOn { kData, kReserved, kControl };
+
 struct Sent {
-  bool control = false;
+  SentOn lane = SentOn::kData;
   std::vector<uint64_t> words;
   size_t size = 0;
   absl::Span<const uint8_t> payload() const { return {reinterpret_cast<const uint8_t*>(words.data()), size}; }
@@ -119,8 +121,9 @@ class FakeConnection final : public Connection {
  public:
   FakeConnection(std::string peer, size_t max_frame_bytes) : peer_(std::move(peer)), max_frame_bytes_(max_frame_bytes) {}
 
-  absl::Status Send(OutFrame frame) override { return Capture(std::move(frame), false); }
-  absl::Status SendControl(OutFrame frame) override { return Capture(std::move(frame), true); }
+  absl::Status Send(OutFrame frame) override { return Capture(std::move(frame), SentOn::kData); }
+  absl::Status SendReserved(OutFrame frame) override { return Capture(std::move(frame), SentOn::kReserved); }
+  absl::Status SendControl(OutFrame frame) override { return Capture(std::move(frame), SentOn::kControl); }
   void Close(absl::Status reason) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_) return;
@@ -178,9 +181,9 @@ class FakeConnection final : public Connection {
   }
 
  private:
-  absl::Status Capture(OutFrame frame, bool control) {
+  absl::Status Capture(OutFrame frame, SentOn lane) {
     if (frame.empty()) return absl::InvalidArgumentError("an empty OutFrame");
-    Sent s{.control = control, .words = std::vector<uint64_t>((frame.payload_size() + 7) / 8), .size = frame.payload_size()};
+    Sent s{.lane = lane, .words = std::vector<uint64_t>((frame.payload_size() + 7) / 8), .size = frame.payload_size()};
     if (s.size != 0) std::memcpy(s.words.data(), frame.payload(), s.size);
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -619,11 +622,11 @@ class Session {
       absl::Status read = ReadFrame(s.payload(), NodeReaderOptions(s.size), [&](wire::Frame::Reader f) {
         switch (f.which()) {
           case wire::Frame::REPLY:
-            if (!s.control) Violation("a reply on the data lane");
+            if (s.lane != SentOn::kReserved) Violation("a reply not from the data lane's reserve");
             ++replies[f.getReply().getRequestId()];
             break;
           case wire::Frame::DOWN:
-            if (!s.control) Violation("a down on the data lane");
+            if (s.lane != SentOn::kReserved) Violation("a down not from the data lane's reserve");
             ++downs[f.getDown().getActor()];
             break;
           case wire::Frame::HEARTBEAT:
