@@ -99,6 +99,7 @@ void Subscribers::Notify(const std::variant<NodeUp, NodeDown, NodeLeft>& event) 
     if (const auto* up = std::get_if<NodeUp>(&event)) {
       e->events.up(*up);
     } else if (const auto* down = std::get_if<NodeDown>(&event)) {
+      // A reason of its own for each subscriber (see Unshared).
       e->events.down(NodeDown{down->node, down->address, down->incarnation, Unshared(down->reason), down->replaced});
     } else {
       e->events.left(std::get<NodeLeft>(event));

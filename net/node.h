@@ -180,9 +180,9 @@ struct NodeStats {
 
 // What a subscriber is told; see Subscribe.
 struct NodeEvents {
-  absl::AnyInvocable<void(const NodeUp&)> up;
-  absl::AnyInvocable<void(const NodeDown&)> down;
-  absl::AnyInvocable<void(const NodeLeft&)> left;
+  absl::AnyInvocable<void(NodeUp)> up;
+  absl::AnyInvocable<void(NodeDown)> down;
+  absl::AnyInvocable<void(NodeLeft)> left;
 };
 
 namespace internal {
@@ -262,10 +262,12 @@ class Node {
   void Subscribe(const Ref<W>& subscriber) {
     static_assert(internal::Handles<W, NodeUp> && internal::Handles<W, NodeDown> && internal::Handles<W, NodeLeft>,
                   "troupe: a subscriber of a Node handles NodeUp, NodeDown and NodeLeft");
+    // Each event is made for this subscriber and moved into its mailbox: a
+    // NodeDown's reason is shared with no other thread.
     AddSubscriber(subscriber, NodeEvents{
-                                  .up = [subscriber](const NodeUp& e) { subscriber.Tell(NodeUp(e)); },
-                                  .down = [subscriber](const NodeDown& e) { subscriber.Tell(NodeDown(e)); },
-                                  .left = [subscriber](const NodeLeft& e) { subscriber.Tell(NodeLeft(e)); },
+                                  .up = [subscriber](NodeUp e) { subscriber.Tell(std::move(e)); },
+                                  .down = [subscriber](NodeDown e) { subscriber.Tell(std::move(e)); },
+                                  .left = [subscriber](NodeLeft e) { subscriber.Tell(std::move(e)); },
                               });
   }
 

@@ -293,7 +293,7 @@ void Peer::Close(const absl::Status& reason) {
     }
     attempt_ = 0;
     state_ = State::kGone;
-    last_error_ = reason;
+    last_error_ = Unshared(reason);
   }
   Apply(fx);
 }

@@ -309,7 +309,7 @@ void Peer::Left(std::string_view reason) {
     fx.cancel.push_back(std::exchange(heartbeat_, TimerId{}));
     fx.cancel.push_back(std::exchange(retry_, TimerId{}));
     TakeAllLocked(error, fx);
-    last_error_ = error;
+    last_error_ = Unshared(error);
     fx.forget = true;
     fx.forget_remote_state = true;
     EmitLocked(NodeLeft{name_, address_, incarnation_, why}, fx);
