@@ -23,6 +23,18 @@ absl::Status PeerRestarted(const std::string& who, uint64_t was, uint64_t now) {
 
 namespace {
 
+// Queues a Down for `proxy` with `reason` at `watcher`. The Down holds the
+// only reference to its reason's copy: ours is gone before the Enqueue that
+// hands the message to another thread (see Unshared).
+void EnqueueDown(ActorCell* watcher, DownFactory make_down, ActorCell* proxy, const absl::Status& reason) {
+  Message* down;
+  {
+    const absl::Status own = Unshared(reason);
+    down = make_down(proxy, own);
+  }
+  watcher->Enqueue(down);
+}
+
 template <class Fill>
 net::OutFrame PeerControlFrame(Fill&& fill) {
   absl::StatusOr<net::OutFrame> frame = net::BuildFrame([&](wire::Frame::Builder f) {
@@ -240,7 +252,7 @@ void Peer::Watch(uint64_t actor, uint64_t incarnation, ActorCell* watcher, DownF
   }
   if (forward != nullptr) return forward->Watch(actor, incarnation, watcher, make_down, proxy);
   if (!refused.ok()) {
-    watcher->Enqueue(make_down(proxy, Unshared(refused)));
+    EnqueueDown(watcher, make_down, proxy, refused);
     return;
   }
   if (!first) return;  // the peer already tells us about this actor
@@ -263,7 +275,7 @@ void Peer::DeliverDown(uint64_t actor, const absl::Status& reason) {
     watches_.erase(it);
   }
   for (RemoteWatch& w : watches) {
-    w.watcher->Enqueue(w.make_down(w.proxy, Unshared(reason)));
+    EnqueueDown(w.watcher, w.make_down, w.proxy, reason);
     w.watcher->Release();
     w.proxy->Release();
   }
@@ -342,7 +354,7 @@ void Peer::Apply(Effects& fx) {
   for (auto& [p, error] : fx.fail_pending) p.reply->Complete(nullptr, Unshared(error));
   for (auto& [list, error] : fx.fail_watches) {
     for (RemoteWatch& w : list) {
-      w.watcher->Enqueue(w.make_down(w.proxy, Unshared(error)));
+      EnqueueDown(w.watcher, w.make_down, w.proxy, error);
       w.watcher->Release();
       w.proxy->Release();
     }
