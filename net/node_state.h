@@ -265,7 +265,7 @@ absl::Status NodeState::SubmitFrame(Peer& peer, Fill&& fill, Submission s) {
     if (s.reply != nullptr) s.reply->Complete(nullptr, Unshared(frame.status()));
     return frame.status();
   }
-  return peer.Submit(*std::move(frame), std::move(s));
+  return peer.Submit(*this, *std::move(frame), std::move(s));
 }
 
 // The status a reply or down frame carries.

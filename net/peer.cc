@@ -92,24 +92,21 @@ std::shared_ptr<Peer> Peer::canonical() {
 // ---------------------------------------------------------------------------
 // Sending.
 
-absl::Status Peer::Submit(net::OutFrame frame, Submission s) {
-  std::shared_ptr<NodeState> node = this->node();
+absl::Status Peer::Submit(NodeState& node, net::OutFrame frame, Submission s) {
   absl::Status status;
   Effects fx;
   std::shared_ptr<Peer> forward;
-  if (node == nullptr) {
-    status = absl::CancelledError("the node has shut down");
-  } else {
+  {
     std::lock_guard<std::mutex> lock(mu_);
     forward = forward_;
     if (forward != nullptr) {
       // Merged: the canonical Peer takes it (below, unlocked).
-    } else if (node->closed()) {
+    } else if (node.closed()) {
       status = absl::CancelledError("the node has shut down");
     } else if (s.incarnation != 0 && incarnation_ != 0 && s.incarnation != incarnation_) {
       status = PeerRestarted(who(), s.incarnation, incarnation_);
-    } else if (const size_t limit = max_frame_bytes_ != 0 ? std::min(max_frame_bytes_, node->options().max_frame_bytes)
-                                                          : node->options().max_frame_bytes;
+    } else if (const size_t limit = max_frame_bytes_ != 0 ? std::min(max_frame_bytes_, node.options().max_frame_bytes)
+                                                          : node.options().max_frame_bytes;
                frame.payload_size() > limit) {
       status = absl::InvalidArgumentError(
           absl::StrCat(s.message_type.empty() ? "a frame" : absl::StrCat("message ", std::string(s.message_type)), " of ",
@@ -122,19 +119,19 @@ absl::Status Peer::Submit(net::OutFrame frame, Submission s) {
                                              : connection_->Send(std::move(frame));
           break;
         case State::kIdle:
-          if (node->system().Now() < retry_not_before_) {
+          if (node.system().Now() < retry_not_before_) {
             status = PeerUnreachable(who(), last_error_);
             break;
           }
           state_ = State::kConnecting;
-          attempt_ = fx.connect = node->NextAttempt();
+          attempt_ = fx.connect = node.NextAttempt();
           [[fallthrough]];
         case State::kConnecting:
           if (ever_up_) {
             status = PeerUnreachable(who(), last_error_);
-          } else if (backlog_bytes_ + frame.bytes().size() > node->options().max_outbound_bytes) {
+          } else if (backlog_bytes_ + frame.bytes().size() > node.options().max_outbound_bytes) {
             status = absl::ResourceExhaustedError(absl::StrCat("outbound buffer for node ", who(), " is full (",
-                                                               node->options().max_outbound_bytes, " bytes)"));
+                                                               node.options().max_outbound_bytes, " bytes)"));
           } else {
             backlog_bytes_ += frame.bytes().size();
             backlog_.push_back(Backlogged{std::move(frame), s.incarnation, s.reply != nullptr ? s.request_id : 0, s.lane});
@@ -155,16 +152,16 @@ absl::Status Peer::Submit(net::OutFrame frame, Submission s) {
       pending_.emplace(s.request_id, Pending{std::move(s.reply), TimerId{}, s.message_type});
     }
   }
-  if (forward != nullptr) return forward->Submit(std::move(frame), std::move(s));
-  Apply(fx);
+  if (forward != nullptr) return forward->Submit(node, std::move(frame), std::move(s));
+  if (fx.connect != 0) Apply(fx);  // the only effect a send can have: dialling
   if (!status.ok()) {
-    if (node != nullptr) node->rejected_sends.fetch_add(1, std::memory_order_relaxed);
+    node.rejected_sends.fetch_add(1, std::memory_order_relaxed);
     if (s.reply != nullptr) s.reply->Complete(nullptr, Unshared(status));
     return status;
   }
-  node->messages_out.fetch_add(1, std::memory_order_relaxed);
+  node.messages_out.fetch_add(1, std::memory_order_relaxed);
   if (s.request_id != 0 && s.timeout != absl::InfiniteDuration()) {
-    TimerService& timers = node->system().core().timers();
+    TimerService& timers = node.system().core().timers();
     std::weak_ptr<Peer> self = weak_from_this();
     const uint64_t id = s.request_id;
     const absl::Duration timeout = s.timeout;
@@ -261,7 +258,9 @@ void Peer::Watch(uint64_t actor, uint64_t incarnation, ActorCell* watcher, DownF
     w.setActor(actor);
     w.setIncarnation(incarnation);
   });
-  absl::Status sent = Submit(std::move(frame), Submission::Reserved(incarnation));
+  std::shared_ptr<NodeState> node = this->node();
+  absl::Status sent = node != nullptr ? Submit(*node, std::move(frame), Submission::Reserved(incarnation))
+                                      : absl::CancelledError("the node has shut down");
   if (!sent.ok()) DeliverDown(actor, sent);
 }
 

@@ -137,7 +137,8 @@ class Peer : public std::enable_shared_from_this<Peer> {
   // returned: Unavailable (unreachable, left, restarted: `s.incarnation` is
   // not the peer's), ResourceExhausted (a full queue), InvalidArgument (over
   // the peer's frame limit), Cancelled (shutdown).
-  absl::Status Submit(net::OutFrame frame, Submission s);
+  // `node` is this Peer's (its callers hold it: no weak_ptr lock per send).
+  absl::Status Submit(NodeState& node, net::OutFrame frame, Submission s);
 
   // I/O thread: the reply frame for `request_id`. `refused_by` (non-empty):
   // the target refused the message's type.
