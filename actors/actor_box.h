@@ -29,6 +29,11 @@ constexpr std::string_view TypeName() {
   return p.substr(start, end - start);
 }
 
+// TypeName<T>(), computed at compile time: for paths that need the name on
+// every call (a remote send carries its message type's).
+template <class T>
+inline constexpr std::string_view kTypeName = TypeName<T>();
+
 // An actor type's mailbox bound: A::kMailboxCapacity if it declares one,
 // else 0 (unbounded).
 template <class A>

@@ -199,7 +199,7 @@ class Ref : public ActorRef {
     } else if constexpr (WireMessage<Msg>) {
       internal::RemoteSend send;
       send.type_id = WireTraits<Msg>::kTypeId;
-      send.type_name = internal::TypeName<Msg>();
+      send.type_name = internal::kTypeName<Msg>;
       send.encode = &internal::EncodeErased<Msg>;
       send.value = &msg;
       send.sender = internal::CurrentActor();
@@ -216,7 +216,7 @@ class Ref : public ActorRef {
     } else if constexpr (WireMessage<Msg> && WireReplyType<R>) {
       internal::RemoteSend send;
       send.type_id = WireTraits<Msg>::kTypeId;
-      send.type_name = internal::TypeName<Msg>();
+      send.type_name = internal::kTypeName<Msg>;
       send.encode = &internal::EncodeErased<Msg>;
       send.value = &msg;
       send.sender = internal::CurrentActor();
