@@ -178,6 +178,23 @@ TEST(ReactorLanes, EmptyControlFrameIsRefused) {
   EXPECT_EQ((*connection)->SendControl(OutFrame()).code(), absl::StatusCode::kInvalidArgument);
 }
 
+// A reactor with one connection to a peer that does not read yet, small
+// kernel send buffers, and the given bounds on the data and control lanes.
+struct SilentLink {
+  SilentLink(size_t max_outbound_bytes, size_t max_control_bytes)
+      : reactor(LoggedReactorOptions(log)), peer(reactor, Options(max_outbound_bytes, max_control_bytes)) {}
+  static ConnectionOptions Options(size_t max_outbound_bytes, size_t max_control_bytes) {
+    ConnectionOptions options;
+    options.max_outbound_bytes = max_outbound_bytes;
+    options.max_control_bytes = max_control_bytes;
+    options.send_buffer_bytes = 16 << 10;
+    return options;
+  }
+  TestLog log;
+  Reactor reactor;
+  SilentPeer peer;
+};
+
 // Data frames of this size fill a data lane in FillDataLane.
 constexpr size_t kDataPayload = 16 << 10;
 
@@ -195,12 +212,8 @@ uint64_t FillDataLane(Connection& connection) {
 // The data lane is full (Send refuses); SendControl still queues, and the
 // control frame reaches the peer ahead of the data queued before it.
 TEST(ReactorLanes, FullDataLaneDoesNotBlockControlFrames) {
-  TestLog log;
-  Reactor reactor(LoggedReactorOptions(log));
-  ConnectionOptions options;
-  options.max_outbound_bytes = 256 << 10;
-  options.send_buffer_bytes = 16 << 10;
-  SilentPeer peer(reactor, options);
+  SilentLink link(256 << 10, ConnectionOptions().max_control_bytes);
+  SilentPeer& peer = link.peer;
   const std::shared_ptr<Connection> connection = peer.connection();
   ASSERT_NE(connection, nullptr);
 
@@ -229,13 +242,8 @@ TEST(ReactorLanes, FullDataLaneDoesNotBlockControlFrames) {
 // after every data frame queued before it; past the reserve too, the
 // connection closes.
 TEST(ReactorLanes, AReservedSendPassesAFullDataLaneAndKeepsItsPlaceAmongData) {
-  TestLog log;
-  Reactor reactor(LoggedReactorOptions(log));
-  ConnectionOptions options;
-  options.max_outbound_bytes = 256 << 10;
-  options.max_control_bytes = 64 << 10;
-  options.send_buffer_bytes = 16 << 10;
-  SilentPeer peer(reactor, options);
+  SilentLink link(256 << 10, 64 << 10);
+  SilentPeer& peer = link.peer;
   const std::shared_ptr<Connection> connection = peer.connection();
   ASSERT_NE(connection, nullptr);
 
@@ -256,14 +264,8 @@ TEST(ReactorLanes, AReservedSendPassesAFullDataLaneAndKeepsItsPlaceAmongData) {
 }
 
 TEST(ReactorLanes, AReservedSendPastTheReserveClosesTheConnection) {
-  TestLog log;
-  Reactor reactor(LoggedReactorOptions(log));
-  ConnectionOptions options;
-  options.max_outbound_bytes = 64 << 10;
-  options.max_control_bytes = 64 << 10;
-  options.send_buffer_bytes = 16 << 10;
-  SilentPeer peer(reactor, options);
-  const std::shared_ptr<Connection> connection = peer.connection();
+  SilentLink link(64 << 10, 64 << 10);
+  const std::shared_ptr<Connection> connection = link.peer.connection();
   ASSERT_NE(connection, nullptr);
   absl::Status refused;
   for (int i = 0; i < 1024 && refused.ok(); ++i) refused = connection->SendReserved(OutFrame::WithPayload(16 << 10));
