@@ -116,7 +116,7 @@ def troupe_dependencies():
         name = "openssl",
         packages = ["libssl-dev"],
         headers = ["openssl"],
-        pkg_config = {"crypto": "libcrypto"},
+        pkg_config = {"crypto": "libcrypto", "ssl": "libssl"},
     )
     _maybe(
         system_library,
