@@ -48,12 +48,17 @@ std::string ClusterKey(std::string_view secret) {
   return key;
 }
 
-std::string Transcript(std::string_view connector_hello, std::string_view acceptor_hello) {
-  std::string out(2 * SHA256_DIGEST_LENGTH, '\0');
+std::string Transcript(std::string_view connector_hello, std::string_view acceptor_hello,
+                       std::string_view channel_binding) {
+  std::string out((channel_binding.empty() ? 2 : 3) * SHA256_DIGEST_LENGTH, '\0');
   auto* bytes = reinterpret_cast<unsigned char*>(out.data());
   SHA256(reinterpret_cast<const unsigned char*>(connector_hello.data()), connector_hello.size(), bytes);
   SHA256(reinterpret_cast<const unsigned char*>(acceptor_hello.data()), acceptor_hello.size(),
          bytes + SHA256_DIGEST_LENGTH);
+  if (!channel_binding.empty()) {
+    SHA256(reinterpret_cast<const unsigned char*>(channel_binding.data()), channel_binding.size(),
+           bytes + 2 * SHA256_DIGEST_LENGTH);
+  }
   return out;
 }
 

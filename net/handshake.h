@@ -19,6 +19,15 @@
 // challenges). The role label keeps a proof from being reflected; the fresh
 // challenges keep it from being replayed.
 //
+// Over TLS (net/io/tls.h) the transcript also covers a value exported from
+// the TLS session, equal at the two ends of one TLS connection and unlike
+// any other's: a handshake relayed from one TLS connection into another
+// fails its proof. Each end also checks that the name in the other's hello
+// is one its certificate names (Link), so a member cannot pass for
+// another. Without a cluster secret the key is the stretch of the empty
+// secret: the proofs then bind the handshake to the channel, and the
+// certificates authenticate.
+//
 // The key: ClusterKey stretches the configured secret with PBKDF2-HMAC-
 // SHA256 (OpenSSL), kKeyIterations rounds over a fixed salt, once per Node.
 // A recorded handshake therefore costs an attacker that many HMACs per
@@ -59,8 +68,11 @@ std::string NewChallenge();
 // kKeyBytes long.
 std::string ClusterKey(std::string_view secret);
 
-// SHA-256(hello_c) || SHA-256(hello_a): what both proofs cover.
-std::string Transcript(std::string_view connector_hello, std::string_view acceptor_hello);
+// SHA-256(hello_c) || SHA-256(hello_a), then, over TLS, SHA-256 of the
+// channel binding (the TLS exporter value, TlsPeer::exporter): what both
+// proofs cover.
+std::string Transcript(std::string_view connector_hello, std::string_view acceptor_hello,
+                       std::string_view channel_binding = "");
 
 // HMAC-SHA256(key, role label || transcript).
 std::string HandshakeMac(std::string_view key, Role role, std::string_view transcript);

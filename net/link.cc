@@ -13,11 +13,13 @@
 // that another connection carries the link (net/peer.h), the connector
 // drops its attempt before proving, or the acceptor sends `yield`.
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "net/frame_codec.h"
 #include "net/handshake.h"
 #include "net/node_state.h"
@@ -229,6 +231,7 @@ class Link final : public net::ConnectionHandler, public std::enable_shared_from
         !s.ok()) {
       return s;
     }
+    if (absl::Status s = CheckCertificateName(connection, peer_node); !s.ok()) return s;
     peer_name_ = peer_node;
     hello_.name = peer_node;
     hello_.incarnation = hello.getIncarnation();
@@ -256,16 +259,20 @@ class Link final : public net::ConnectionHandler, public std::enable_shared_from
       Drop(connection, "another connection carries the link");
       return absl::OkStatus();
     }
-    const std::string proof =
-        net::HandshakeMac(node_->key(), net::Role::kConnect, net::Transcript(connector_hello_, acceptor_hello_));
+    const std::string proof = net::HandshakeMac(node_->key(), net::Role::kConnect,
+                                                net::Transcript(connector_hello_, acceptor_hello_, binding_));
     SendControl(connection, [&](wire::Frame::Builder f) { f.setProof(Data(proof)); });
     return absl::OkStatus();
   }
 
   absl::Status OnProof(net::Connection& connection, const std::string& proof) {
-    const std::string transcript = net::Transcript(connector_hello_, acceptor_hello_);
+    const std::string transcript = net::Transcript(connector_hello_, acceptor_hello_, binding_);
     const net::Role theirs = role_ == net::Role::kAccept ? net::Role::kConnect : net::Role::kAccept;
-    if (absl::Status s = net::CheckProof(node_->key(), theirs, transcript, peer_name_, proof); !s.ok()) return s;
+    if (absl::Status s = net::CheckProof(node_->key(), theirs, transcript, peer_name_, proof); !s.ok()) {
+      if (binding_.empty()) return s;
+      return absl::PermissionDeniedError(absl::StrCat(
+          s.message(), ", or the handshake was relayed from another TLS connection (the channel bindings differ)"));
+    }
     handshake_done_.store(true, std::memory_order_release);  // pairs with the acquire in the deadline
     if (deadline_) node_->system().core().timers().Cancel(deadline_);
     connection.SetMaxFrameBytes(node_->options().max_frame_bytes);
@@ -301,6 +308,25 @@ class Link final : public net::ConnectionHandler, public std::enable_shared_from
     return absl::FailedPreconditionError(verdict.reason);
   }
 
+  // With TLS: the name the peer claims must be one its certificate names,
+  // and the handshake is bound to this TLS connection (binding_).
+  absl::Status CheckCertificateName(net::Connection& connection, const std::string& claimed) {
+    if (node_->tls() == nullptr) return absl::OkStatus();
+    const net::TlsPeer* tls = connection.tls_peer();
+    if (tls == nullptr || tls->exporter.empty()) {
+      return absl::InternalError("a TLS connection without its TLS peer: the handshake cannot be bound");
+    }
+    if (std::find(tls->names.begin(), tls->names.end(), claimed) == tls->names.end()) {
+      node_->tls_name_refused.fetch_add(1, std::memory_order_relaxed);
+      return absl::PermissionDeniedError(
+          absl::StrCat("the peer calls itself '", claimed, "' but its certificate is for [",
+                       net::Sanitize(absl::StrJoin(tls->names, ", ")), "] (", net::Sanitize(tls->subject),
+                       "): a node's name must be in its certificate"));
+    }
+    binding_ = tls->exporter;
+    return absl::OkStatus();
+  }
+
   void LogConnected(net::Connection& connection) {
     node_->log().info("node {}: connected to node {} ({}, incarnation {:x})", node_->name(), peer_name_,
                       connection.peer(), hello_.incarnation);
@@ -326,6 +352,7 @@ class Link final : public net::ConnectionHandler, public std::enable_shared_from
   TimerId deadline_;
   absl::Span<const uint8_t> payload_;  // the frame being handled
   std::string connector_hello_, acceptor_hello_;  // the transcript's frames
+  std::string binding_;  // TLS: the exporter value the transcript covers
   std::string peer_name_;
   PeerHello hello_;
   ExportCache cache_;

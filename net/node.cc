@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "actors/actor.h"
 #include "net/frame_codec.h"
 #include "net/handshake.h"
@@ -167,6 +168,66 @@ NodeState::NodeState(ActorSystem& system, NodeOptions options)
       .name = system.name() + "-io",
       .logger = system.core().log().clone(system.name() + "-io"),
   });
+  LoadTls();
+}
+
+void NodeState::LoadTls() {
+  const bool tls = !options_.tls.empty();
+  absl::StatusOr<net::OutFrame> refusal = net::BuildFrame([&](wire::Frame::Builder f) {
+    f.setRefused(tls ? "this node requires TLS: a peer needs a certificate, its key and the cluster's CA "
+                       "(NodeOptions::tls, or --tls_cert/--tls_key/--tls_ca)"
+                     : "this node runs without TLS (shared-secret mode) and does not speak TLS");
+    return absl::OkStatus();
+  });
+  if (refusal.ok()) mismatch_reply_.assign(reinterpret_cast<const char*>(refusal->payload()), refusal->payload_size());
+  if (!tls) {
+    if (options_.cluster_secret.empty()) {
+      ready_ = absl::FailedPreconditionError(
+          "NodeOptions::cluster_secret is empty: without TLS (NodeOptions::tls) every node needs the cluster's secret");
+    }
+    return;
+  }
+  absl::StatusOr<std::shared_ptr<net::TlsConfig>> config = net::TlsConfig::Create(options_.tls, options_.name);
+  if (!config.ok()) {
+    ready_ = absl::FailedPreconditionError(absl::StrCat("node ", options_.name, ": TLS: ", config.status().message()));
+    log().error("{}", std::string(ready_.message()));
+    return;
+  }
+  tls_ = *std::move(config);
+  const std::shared_ptr<const net::TlsContext> context = tls_->Current();
+  log().info("node {}: TLS with certificate {} (valid until {})", options_.name, context->subject(),
+             absl::FormatTime(context->not_after(), absl::UTCTimeZone()));
+}
+
+void NodeState::ScheduleTlsCheck() {
+  if (tls_ == nullptr || options_.tls_reload_interval <= absl::ZeroDuration()) return;
+  std::weak_ptr<NodeState> weak = weak_from_this();
+  tls_timer_ = system_.core().timers().SchedulePeriodic(options_.tls_reload_interval, [weak]() {
+    std::shared_ptr<NodeState> node = weak.lock();
+    if (node == nullptr || node->closed()) return;
+    absl::StatusOr<bool> reloaded = node->tls_->ReloadIfChanged();
+    if (!reloaded.ok()) {
+      node->log().error("node {}: TLS files changed but do not load; the credentials in use stay: {}", node->name(),
+                        std::string(reloaded.status().message()));
+    } else if (*reloaded) {
+      const std::shared_ptr<const net::TlsContext> context = node->tls_->Current();
+      node->log().info("node {}: TLS files changed: new connections use certificate {} (valid until {})",
+                       node->name(), context->subject(),
+                       absl::FormatTime(context->not_after(), absl::UTCTimeZone()));
+    }
+  });
+}
+
+absl::Status NodeState::ReloadTls() {
+  if (tls_ == nullptr) return absl::FailedPreconditionError("node " + options_.name + " runs without TLS");
+  if (absl::Status s = tls_->Reload(); !s.ok()) {
+    log().error("node {}: TLS reload failed; the credentials in use stay: {}", options_.name, std::string(s.message()));
+    return s;
+  }
+  const std::shared_ptr<const net::TlsContext> context = tls_->Current();
+  log().info("node {}: TLS reloaded: new connections use certificate {} (valid until {})", options_.name,
+             context->subject(), absl::FormatTime(context->not_after(), absl::UTCTimeZone()));
+  return absl::OkStatus();
 }
 
 NodeState::~NodeState() = default;
@@ -174,10 +235,12 @@ NodeState::~NodeState() = default;
 void NodeState::Start() {
   directory_.set_node(weak_from_this());
   agent_ = system_.Spawn<NodeAgent>(weak_from_this());
+  ScheduleTlsCheck();
 }
 
 void NodeState::Shutdown() {
   if (closed_.exchange(true, std::memory_order_acq_rel)) return;
+  if (tls_timer_) system_.core().timers().Cancel(tls_timer_);
   // Leave: every linked peer hears it (ahead of what is queued), then the
   // connections close once what is queued is written.
   std::vector<std::shared_ptr<Peer>> peers = directory_.TakeAll();
@@ -216,6 +279,9 @@ net::ConnectionOptions NodeState::connection_options() const {
   o.frame_timeout = options_.frame_timeout;
   o.idle_timeout = options_.heartbeat_timeout;
   o.connect_timeout = options_.connect_timeout;
+  o.tls = tls_;
+  o.tls_handshake_timeout = options_.handshake_timeout;
+  o.mode_mismatch_reply = mismatch_reply_;
   return o;
 }
 
@@ -399,6 +465,9 @@ NodeStats NodeState::stats() const {
   s.reconnects = reconnects.load(std::memory_order_relaxed);
   s.messages_in = messages_in.load(std::memory_order_relaxed);
   s.messages_out = messages_out.load(std::memory_order_relaxed);
+  const net::ReactorStats reactor = reactor_->stats();
+  s.tls_refused = reactor.tls_refused + tls_name_refused.load(std::memory_order_relaxed);
+  s.tls_errors = reactor.tls_errors;
   return s;
 }
 
@@ -413,11 +482,12 @@ Node::Node(ActorSystem& system, NodeOptions options) : system_(system) {
 Node::~Node() { Shutdown(); }
 
 absl::StatusOr<std::string> Node::Listen(std::string_view address) {
-  if (state_->options().cluster_secret.empty()) {
-    return absl::FailedPreconditionError("NodeOptions::cluster_secret is empty: every node needs the cluster's secret");
-  }
+  if (!state_->ready().ok()) return state_->ready();
   return state_->Listen(address);
 }
+
+absl::Status Node::ReloadTls() { return state_->ReloadTls(); }
+absl::Status Node::ready() const { return state_->ready(); }
 
 absl::Status Node::Publish(std::string_view name, const ActorRef& ref) { return state_->Publish(name, ref); }
 void Node::Unpublish(std::string_view name) { state_->Unpublish(name); }
@@ -430,8 +500,8 @@ NodeStats Node::stats() const { return state_->stats(); }
 
 void Node::LookupRef(std::string_view address, std::string_view name, std::string_view actor_type,
                      absl::Duration timeout, internal::RefCallback done) {
-  if (state_->options().cluster_secret.empty()) {
-    std::move(done)(absl::FailedPreconditionError("NodeOptions::cluster_secret is empty"));
+  if (!state_->ready().ok()) {
+    std::move(done)(state_->ready());
     return;
   }
   state_->Lookup(address, name, actor_type, timeout, std::move(done));
@@ -439,8 +509,8 @@ void Node::LookupRef(std::string_view address, std::string_view name, std::strin
 
 void Node::SpawnRef(std::string_view address, std::string_view actor_type, uint64_t args_type,
                     internal::EncodeFn encode, const void* args, absl::Duration timeout, internal::RefCallback done) {
-  if (state_->options().cluster_secret.empty()) {
-    std::move(done)(absl::FailedPreconditionError("NodeOptions::cluster_secret is empty"));
+  if (!state_->ready().ok()) {
+    std::move(done)(state_->ready());
     return;
   }
   state_->SpawnOn(address, actor_type, args_type, encode, args, timeout, std::move(done));

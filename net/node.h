@@ -87,15 +87,29 @@
 #include "actors/actor_system.h"
 #include "actors/ref.h"
 #include "actors/wire.h"
+#include "net/io/tls.h"
 #include "net/wire/codec.h"
 
 namespace troupe {
 
 struct NodeOptions {
   // Unique within the cluster; names this node in logs and addresses.
-  // Default: "<hostname>-<pid>".
+  // Default: "<hostname>-<pid>". With TLS, the certificate must name it
+  // (subjectAltName DNS:<name>).
   std::string name;
-  // Shared by every node of the cluster; required (non-empty).
+  // TLS 1.3 with certificates (net/io/tls.h), for nodes across hosts: this
+  // node's certificate chain and key, and the CAs it accepts peers'
+  // certificates from. Every link is encrypted, and each end checks that
+  // the name the other claims is in its certificate. Empty: shared-secret
+  // mode, plaintext, for loopback and development. A node refuses a peer of
+  // the other mode (both ends log why). tools/make-certs makes the files.
+  net::TlsCredentials tls;
+  // How often the files in `tls` are checked for changes: a changed
+  // certificate or key is loaded for new connections (links already up
+  // keep theirs). Zero: only Node::ReloadTls.
+  absl::Duration tls_reload_interval = absl::Seconds(2);
+  // Shared by every node of the cluster; required without TLS (non-empty).
+  // With TLS it is optional: if set, peers must know it as well.
   std::string cluster_secret;
   // The "host:port" other nodes reach this one by, carried in the Refs it
   // sends. Default: the address Listen bound. Set it when listening on
@@ -175,6 +189,13 @@ struct NodeStats {
   uint64_t stale_incarnation = 0;  // messages for an earlier incarnation of this node
   uint64_t rejected_sends = 0;     // outbound bound reached, too large, or peer unreachable
   uint64_t reconnects = 0;         // links that healed (NodeUp with reconnected)
+  // TLS: connections refused for a certificate (this node's or the
+  // peer's), an old TLS version, a peer of the other mode, a stalled TLS
+  // handshake, or a name that is not in the peer's certificate (these are
+  // counted in handshakes_failed too); and connections closed for TLS
+  // records that failed their integrity check or were not TLS.
+  uint64_t tls_refused = 0;
+  uint64_t tls_errors = 0;
   uint64_t messages_in = 0, messages_out = 0;
 };
 
@@ -284,6 +305,19 @@ class Node {
   // (the reason says the node shut down), later sends with Cancelled.
   // Idempotent.
   void Shutdown();
+
+  // TLS: rereads the certificate, key and CA files now (as the periodic
+  // check does when they change; e.g. from a SIGHUP handler's thread). New
+  // connections use what loaded; on an error the credentials in use stay,
+  // and the error names the file and the fault. FailedPrecondition without
+  // TLS.
+  absl::Status ReloadTls();
+
+  // OK if the options can work: FailedPrecondition without TLS and without
+  // a cluster secret, or the error that loading the TLS credentials met
+  // (a file missing, a key that does not match, a certificate that does not
+  // name this node or is expired). Listen, Lookup and SpawnOn return it.
+  absl::Status ready() const;
 
   const std::string& name() const;
   uint64_t incarnation() const;

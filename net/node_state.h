@@ -205,6 +205,11 @@ class NodeState : public std::enable_shared_from_this<NodeState> {
   const std::string& name() const { return options_.name; }
   uint64_t incarnation() const { return incarnation_; }
   const std::string& key() const { return key_; }
+  // Why the node cannot work (see Node::ready), or OK.
+  const absl::Status& ready() const { return ready_; }
+  // TLS: the credentials new connections use; null in shared-secret mode.
+  const std::shared_ptr<net::TlsConfig>& tls() const { return tls_; }
+  absl::Status ReloadTls();
   std::string listen_address() const;
   uint64_t NextRequestId() { return next_request_.fetch_add(1, std::memory_order_relaxed); }
   bool closed() const { return closed_.load(std::memory_order_acquire); }
@@ -214,7 +219,7 @@ class NodeState : public std::enable_shared_from_this<NodeState> {
   // Counters (relaxed: statistics only).
   std::atomic<uint64_t> connections{0}, handshakes_failed{0}, unauthenticated_closed{0}, bad_frames{0},
       unknown_targets{0}, unknown_types{0}, undecodable{0}, stale_incarnation{0}, rejected_sends{0}, reconnects{0},
-      messages_in{0}, messages_out{0};
+      messages_in{0}, messages_out{0}, tls_name_refused{0};
 
  private:
   // Builds a frame with `fill` (which writes the root Frame with a
@@ -231,11 +236,19 @@ class NodeState : public std::enable_shared_from_this<NodeState> {
   void HandleSpawn(LinkContext& link, wire::Spawn::Reader spawn);
   void HandleStop(LinkContext& link, wire::Stop::Reader stop);
   void HandleWatch(LinkContext& link, wire::Watch::Reader watch);
+  // TLS: loads the credentials (ready_ says if that failed), and checks the
+  // files for changes every tls_reload_interval.
+  void LoadTls();
+  void ScheduleTlsCheck();
 
   ActorSystem& system_;
   const NodeOptions options_;
   const uint64_t incarnation_;
   const std::string key_;  // the stretched cluster secret
+  std::shared_ptr<net::TlsConfig> tls_;  // set by the constructor, then read-only
+  absl::Status ready_;                   // likewise
+  std::string mismatch_reply_;           // a `refused` frame for a peer of the other mode
+  TimerId tls_timer_;                    // set by Start, cancelled by Shutdown
   std::atomic<uint64_t> next_request_{1};
   std::atomic<uint64_t> next_attempt_{1};
   std::atomic<bool> closed_{false};  // release store in Shutdown; acquire loads

@@ -298,6 +298,8 @@ class Reactor::Impl {
     s.timeouts = shared_->timeouts.load(std::memory_order_relaxed);
     s.rejected_sends = shared_->rejected_sends.load(std::memory_order_relaxed);
     s.shed_connections = shared_->shed_connections.load(std::memory_order_relaxed);
+    s.tls_refused = shared_->tls_refused.load(std::memory_order_relaxed);
+    s.tls_errors = shared_->tls_errors.load(std::memory_order_relaxed);
     return s;
   }
 

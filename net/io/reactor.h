@@ -71,6 +71,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "net/io/frame.h"
+#include "net/io/tls.h"
 #include "spdlog/logger.h"
 
 namespace troupe::net {
@@ -104,6 +105,19 @@ struct ConnectionOptions {
   // buffer grow to several MiB on top of max_outbound_bytes.
   int send_buffer_bytes = 0;
   int receive_buffer_bytes = 0;
+  // TLS (net/io/tls.h): set, the connection runs TLS 1.3 with the config's
+  // current context — as the server on an accepted connection, the client
+  // on a connected one — and the peer must present a certificate the
+  // context's CAs vouch for. Null: plaintext.
+  std::shared_ptr<TlsConfig> tls;
+  // TLS only: the TLS handshake must complete within this
+  // (DeadlineExceeded).
+  absl::Duration tls_handshake_timeout = absl::Seconds(10);
+  // Written, as one plaintext frame, to a peer found speaking the other
+  // mode — TLS to a plaintext connection, plaintext to a TLS one — before
+  // the connection closes (FailedPrecondition), so that the peer can say
+  // why. Empty: nothing is written.
+  std::string mode_mismatch_reply;
 };
 
 class Connection;
@@ -167,6 +181,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   virtual void SetMaxFrameBytes(size_t bytes) = 0;
   // "ip:port" or "[ipv6]:port" of the peer.
   virtual const std::string& peer() const = 0;
+  // A TLS connection's peer (its certificate's names, the exporter value),
+  // set before the first OnFrame and unchanged after; null for a plaintext
+  // connection. From the handler's calls, or any thread once a frame came.
+  virtual const TlsPeer* tls_peer() const = 0;
   // Any thread; each counter is read on its own (not a snapshot).
   virtual ConnectionStats stats() const = 0;
   // Any thread: bytes queued on the data lane and not yet written (what
@@ -195,6 +213,13 @@ struct ReactorStats {
   // Accepted and closed at once because the process was out of file
   // descriptors (EMFILE, ENFILE); see Reactor::Listen.
   uint64_t shed_connections = 0;
+  // TLS: connections closed before any application data came, for a
+  // refused certificate (either end's), an old TLS version, a peer of the
+  // other mode (a plaintext connection counts a TLS peer here too) or a
+  // failed handshake; and connections closed later for records that
+  // failed their integrity check or were not TLS.
+  uint64_t tls_refused = 0;
+  uint64_t tls_errors = 0;
 };
 
 class Reactor {

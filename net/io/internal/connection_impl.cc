@@ -74,6 +74,12 @@ void ConnectionImpl::StartAccepted(const std::shared_ptr<IoThread>& thread, Uniq
   }
   connection->handler_ = std::move(handler);
   connection->idle_deadline_ = connection->After(options.idle_timeout);
+  if (options.tls != nullptr) {
+    if (absl::Status s = connection->StartTls(/*accept=*/true); !s.ok()) {
+      connection->Fail(std::move(s), /*socket_dead=*/true);
+      return;
+    }
+  }
   connection->UpdateDeadline();
 }
 
@@ -121,6 +127,13 @@ void ConnectionImpl::CompleteConnect() {
     FailConnect(absl::UnavailableError(absl::StrCat("connect to ", peer_, ": ", ErrnoMessage(error))));
     return;
   }
+  const bool tls = options_.tls != nullptr;
+  if (tls) {
+    if (absl::Status s = StartTls(/*accept=*/false); !s.ok()) {
+      FailConnect(absl::UnavailableError(absl::StrCat("connect to ", peer_, ": ", s.message())));
+      return;
+    }
+  }
   connecting_ = false;
   connect_deadline_ = kNever;
   SetInterest(kReadEvents);
@@ -129,8 +142,11 @@ void ConnectionImpl::CompleteConnect() {
   UpdateDeadline();
   Reactor::ConnectFn done = std::move(connect_done_);
   connect_done_ = nullptr;
-  // Frames may be sent from here on; reading starts when this returns.
-  CallDone(done, std::static_pointer_cast<Connection>(self()), *thread_->shared());
+  // Frames may be sent from here on (with TLS they wait for its
+  // handshake); reading starts when this returns.
+  std::shared_ptr<ConnectionImpl> keep = self();
+  CallDone(done, std::static_pointer_cast<Connection>(keep), *thread_->shared());
+  if (tls && !finished_ && !closing_started_) ContinueTlsHandshake();  // the ClientHello
 }
 
 void ConnectionImpl::FailConnect(absl::Status reason) {
@@ -186,7 +202,14 @@ void ConnectionImpl::OnEvents(uint32_t events) {
     CompleteConnect();
     return;
   }
-  if (!closing_started_ && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0) OnReadable();
+  if (tls_handshaking_ && !closing_started_) {
+    ContinueTlsHandshake();
+    return;
+  }
+  if (!closing_started_ && ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0 ||
+                            (read_wants_write_ && (events & EPOLLOUT) != 0))) {
+    OnReadable();
+  }
   if (finished_) return;
   if (closing_started_ && (events & (EPOLLHUP | EPOLLERR)) != 0) {
     // Nothing more can be written.
@@ -211,6 +234,13 @@ void ConnectionImpl::OnTimer() {
       Finish();
       return;
     }
+  } else if (now >= tls_deadline_) {
+    shared.timeouts.fetch_add(1, std::memory_order_relaxed);
+    shared.tls_refused.fetch_add(1, std::memory_order_relaxed);
+    Fail(absl::DeadlineExceededError(absl::StrCat("the TLS handshake did not complete within ",
+                                                  absl::FormatDuration(options_.tls_handshake_timeout))),
+         /*socket_dead=*/true);
+    return;
   } else if (now >= frame_deadline_) {
     shared.timeouts.fetch_add(1, std::memory_order_relaxed);
     Fail(absl::DeadlineExceededError(absl::StrCat("peer sends too slowly: a frame was not complete within ",
@@ -244,37 +274,56 @@ void ConnectionImpl::OnReadable() {
     BeginClose(/*socket_dead=*/false);  // Close was called; its task is posted
     return;
   }
+  if (tls_ != nullptr) {
+    ReadTls();
+  } else {
+    ReadPlain();
+  }
+}
+
+bool ConnectionImpl::Deliver(absl::Span<const uint8_t> bytes) {
+  Bump(bytes_in_, bytes.size());
+  if (tls_ == nullptr && first_seen_ < sizeof(first_bytes_)) {
+    for (size_t i = 0; i < bytes.size() && first_seen_ < sizeof(first_bytes_); ++i) {
+      first_bytes_[first_seen_++] = bytes[i];
+    }
+    if (first_seen_ == sizeof(first_bytes_) && LooksLikeTls(absl::MakeConstSpan(first_bytes_))) {
+      FailMismatch(absl::FailedPreconditionError(
+          "the peer speaks TLS (its first bytes are a TLS record) and this connection has no TLS configured"));
+      return false;
+    }
+  }
+  absl::Status s = decoder_.Feed(bytes, [this](absl::Span<const uint8_t> payload) -> absl::Status {
+    // Closed from a handler or another thread (its BeginClose is posted,
+    // not yet run): deliver no more.
+    if (state_.load(std::memory_order_relaxed) != State::kOpen) return absl::CancelledError();
+    Bump(frames_in_);
+    try {
+      handler_->OnFrame(*this, payload);
+    } catch (const std::exception& e) {
+      return absl::InternalError(absl::StrCat("the connection handler threw: ", e.what()));
+    } catch (...) {
+      return absl::InternalError("the connection handler threw");
+    }
+    return absl::OkStatus();
+  });
+  if (s.ok()) return true;
+  if (s.code() == absl::StatusCode::kResourceExhausted) {
+    thread_->shared()->oversized_frames.fetch_add(1, std::memory_order_relaxed);
+  }
+  // A Cancelled from the callback means a Close is already recorded; Fail
+  // keeps the first reason.
+  Fail(std::move(s), /*socket_dead=*/false);
+  return false;
+}
+
+void ConnectionImpl::ReadPlain() {
   const uint64_t frames_before = decoder_.frames();
   uint8_t* const buffer = thread_->read_buffer();
   for (int i = 0; i < kMaxReadsPerEvent; ++i) {
     const ssize_t n = read(fd_.get(), buffer, IoThread::kReadBufferBytes);
     if (n > 0) {
-      Bump(bytes_in_, static_cast<uint64_t>(n));
-      absl::Status s = decoder_.Feed(
-          absl::Span<const uint8_t>(buffer, static_cast<size_t>(n)),
-          [this](absl::Span<const uint8_t> payload) -> absl::Status {
-            // Closed from a handler or another thread (its BeginClose is
-            // posted, not yet run): deliver no more.
-            if (state_.load(std::memory_order_relaxed) != State::kOpen) return absl::CancelledError();
-            Bump(frames_in_);
-            try {
-              handler_->OnFrame(*this, payload);
-            } catch (const std::exception& e) {
-              return absl::InternalError(absl::StrCat("the connection handler threw: ", e.what()));
-            } catch (...) {
-              return absl::InternalError("the connection handler threw");
-            }
-            return absl::OkStatus();
-          });
-      if (!s.ok()) {
-        if (s.code() == absl::StatusCode::kResourceExhausted) {
-          thread_->shared()->oversized_frames.fetch_add(1, std::memory_order_relaxed);
-        }
-        // A Cancelled from the callback means a Close is already recorded;
-        // Fail keeps the first reason.
-        Fail(std::move(s), /*socket_dead=*/false);
-        return;
-      }
+      if (!Deliver(absl::Span<const uint8_t>(buffer, static_cast<size_t>(n)))) return;
       if (static_cast<size_t>(n) < IoThread::kReadBufferBytes) break;  // drained
       continue;
     }
@@ -287,6 +336,10 @@ void ConnectionImpl::OnReadable() {
     Fail(absl::UnavailableError(absl::StrCat("read: ", ErrnoMessage(errno))), /*socket_dead=*/true);
     return;
   }
+  AfterRead(frames_before);
+}
+
+void ConnectionImpl::AfterRead(uint64_t frames_before) {
   const bool got_frames = decoder_.frames() != frames_before;
   if (got_frames) idle_deadline_ = After(options_.idle_timeout);
   if (!decoder_.mid_frame()) {
@@ -323,8 +376,8 @@ void ConnectionImpl::BeginClose(bool socket_dead) {
     UpdateDeadline();
     RunWaiters(/*closing=*/true);  // Send already refuses: no point waiting
   }
-  if (socket_dead) {
-    Finish();
+  if (socket_dead || tls_handshaking_) {
+    Finish();  // nothing can be written (no TLS session yet to write with)
     return;
   }
   Flush(/*writable=*/false);  // finishes once drained
@@ -404,7 +457,7 @@ void ConnectionImpl::UpdateDeadline() {
   } else if (closing_started_) {
     next = close_deadline_;
   } else {
-    next = std::min(frame_deadline_, idle_deadline_);
+    next = std::min({frame_deadline_, idle_deadline_, tls_deadline_});
   }
   thread_->SetDeadline(id_, *this, next);
 }

@@ -18,6 +18,21 @@
 // `connecting_` (I/O-thread private): it waits for the socket to become
 // writable, then hands itself to the Connect callback.
 //
+// TLS (ConnectionOptions::tls; connection_tls.cc): the connection holds a
+// TlsSession and is `tls_handshaking_` (I/O-thread private) from accept, or
+// from the Connect callback, until the TLS handshake is done: events drive
+// the handshake, frames sent meanwhile wait in their lanes, and nothing is
+// read for the handler. Then OpenSSL reads the socket and decrypts into the
+// thread's read buffer, which goes to the frame decoder, and Flush gathers frames into tls_out_
+// (up to kTlsChunk bytes) and hands that buffer to SSL_write, which writes
+// it as records of up to 16 KiB — the frames are written off (Advance) when
+// copied, and the buffer is written out before the next gather. A closing
+// connection whose queue is drained sends close_notify before the fd
+// closes. A TLS failure (a refused certificate, an alert, a bad record)
+// leaves no session to write with: the connection finishes at once. A
+// plaintext connection watches its first three bytes: a TLS record there
+// means a peer of the other mode (FailMismatch).
+//
 // Closing sequence, on the I/O thread:
 //   1. Fail(reason) or a posted BeginClose (from Close): the first reason
 //      wins; the state becomes kClosing under close_mu_.
@@ -128,6 +143,7 @@
 #include "net/io/frame.h"
 #include "net/io/internal/io_thread.h"
 #include "net/io/internal/socket.h"
+#include "net/io/internal/tls_session.h"
 #include "net/io/reactor.h"
 
 namespace troupe::net::internal {
@@ -166,6 +182,7 @@ class ConnectionImpl final : public Connection, public Pollable {
   void Close(absl::Status reason) override;
   void SetMaxFrameBytes(size_t bytes) override { decoder_.set_max_payload_bytes(bytes); }
   const std::string& peer() const override { return peer_; }
+  const TlsPeer* tls_peer() const override;
   ConnectionStats stats() const override;
   size_t outbound_bytes() const override { return data_.queued_bytes.load(std::memory_order_relaxed); }
   void WhenQueuedAtMost(size_t bytes, absl::AnyInvocable<void() &&> callback) override;
@@ -210,6 +227,10 @@ class ConnectionImpl final : public Connection, public Pollable {
   static constexpr int kMaxWritevPerFlush = 16;
   // reads per readable event before the connection yields to others.
   static constexpr int kMaxReadsPerEvent = 16;
+  // TLS: plaintext bytes gathered per SSL_write, and SSL_write calls (each
+  // one record) per Flush.
+  static constexpr size_t kTlsChunk = size_t{64} << 10;
+  static constexpr int kMaxTlsWritesPerFlush = 64;
 
   std::shared_ptr<ConnectionImpl> self() {
     return std::static_pointer_cast<ConnectionImpl>(shared_from_this());
@@ -218,6 +239,22 @@ class ConnectionImpl final : public Connection, public Pollable {
 
   // Reading.
   void OnReadable();
+  void ReadPlain();
+  // Hands read bytes to the decoder (and the handler); false if the
+  // connection failed.
+  bool Deliver(absl::Span<const uint8_t> bytes);
+  // After a read: the idle and frame deadlines.
+  void AfterRead(uint64_t frames_before);
+  // TLS (connection_tls.cc).
+  absl::Status StartTls(bool accept);
+  void ContinueTlsHandshake();
+  void ReadTls();
+  void FlushTls(bool writable);
+  // A TLS failure: counted, and the connection finishes (no session left
+  // to write with).
+  void FailTls(absl::Status reason);
+  // A peer of the other mode: the mismatch reply, counted, closed.
+  void FailMismatch(absl::Status reason);
   // Sending (any thread). Refusals of an empty frame or a closing
   // connection; OK if `frame` may be queued.
   absl::Status CheckSendable(const OutFrame& frame, const char* call) const;
@@ -232,6 +269,10 @@ class ConnectionImpl final : public Connection, public Pollable {
   // Writing. `writable`: called for EPOLLOUT (otherwise a write is skipped
   // while EPOLLOUT is armed: the socket is known to be full).
   void Flush(bool writable);
+  // Refills both lanes; false if nothing is left to write (then the lanes
+  // are reset, and a closing connection finishes: see AllWritten).
+  bool RefillLanes();
+  void AllWritten();
   void Refill(Lane& lane);
   // Fills `iov` in write order; returns the count and sets `total` (bytes).
   int Gather(iovec* iov, size_t& total);
@@ -291,12 +332,21 @@ class ConnectionImpl final : public Connection, public Pollable {
   uint32_t interest_ = 0;  // epoll events registered
   bool registered_ = false;
   bool connecting_ = false;
+  bool tls_handshaking_ = false;
+  bool read_wants_write_ = false;  // TLS: a read wants the socket writable
+  bool write_wants_read_ = false;  // TLS: a write wants the socket readable
   bool closing_started_ = false;
   bool finished_ = false;
   Clock::time_point connect_deadline_ = kNever;
   Clock::time_point frame_deadline_ = kNever;
   Clock::time_point idle_deadline_ = kNever;
   Clock::time_point close_deadline_ = kNever;
+  Clock::time_point tls_deadline_ = kNever;
+  std::unique_ptr<TlsSession> tls_;
+  std::vector<uint8_t> tls_out_;  // gathered plaintext not yet taken by SSL_write, from tls_out_head_
+  size_t tls_out_head_ = 0;
+  uint8_t first_bytes_[3] = {0, 0, 0};  // plaintext: the peer's first bytes
+  size_t first_seen_ = 0;
 };
 
 }  // namespace troupe::net::internal

@@ -228,27 +228,40 @@ bool ConnectionImpl::Advance(size_t written) {
   return data_.head != data_head;
 }
 
+bool ConnectionImpl::RefillLanes() {
+  // Control first: frames sent to it since the last write go out ahead of
+  // every data frame not yet begun.
+  if (control_.unwritten() < static_cast<size_t>(IoThread::kMaxIov)) Refill(control_);
+  if (data_.unwritten() < static_cast<size_t>(IoThread::kMaxIov)) Refill(data_);
+  if (control_.unwritten() != 0 || data_.unwritten() != 0) return true;
+  for (Lane* lane : {&control_, &data_}) {
+    lane->pending.clear();
+    lane->head = 0;
+    if (lane->pending.capacity() > 4 * kBulk) lane->pending.shrink_to_fit();
+  }
+  return false;
+}
+
+void ConnectionImpl::AllWritten() {
+  if (closing_started_) {
+    if (tls_ != nullptr) tls_->Shutdown();  // close_notify
+    Finish();
+  } else if ((interest_ & EPOLLOUT) != 0) {
+    SetInterest(interest_ & ~EPOLLOUT);
+  }
+}
+
 void ConnectionImpl::Flush(bool writable) {
-  if (finished_ || connecting_) return;
+  if (finished_ || connecting_ || tls_handshaking_) return;  // with TLS, frames wait for its handshake
+  if (tls_ != nullptr) {
+    FlushTls(writable);
+    return;
+  }
   if (!writable && (interest_ & EPOLLOUT) != 0) return;  // the socket is full; EPOLLOUT resumes
   iovec* const iov = thread_->iov();
   for (int round = 0; round < kMaxWritevPerFlush; ++round) {
-    // Control first: frames sent to it since the last write go out ahead of
-    // every data frame not yet begun.
-    if (control_.unwritten() < static_cast<size_t>(IoThread::kMaxIov)) Refill(control_);
-    if (data_.unwritten() < static_cast<size_t>(IoThread::kMaxIov)) Refill(data_);
-    if (control_.unwritten() == 0 && data_.unwritten() == 0) {
-      // Everything is written.
-      for (Lane* lane : {&control_, &data_}) {
-        lane->pending.clear();
-        lane->head = 0;
-        if (lane->pending.capacity() > 4 * kBulk) lane->pending.shrink_to_fit();
-      }
-      if (closing_started_) {
-        Finish();
-      } else if ((interest_ & EPOLLOUT) != 0) {
-        SetInterest(interest_ & ~EPOLLOUT);
-      }
+    if (!RefillLanes()) {
+      AllWritten();
       return;
     }
     size_t total = 0;

@@ -27,6 +27,8 @@ struct ReactorShared {
   std::atomic<uint64_t> timeouts{0};
   std::atomic<uint64_t> rejected_sends{0};
   std::atomic<uint64_t> shed_connections{0};
+  std::atomic<uint64_t> tls_refused{0};
+  std::atomic<uint64_t> tls_errors{0};
 };
 
 }  // namespace troupe::net::internal
