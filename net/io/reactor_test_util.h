@@ -142,6 +142,8 @@ class RawClient {
   explicit RawClient(const std::string& address, int receive_buffer = 0);
   ~RawClient();
   bool connected() const { return fd_ >= 0; }
+  // The socket (blocking), e.g. for a TLS session of the test's own.
+  int fd() const { return fd_; }
   // Writes all of `bytes`; false on error.
   bool Write(absl::Span<const uint8_t> bytes);
   bool Write(const std::string& text);
