@@ -155,6 +155,11 @@ void TcpRelay::Run() {
           open = false;
           break;
         }
+        if (side == 0) {
+          const uint64_t at = forwarded_.fetch_add(static_cast<uint64_t>(n));
+          const uint64_t flip = flip_at_.load();
+          if (flip >= at && flip < at + static_cast<uint64_t>(n)) buffer[flip - at] ^= 0x01;
+        }
         for (ssize_t done = 0; done < n;) {
           const ssize_t w = send(to, buffer + done, static_cast<size_t>(n - done), MSG_NOSIGNAL);
           if (w <= 0) {

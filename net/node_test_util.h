@@ -127,6 +127,11 @@ class TcpRelay {
   void SetTarget(const std::string& target);
   void Pause();
   void Resume();
+  // Bytes relayed so far from accepting side to target, over all pairs.
+  uint64_t forwarded() const { return forwarded_.load(); }
+  // Flips (xor 0x01) the byte at `offset` of that count: an on-path
+  // attacker altering one byte of the stream.
+  void FlipByteAt(uint64_t offset) { flip_at_.store(offset); }
 
  private:
   void Run();
@@ -138,6 +143,8 @@ class TcpRelay {
   std::atomic<int> target_port_{0};
   std::atomic<bool> paused_{false};
   std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> forwarded_{0};
+  std::atomic<uint64_t> flip_at_{UINT64_MAX};
   std::thread thread_;
 };
 

@@ -136,6 +136,7 @@ class FakeConnection final : public Connection {
     ++limit_changes_;
   }
   const std::string& peer() const override { return peer_; }
+  const TlsPeer* tls_peer() const override { return nullptr; }
   ConnectionStats stats() const override { return {}; }
   size_t outbound_bytes() const override { return 0; }
   // Nothing is ever queued: the condition holds at once.
