@@ -62,10 +62,15 @@
 // naming the reason (for a refused type: both the actor type and the
 // message type), a tell is counted and logged once per kind.
 //
-// Security: see docs/protocol.md. Peers prove knowledge of cluster_secret
-// (stretched with PBKDF2) by HMAC over the handshake's transcript, the
-// connector first; traffic is NOT encrypted. Connections that have not
-// finished their handshake are bounded in number and in frame size.
+// Security: see docs/protocol.md. With NodeOptions::tls every link is
+// TLS 1.3 with both ends' certificates checked against the cluster's CAs,
+// and the name each node claims must be one of its certificate's DNS names;
+// the node handshake is bound to the TLS connection. Without it (the
+// shared-secret mode, for loopback and development) peers prove knowledge
+// of cluster_secret (stretched with PBKDF2) by HMAC over the handshake's
+// transcript, the connector first, and traffic is NOT encrypted. A node
+// refuses a peer of the other mode. Connections that have not finished
+// their handshake are bounded in number and in frame size.
 //
 // Who may call what: every method from any thread. Destroy the Node before
 // its ActorSystem (declare it after the system). Several Nodes (each on its

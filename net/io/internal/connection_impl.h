@@ -250,8 +250,8 @@ class ConnectionImpl final : public Connection, public Pollable {
   void ContinueTlsHandshake();
   void ReadTls();
   void FlushTls(bool writable);
-  // A TLS failure: counted, and the connection finishes (no session left
-  // to write with).
+  // A TLS failure: counted (unless the peer just closed), and the
+  // connection finishes (no session left to write with).
   void FailTls(absl::Status reason);
   // A peer of the other mode: the mismatch reply, counted, closed.
   void FailMismatch(absl::Status reason);

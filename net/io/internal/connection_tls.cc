@@ -143,7 +143,11 @@ void ConnectionImpl::FlushTls(bool writable) {
 
 void ConnectionImpl::FailTls(absl::Status reason) {
   ReactorShared& shared = *thread_->shared();
-  (tls_->received_data() ? shared.tls_errors : shared.tls_refused).fetch_add(1, std::memory_order_relaxed);
+  // A peer that closed or reset is a lost connection, not a TLS failure
+  // (a port probe, a node giving up its attempt).
+  if (!absl::IsUnavailable(reason)) {
+    (tls_->received_data() ? shared.tls_errors : shared.tls_refused).fetch_add(1, std::memory_order_relaxed);
+  }
   if (!tls_->plaintext_peer()) {
     Fail(std::move(reason), /*socket_dead=*/true);
     return;
