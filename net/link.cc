@@ -135,7 +135,8 @@ class Link final : public net::ConnectionHandler, public std::enable_shared_from
       link->node_->handshakes_failed.fetch_add(1, std::memory_order_relaxed);
       link->node_->log().warn("node {}: closing the connection with {}: no handshake within {}", link->node_->name(),
                               c->peer(), absl::FormatDuration(timeout));
-      c->Close(absl::DeadlineExceededError(absl::StrCat("no handshake within ", absl::FormatDuration(timeout))));
+      c->Close(LoggedAlready(
+          absl::DeadlineExceededError(absl::StrCat("no handshake within ", absl::FormatDuration(timeout)))));
     });
   }
 
@@ -165,14 +166,22 @@ class Link final : public net::ConnectionHandler, public std::enable_shared_from
     if (frame.ok()) (void)connection.SendControl(*std::move(frame));
   }
 
-  // Tells the peer why (during the handshake) and closes.
+  // Tells the peer why (during the handshake) and closes. The caller has
+  // logged the reason: the reactor's line for the close is a debug one
+  // (Cancelled), so the refusal is logged once.
   void Fail(net::Connection& connection, const absl::Status& status) {
     failure_ = status;
     if (state_ != State::kUp) {
       SendControl(connection, [&](wire::Frame::Builder f) { f.setRefused(std::string(status.message())); });
     }
     state_ = State::kClosed;
-    connection.Close(status);
+    connection.Close(LoggedAlready(status));
+  }
+
+  // A close reason the reactor logs at debug level only.
+  static absl::Status LoggedAlready(const absl::Status& status) {
+    return absl::CancelledError(absl::StrCat("closed by the node (", absl::StatusCodeToString(status.code()),
+                                             "): ", status.message()));
   }
 
   // Closes without a refusal: another connection carries the link.
@@ -192,7 +201,7 @@ class Link final : public net::ConnectionHandler, public std::enable_shared_from
         counted_ = true;
         failure_ = absl::PermissionDeniedError(absl::StrCat("refused by the peer: ", why));
         state_ = State::kClosed;
-        connection.Close(failure_);
+        connection.Close(LoggedAlready(failure_));
         return absl::OkStatus();
       }
       case wire::Frame::HELLO:

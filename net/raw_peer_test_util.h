@@ -35,6 +35,7 @@
 #include "gtest/gtest.h"
 #include "net/handshake.h"
 #include "net/io/tls.h"
+#include "net/io/tls_test_pki.h"
 #include "net/wire/envelope.capnp.h"
 
 namespace troupe::nettest {
@@ -265,24 +266,9 @@ class RawPeer {
   void StartTls(const RawTls& tls) {
     timeval timeout{10, 0};
     setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-    ctx_ = SSL_CTX_new(TLS_client_method());
-    SSL_CTX_set_min_proto_version(ctx_, TLS1_3_VERSION);
-    BIO* cert = BIO_new_mem_buf(tls.certificate_pem.data(), static_cast<int>(tls.certificate_pem.size()));
-    X509* x = PEM_read_bio_X509(cert, nullptr, nullptr, nullptr);
-    SSL_CTX_use_certificate(ctx_, x);
-    X509_free(x);
-    BIO_free(cert);
-    BIO* key = BIO_new_mem_buf(tls.key_pem.data(), static_cast<int>(tls.key_pem.size()));
-    EVP_PKEY* k = PEM_read_bio_PrivateKey(key, nullptr, nullptr, nullptr);
-    SSL_CTX_use_PrivateKey(ctx_, k);
-    EVP_PKEY_free(k);
-    BIO_free(key);
-    BIO* ca = BIO_new_mem_buf(tls.ca_pem.data(), static_cast<int>(tls.ca_pem.size()));
-    X509* c = PEM_read_bio_X509(ca, nullptr, nullptr, nullptr);
-    X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx_), c);
-    X509_free(c);
-    BIO_free(ca);
-    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
+    ctx_ = net::testing::NewClientContext(
+        tls.ca_pem, net::testing::PemCredentials{.certificate_chain = tls.certificate_pem, .private_key = tls.key_pem},
+        TLS1_3_VERSION);
     ssl_ = SSL_new(ctx_);
     SSL_set_fd(ssl_, fd_);
     tls_up_ = SSL_connect(ssl_) == 1;

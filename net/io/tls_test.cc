@@ -75,23 +75,7 @@ class RawTlsClient {
       : raw_(address) {
     timeval timeout{10, 0};
     setsockopt(raw_.fd(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-    ctx_ = SSL_CTX_new(TLS_client_method());
-    SSL_CTX_set_max_proto_version(ctx_, max_version);
-    BIO* cert = BIO_new_mem_buf(pem.certificate_chain.data(), static_cast<int>(pem.certificate_chain.size()));
-    X509* x = PEM_read_bio_X509(cert, nullptr, nullptr, nullptr);
-    SSL_CTX_use_certificate(ctx_, x);
-    X509_free(x);
-    BIO_free(cert);
-    BIO* key = BIO_new_mem_buf(pem.private_key.data(), static_cast<int>(pem.private_key.size()));
-    EVP_PKEY* k = PEM_read_bio_PrivateKey(key, nullptr, nullptr, nullptr);
-    SSL_CTX_use_PrivateKey(ctx_, k);
-    EVP_PKEY_free(k);
-    BIO_free(key);
-    BIO* cas = BIO_new_mem_buf(ca.certificate_pem().data(), static_cast<int>(ca.certificate_pem().size()));
-    X509* c = PEM_read_bio_X509(cas, nullptr, nullptr, nullptr);
-    X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx_), c);
-    X509_free(c);
-    BIO_free(cas);
+    ctx_ = testing::NewClientContext(ca.certificate_pem(), pem, max_version);
     ssl_ = SSL_new(ctx_);
     SSL_set_fd(ssl_, raw_.fd());
   }

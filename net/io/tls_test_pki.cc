@@ -6,6 +6,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
@@ -244,6 +245,29 @@ std::pair<std::string, std::string> WriteCredentials(const std::string& dir, con
 
 void WriteFile(const std::string& path, const std::string& contents) {
   WriteFileWithMode(path, contents, 0644);
+}
+
+SSL_CTX* NewClientContext(const std::string& ca_pem, const PemCredentials& pem, int max_version) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  Check(ctx != nullptr, "SSL_CTX_new");
+  SSL_CTX_set_max_proto_version(ctx, max_version);
+  BIO* cert = BIO_new_mem_buf(pem.certificate_chain.data(), static_cast<int>(pem.certificate_chain.size()));
+  X509* x = PEM_read_bio_X509(cert, nullptr, nullptr, nullptr);
+  Check(x != nullptr && SSL_CTX_use_certificate(ctx, x) == 1, "the client certificate");
+  X509_free(x);
+  BIO_free(cert);
+  BIO* key = BIO_new_mem_buf(pem.private_key.data(), static_cast<int>(pem.private_key.size()));
+  EVP_PKEY* k = PEM_read_bio_PrivateKey(key, nullptr, nullptr, nullptr);
+  Check(k != nullptr && SSL_CTX_use_PrivateKey(ctx, k) == 1, "the client key");
+  EVP_PKEY_free(k);
+  BIO_free(key);
+  BIO* cas = BIO_new_mem_buf(ca_pem.data(), static_cast<int>(ca_pem.size()));
+  X509* c = PEM_read_bio_X509(cas, nullptr, nullptr, nullptr);
+  Check(c != nullptr && X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), c) == 1, "the trusted CA");
+  X509_free(c);
+  BIO_free(cas);
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  return ctx;
 }
 
 }  // namespace troupe::net::testing

@@ -22,6 +22,8 @@
 
 #include "absl/time/time.h"
 
+typedef struct ssl_ctx_st SSL_CTX;
+
 namespace troupe::net::testing {
 
 // A node's TLS identity, as the files --tls_cert and --tls_key hold it.
@@ -75,6 +77,12 @@ std::pair<std::string, std::string> WriteCredentials(const std::string& dir, con
 // renamed over path, so a reader sees the old contents or the new, never part.
 // Mode 644. Aborts on failure.
 void WriteFile(const std::string& path, const std::string& contents);
+
+// An OpenSSL client context for a raw TLS peer of a test's own: it presents
+// `pem`, trusts `ca_pem`, checks the server's certificate, and speaks TLS
+// versions up to `max_version` (e.g. TLS1_2_VERSION). The caller frees it
+// (SSL_CTX_free).
+SSL_CTX* NewClientContext(const std::string& ca_pem, const PemCredentials& pem, int max_version);
 
 }  // namespace troupe::net::testing
 
