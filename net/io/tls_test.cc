@@ -67,6 +67,15 @@ bool Eventually(F condition, absl::Duration timeout = testing::kWait) {
   return true;
 }
 
+// The server's side of its n-th connection closes with `code`, its reason
+// naming `text`.
+void ExpectServerClosed(TestServer& server, size_t n, absl::StatusCode code, const std::string& text) {
+  ASSERT_TRUE(server.WaitForAccepted(n));
+  const absl::Status reason = server.handler(n)->WaitForClose();
+  EXPECT_EQ(reason.code(), code) << reason;
+  EXPECT_TRUE(absl::StrContains(reason.message(), text)) << reason;
+}
+
 // A blocking TLS client of the test's own, for peers a Reactor would not be:
 // one that speaks only TLS 1.2, or writes raw bytes after its handshake.
 class RawTlsClient {
@@ -190,10 +199,7 @@ void ExpectClientCertificateRefused(const TestCa& server_ca, const TestCa& clien
     EXPECT_TRUE(absl::StrContains(heard.message(), "refused this node's certificate")) << heard;
     EXPECT_EQ(client->frame_count(), 0u);
   }
-  ASSERT_TRUE(server.WaitForAccepted(0));
-  const absl::Status reason = server.handler(0)->WaitForClose();
-  EXPECT_EQ(reason.code(), absl::StatusCode::kUnauthenticated) << reason;
-  EXPECT_TRUE(absl::StrContains(reason.message(), server_reason)) << reason;
+  ExpectServerClosed(server, 0, absl::StatusCode::kUnauthenticated, server_reason);
   EXPECT_EQ(server.handler(0)->frame_count(), 0u);
   EXPECT_TRUE(Eventually([&] { return reactor.stats().tls_refused >= 1; }));
   EXPECT_EQ(log.CountLines({"closed", server_reason}), 1) << log.All();
@@ -258,10 +264,7 @@ TEST(Tls, Tls12OnlyClientIsRefused) {
   RawTlsClient old(server.address(), ca, ca.IssueFor("client"), TLS1_2_VERSION);
   EXPECT_FALSE(old.Handshake());
   ERR_clear_error();
-  ASSERT_TRUE(server.WaitForAccepted(0));
-  const absl::Status reason = server.handler(0)->WaitForClose();
-  EXPECT_EQ(reason.code(), absl::StatusCode::kFailedPrecondition) << reason;
-  EXPECT_TRUE(absl::StrContains(reason.message(), "no TLS 1.3")) << reason;
+  ExpectServerClosed(server, 0, absl::StatusCode::kFailedPrecondition, "no TLS 1.3");
   EXPECT_EQ(reactor.stats().tls_refused, 1u);
 }
 
@@ -281,10 +284,7 @@ TEST(Tls, PlaintextPeerOfATlsServerIsToldWhy) {
   const Bytes reply = client->frames()[0];
   EXPECT_EQ(std::string(reply.begin(), reply.end()), "this end requires TLS");
   EXPECT_EQ(client->WaitForClose().code(), absl::StatusCode::kUnavailable);
-  ASSERT_TRUE(server.WaitForAccepted(0));
-  const absl::Status reason = server.handler(0)->WaitForClose();
-  EXPECT_EQ(reason.code(), absl::StatusCode::kFailedPrecondition) << reason;
-  EXPECT_TRUE(absl::StrContains(reason.message(), "does not speak TLS")) << reason;
+  ExpectServerClosed(server, 0, absl::StatusCode::kFailedPrecondition, "does not speak TLS");
   EXPECT_EQ(server.handler(0)->frame_count(), 0u);
   EXPECT_EQ(reactor.stats().tls_refused, 1u);
 }
@@ -303,10 +303,7 @@ TEST(Tls, TlsPeerOfAPlaintextServerIsToldWhy) {
   const absl::Status heard = client->WaitForClose();
   EXPECT_EQ(heard.code(), absl::StatusCode::kFailedPrecondition) << heard;
   EXPECT_TRUE(absl::StrContains(heard.message(), "does not speak TLS")) << heard;
-  ASSERT_TRUE(server.WaitForAccepted(0));
-  const absl::Status reason = server.handler(0)->WaitForClose();
-  EXPECT_EQ(reason.code(), absl::StatusCode::kFailedPrecondition) << reason;
-  EXPECT_TRUE(absl::StrContains(reason.message(), "the peer speaks TLS")) << reason;
+  ExpectServerClosed(server, 0, absl::StatusCode::kFailedPrecondition, "the peer speaks TLS");
   EXPECT_EQ(server.handler(0)->frame_count(), 0u);
   // Each end counts its refusal.
   EXPECT_TRUE(Eventually([&] { return reactor.stats().tls_refused == 2; })) << reactor.stats().tls_refused;
@@ -333,9 +330,7 @@ TEST(Tls, BytesThatAreNotTlsAfterTheHandshakeCloseOnlyThatConnection) {
   ASSERT_TRUE(bad.ReadTls(frame.size(), echoed));  // TLS works for it
   EXPECT_EQ(echoed, frame);
   ASSERT_TRUE(bad.raw().Write(std::string(64, 'x')));  // then bytes outside TLS
-  ASSERT_TRUE(server.WaitForAccepted(1));
-  const absl::Status reason = server.handler(1)->WaitForClose();
-  EXPECT_EQ(reason.code(), absl::StatusCode::kDataLoss) << reason;
+  ExpectServerClosed(server, 1, absl::StatusCode::kDataLoss, "");
   EXPECT_EQ(server.handler(1)->frame_count(), 1u);
   EXPECT_EQ(reactor.stats().tls_errors, 1u);
 
@@ -354,10 +349,7 @@ TEST(Tls, StalledHandshakeIsClosedAtItsDeadline) {
   RawClient stalled(server.address());
   // The start of a ClientHello record, and nothing more.
   ASSERT_TRUE(stalled.Write(Bytes{0x16, 0x03, 0x01, 0x00, 0xc8, 0x01, 0x00}));
-  ASSERT_TRUE(server.WaitForAccepted(0));
-  const absl::Status reason = server.handler(0)->WaitForClose();
-  EXPECT_EQ(reason.code(), absl::StatusCode::kDeadlineExceeded) << reason;
-  EXPECT_TRUE(absl::StrContains(reason.message(), "TLS handshake did not complete")) << reason;
+  ExpectServerClosed(server, 0, absl::StatusCode::kDeadlineExceeded, "TLS handshake did not complete");
   EXPECT_TRUE(stalled.WaitForPeerClose());
   EXPECT_EQ(reactor.stats().tls_refused, 1u);
 }
