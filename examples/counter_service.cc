@@ -12,7 +12,15 @@
 // stops the nodes (each leaves the cluster; one that does not exit in time
 // is killed by pid).
 //
-// A node of a real cluster, one per machine (the same --secret on all):
+// A node of a real cluster, one per machine, over TLS with certificates
+// from tools/make-certs (the node's name is its certificate's unless
+// --name says otherwise):
+//
+//   counter_service --listen=0.0.0.0:7000 --tls_cert=a.pem --tls_key=a.key --tls_ca=ca.pem               # A
+//   counter_service --listen=0.0.0.0:7000 --peer=A:7000 --tls_cert=b.pem --tls_key=b.key --tls_ca=ca.pem  # B
+//
+// or, for development, with a shared secret and no encryption (the same
+// --secret on all):
 //
 //   counter_service --listen=0.0.0.0:7000 --secret=S                   # machine A
 //   counter_service --listen=0.0.0.0:7000 --peer=A:7000 --secret=S     # machine B
@@ -20,10 +28,12 @@
 // A node with --peer (repeat it, or separate by commas) joins the cluster
 // those nodes belong to and then runs the workload over the whole cluster
 // once (--increments=0: it only serves). Every node runs until SIGINT or
-// SIGTERM, then leaves the cluster. --peer without --listen runs the
-// workload as a client that hosts no shards, and exits (--report: only
-// prints what each node sees and the node table). With --peer, finding and
-// joining the cluster is retried until --join_timeout, a line per retry.
+// SIGTERM, then leaves the cluster; SIGHUP makes it reload its TLS files
+// (it also does so by itself when they change: --tls_reload). --peer
+// without --listen runs the workload as a client that hosts no shards, and
+// exits (--report: only prints what each node sees and the node table).
+// With --peer, finding and joining the cluster is retried until
+// --join_timeout, a line per retry.
 //
 // Output lines of a node start with its name; "<name>: listening on
 // <address>" says where it accepts connections, "<name>: ready" that it has
@@ -64,8 +74,8 @@ ABSL_FLAG(std::vector<std::string>, peer, {},
 ABSL_FLAG(std::string, advertise, "",
           "host:port other nodes reach this one by, if not the --listen address (behind NAT, or to be sure "
           "Refs to this node from a wildcard --listen work from nodes it never connected to)");
-ABSL_FLAG(std::string, secret, "", "the cluster secret, the same on every node (default: a demo secret)");
-ABSL_FLAG(std::string, name, "", "this node's name, unique in the cluster (default: <hostname>-<pid>)");
+ABSL_FLAG(std::string, name, "",
+          "this node's name, unique in the cluster (default: the name in its TLS certificate, or <hostname>-<pid>)");
 ABSL_FLAG(int, shards, 4, "shards this node hosts");
 ABSL_FLAG(int, local_nodes, 3, "node processes of the local cluster (without --listen and --peer)");
 ABSL_FLAG(int64_t, increments, 10000, "increments each client sends (0: run no workload)");
@@ -90,10 +100,12 @@ using counter::Directory;
 using counter::KnownMember;
 using counter::Shard;
 
-troupe::NodeOptions Options(const std::string& name, const std::string& secret) {
+using troupe::examples::NodeAuth;
+
+troupe::NodeOptions Options(const std::string& name, const NodeAuth& auth) {
   troupe::NodeOptions o;
   o.name = name;
-  o.cluster_secret = secret;
+  troupe::examples::ApplyAuth(auth, o);
   o.advertise_address = absl::GetFlag(FLAGS_advertise);
   return o;
 }
@@ -151,11 +163,12 @@ class JoinRetry {
 };
 
 // A node: shards and a directory, joining the cluster of `peers` if any.
-int RunNode(const std::string& listen, const std::vector<std::string>& peers, const std::string& secret) {
+int RunNode(const std::string& listen, const std::vector<std::string>& peers, const NodeAuth& auth) {
   const absl::Duration timeout = absl::GetFlag(FLAGS_timeout);
   const int shard_count = absl::GetFlag(FLAGS_shards);
   troupe::ActorSystem sys(SystemOptions("counter"));
-  auto node = std::make_unique<troupe::Node>(sys, Options(absl::GetFlag(FLAGS_name), secret));
+  auto node = std::make_unique<troupe::Node>(sys, Options(absl::GetFlag(FLAGS_name), auth));
+  if (!troupe::examples::Ready(*node)) return 1;
   const std::string name = node->name();
   absl::StatusOr<std::string> address = node->Listen(listen);
   if (!address.ok()) {
@@ -210,7 +223,8 @@ int RunNode(const std::string& listen, const std::vector<std::string>& peers, co
     for (const std::string& e : found.errors) std::printf("%s: warning: %s\n", name.c_str(), e.c_str());
     for (const KnownMember& m : found.members) ring += m.info.shards.size();
     if (joined == 0) {
-      std::printf("%s: could not join any node of --peer: is one running, with the same --secret?\n", name.c_str());
+      std::printf("%s: could not join any node of --peer: is one running, with the same --secret or TLS CA?\n",
+                  name.c_str());
       ok = false;
       leave.store(true, std::memory_order_release);
     } else {
@@ -223,7 +237,7 @@ int RunNode(const std::string& listen, const std::vector<std::string>& peers, co
     }
   }
 
-  const int sig = troupe::examples::WaitForQuit(leave);
+  const int sig = troupe::examples::WaitForQuit(leave, *node);
   if (sig != 0) {
     std::printf("%s: signal %d: leaving the cluster\n", name.c_str(), sig);
     (void)directory.Ask(counter::Leave{}).Wait(timeout);  // quiet: no more membership lines
@@ -239,10 +253,11 @@ int RunNode(const std::string& listen, const std::vector<std::string>& peers, co
 }
 
 // --peer without --listen: a client that runs the workload and exits.
-int RunClientOnly(const std::vector<std::string>& peers, const std::string& secret) {
+int RunClientOnly(const std::vector<std::string>& peers, const NodeAuth& auth) {
   const absl::Duration timeout = absl::GetFlag(FLAGS_timeout);
   troupe::ActorSystem sys(SystemOptions("client"));
-  troupe::Node node(sys, Options(absl::GetFlag(FLAGS_name), secret));
+  troupe::Node node(sys, Options(absl::GetFlag(FLAGS_name), auth));
+  if (!troupe::examples::Ready(node)) return 1;
   JoinRetry retry("");
   counter::Discovery found;
   do {
@@ -250,7 +265,7 @@ int RunClientOnly(const std::vector<std::string>& peers, const std::string& secr
   } while (found.members.empty() && retry.Again(found.errors));
   for (const std::string& e : found.errors) std::printf("warning: %s\n", e.c_str());
   if (found.members.empty()) {
-    std::printf("no node of --peer answered: is one running, with the same --secret?\n");
+    std::printf("no node of --peer answered: is one running, with the same --secret or TLS CA?\n");
     return 1;
   }
   if (absl::GetFlag(FLAGS_report)) {
@@ -279,7 +294,8 @@ std::string AddressIn(const std::string& line) {
 }
 
 // No --listen, no --peer: a local cluster of node processes on loopback.
-int RunLocalCluster(const std::string& secret) {
+int RunLocalCluster(const NodeAuth& auth) {
+  const std::string& secret = auth.cluster_secret;
   const int count = absl::GetFlag(FLAGS_local_nodes);
   const int shard_count = absl::GetFlag(FLAGS_shards);
   const absl::Duration timeout = absl::GetFlag(FLAGS_timeout);
@@ -340,7 +356,8 @@ int RunLocalCluster(const std::string& secret) {
     // This process joins as a client: a node that neither listens nor hosts
     // shards, with a directory that reports members that fail.
     troupe::ActorSystem sys(SystemOptions("driver"));
-    troupe::Node node(sys, Options(absl::StrCat("driver-", getpid()), secret));
+    troupe::Node node(sys, Options(absl::StrCat("driver-", getpid()), auth));
+    if (!troupe::examples::Ready(node)) return 1;
     counter::DirectoryOptions watching;
     watching.node = node.name();
     watching.incarnation = node.incarnation();
@@ -389,9 +406,10 @@ int RunLocalCluster(const std::string& secret) {
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);  // starts no thread
-  // A node takes SIGINT and SIGTERM as "leave the cluster"; the local
-  // cluster's driver and a client die of them as usual.
-  if (!absl::GetFlag(FLAGS_listen).empty()) troupe::examples::BlockQuitSignals();
+  // A node takes SIGINT and SIGTERM as "leave the cluster", SIGHUP as
+  // "reload the TLS files"; the local cluster's driver and a client die of
+  // them as usual.
+  if (!absl::GetFlag(FLAGS_listen).empty()) troupe::examples::BlockNodeSignals();
   setvbuf(stdout, nullptr, _IOLBF, 0);  // whole lines, also into a pipe
   const std::string listen = absl::GetFlag(FLAGS_listen);
   const std::vector<std::string> peers = troupe::examples::RepeatedFlag(argc, argv, "peer");
@@ -400,8 +418,18 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "--shards, --increments must not be negative; --keys, --clients must be positive\n");
     return 2;
   }
-  const std::string secret = troupe::examples::SecretOrDemo(absl::GetFlag(FLAGS_secret));
-  if (!listen.empty()) return RunNode(listen, peers, secret);
-  if (!peers.empty()) return RunClientOnly(peers, secret);
-  return RunLocalCluster(secret);
+  if (listen.empty() && peers.empty() && troupe::examples::AnyTlsFlag()) {
+    std::fprintf(stderr,
+                 "the local cluster (no --listen, no --peer) uses a shared secret: --tls_cert, --tls_key and "
+                 "--tls_ca are one node's, for a node given --listen or --peer\n");
+    return 2;
+  }
+  absl::StatusOr<NodeAuth> auth = troupe::examples::AuthFromFlags();
+  if (!auth.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(auth.status().message()).c_str());
+    return 2;
+  }
+  if (!listen.empty()) return RunNode(listen, peers, *auth);
+  if (!peers.empty()) return RunClientOnly(peers, *auth);
+  return RunLocalCluster(*auth);
 }

@@ -5,13 +5,21 @@
 //   ./tools/bazel run -c opt //examples:remote_pingpong     # one machine, one process
 //
 // With neither --listen nor --peer both nodes run in this process, talking
-// over loopback on a port the kernel picks. Across two processes or hosts:
+// over loopback on a port the kernel picks. Across two processes or hosts,
+// over TLS with certificates from tools/make-certs (each node named as its
+// certificate, unless --name says otherwise):
+//
+//   remote_pingpong --listen=0.0.0.0:7100 --tls_cert=a.pem --tls_key=a.key --tls_ca=ca.pem   # host A: the ponger
+//   remote_pingpong --peer=A:7100 --tls_cert=b.pem --tls_key=b.key --tls_ca=ca.pem           # host B: the pinger
+//
+// or with a shared secret and no encryption (development):
 //
 //   remote_pingpong --listen=0.0.0.0:7100 --secret=S         # host A: the ponger
 //   remote_pingpong --peer=A:7100 --secret=S                 # host B: the pinger
 //
 // The ponger prints "ponger: node <name> listening on <address>" once it
-// accepts connections, and runs until SIGINT or SIGTERM.
+// accepts connections, and runs until SIGINT or SIGTERM; SIGHUP makes it
+// reload its TLS files.
 
 #include <algorithm>
 #include <atomic>
@@ -36,8 +44,7 @@
 
 ABSL_FLAG(std::string, listen, "", "run the ponger node, accepting connections on host:port (port 0: any)");
 ABSL_FLAG(std::string, peer, "", "run the pinger node against the ponger at host:port");
-ABSL_FLAG(std::string, secret, "", "the cluster secret, the same on both nodes (default: a demo secret)");
-ABSL_FLAG(std::string, name, "", "this node's name (default: <hostname>-<pid>)");
+ABSL_FLAG(std::string, name, "", "this node's name (default: the name in its TLS certificate, or <hostname>-<pid>)");
 ABSL_FLAG(int64_t, round_trips, 10000, "asks, one after another");
 ABSL_FLAG(int64_t, tells, 10000, "tells after the asks");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "deadline of the lookup and of each ask");
@@ -83,10 +90,10 @@ troupe::ActorSystemOptions SystemOptions(const std::string& name, int workers = 
   return o;
 }
 
-troupe::NodeOptions Options(std::string name, const std::string& secret) {
+troupe::NodeOptions Options(std::string name, const troupe::examples::NodeAuth& auth) {
   troupe::NodeOptions o;
   o.name = std::move(name);
-  o.cluster_secret = secret;
+  troupe::examples::ApplyAuth(auth, o);
   return o;
 }
 
@@ -179,7 +186,7 @@ int RunPinger(troupe::Node& node, const std::string& peer) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  troupe::examples::BlockQuitSignals();
+  troupe::examples::BlockNodeSignals();
   absl::ParseCommandLine(argc, argv);
   const std::string listen = absl::GetFlag(FLAGS_listen);
   const std::string peer = absl::GetFlag(FLAGS_peer);
@@ -191,12 +198,23 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "give --listen (the ponger) or --peer (the pinger), not both\n");
     return 2;
   }
-  const std::string secret = troupe::examples::SecretOrDemo(absl::GetFlag(FLAGS_secret));
+  if (listen.empty() && peer.empty() && troupe::examples::AnyTlsFlag()) {
+    std::fprintf(stderr,
+                 "both nodes in one process (no --listen, no --peer) use a shared secret: --tls_cert, --tls_key "
+                 "and --tls_ca are one node's, for --listen or --peer\n");
+    return 2;
+  }
+  absl::StatusOr<troupe::examples::NodeAuth> auth = troupe::examples::AuthFromFlags();
+  if (!auth.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(auth.status().message()).c_str());
+    return 2;
+  }
   const std::string name = absl::GetFlag(FLAGS_name);
 
   if (!listen.empty()) {
     troupe::ActorSystem sys(SystemOptions("ponger"));
-    troupe::Node node(sys, Options(name, secret));
+    troupe::Node node(sys, Options(name, *auth));
+    if (!troupe::examples::Ready(node)) return 1;
     absl::StatusOr<std::string> address = StartPonger(sys, node, listen);
     if (!address.ok()) {
       std::fprintf(stderr, "remote_pingpong: cannot listen on %s: %s\n", listen.c_str(),
@@ -206,20 +224,22 @@ int main(int argc, char** argv) {
     std::printf("ponger: node %s listening on %s\n", node.name().c_str(), address->c_str());
     std::fflush(stdout);
     const std::atomic<bool> never{false};
-    const int sig = troupe::examples::WaitForQuit(never);
+    const int sig = troupe::examples::WaitForQuit(never, node);
     std::printf("ponger: signal %d, shutting down\n", sig);
     return 0;
   }
 
   if (!peer.empty()) {
     troupe::ActorSystem sys(SystemOptions("pinger"));
-    troupe::Node node(sys, Options(name, secret));
+    troupe::Node node(sys, Options(name, *auth));
+    if (!troupe::examples::Ready(node)) return 1;
     return RunPinger(node, peer);
   }
 
   // One machine: both nodes in this process, each on its own system.
   troupe::ActorSystem pong_sys(SystemOptions("ponger", 1));
-  troupe::Node pong_node(pong_sys, Options(name.empty() ? "ponger" : name + "-ponger", secret));
+  troupe::Node pong_node(pong_sys, Options(name.empty() ? "ponger" : name + "-ponger", *auth));
+  if (!troupe::examples::Ready(pong_node)) return 1;
   absl::StatusOr<std::string> address = StartPonger(pong_sys, pong_node, "127.0.0.1:0");
   if (!address.ok()) {
     std::fprintf(stderr, "remote_pingpong: cannot listen on loopback: %s\n", address.status().ToString().c_str());
@@ -227,6 +247,7 @@ int main(int argc, char** argv) {
   }
   std::printf("ponger: node %s listening on %s\n", pong_node.name().c_str(), address->c_str());
   troupe::ActorSystem ping_sys(SystemOptions("pinger", 1));
-  troupe::Node ping_node(ping_sys, Options(name.empty() ? "pinger" : name + "-pinger", secret));
+  troupe::Node ping_node(ping_sys, Options(name.empty() ? "pinger" : name + "-pinger", *auth));
+  if (!troupe::examples::Ready(ping_node)) return 1;
   return RunPinger(ping_node, *address);
 }

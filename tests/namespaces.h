@@ -46,16 +46,24 @@ class Namespaces : public NodeProcesses {
 
   // Counter nodes a, b and c on 0.0.0.0:7000, one in each namespace, as in
   // docs/cluster.md: b and c given only a. `c_flags` are c's (after
-  // --peer), such as its workload.
-  void StartThree(const std::vector<std::string>& c_flags, ChildProcess** a, ChildProcess** b, ChildProcess** c) {
+  // --peer), such as its workload. With `tls_dir`, each runs over TLS with
+  // its certificate there (MakeNodeCerts) instead of the shared secret.
+  void StartThree(const std::vector<std::string>& c_flags, ChildProcess** a, ChildProcess** b, ChildProcess** c,
+                  const std::string& tls_dir = "") {
     const std::string a_at = addr_[0] + ":7000";
-    EXPECT_EQ(StartCounterNode("a", "0.0.0.0:7000", {}, a, In(0)), "0.0.0.0:7000");
+    auto with_tls = [&](const std::string& name, std::vector<std::string> flags) {
+      if (tls_dir.empty()) return flags;
+      std::vector<std::string> tls = TlsFlags(tls_dir, name);
+      flags.insert(flags.end(), tls.begin(), tls.end());
+      return flags;
+    };
+    EXPECT_EQ(StartCounterNode("a", "0.0.0.0:7000", with_tls("a", {}), a, In(0)), "0.0.0.0:7000");
     ASSERT_NE(*a, nullptr);
-    StartCounterNode("b", "0.0.0.0:7000", {"--peer=" + a_at, "--increments=0"}, b, In(1));
+    StartCounterNode("b", "0.0.0.0:7000", with_tls("b", {"--peer=" + a_at, "--increments=0"}), b, In(1));
     ASSERT_NE(*b, nullptr);
     std::vector<std::string> flags = {"--peer=" + a_at};
     flags.insert(flags.end(), c_flags.begin(), c_flags.end());
-    StartCounterNode("c", "0.0.0.0:7000", flags, c, In(2));
+    StartCounterNode("c", "0.0.0.0:7000", with_tls("c", flags), c, In(2));
     ASSERT_NE(*c, nullptr);
   }
 

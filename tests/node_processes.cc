@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <utility>
 
 #include "absl/status/statusor.h"
@@ -45,8 +47,11 @@ std::string NodeProcesses::Line(ChildProcess* p, const std::string& needle) {
 std::string NodeProcesses::StartCounterNode(const std::string& name, const std::string& listen,
                                             const std::vector<std::string>& extra, ChildProcess** out,
                                             const std::vector<std::string>& prefix) {
+  const bool tls = std::any_of(extra.begin(), extra.end(),
+                               [](const std::string& flag) { return flag.starts_with("--tls_cert"); });
   std::vector<std::string> argv = {Runfile("examples/counter_service"), "--listen=" + listen, "--name=" + name,
-                                   "--shards=2", kSecret, "--workers=1"};
+                                   "--shards=2", "--workers=1"};
+  if (!tls) argv.push_back(kSecret);
   argv.insert(argv.end(), extra.begin(), extra.end());
   ChildProcess* p = Start(name, argv, prefix);
   *out = p;
@@ -68,6 +73,33 @@ std::string NodeProcesses::Ended(ChildProcess* p) {
   if (p == nullptr) return "";
   bool clean = false;
   return p->WaitOrKill(absl::Now() + kWait, &clean);
+}
+
+std::string NodeProcesses::MakeCa(const std::string& name) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  if (tmp == nullptr) {
+    ADD_FAILURE() << "TEST_TMPDIR is not set: run the test with bazel test";
+    return "";
+  }
+  const std::string dir =
+      std::string(tmp) + "/" + ::testing::UnitTest::GetInstance()->current_test_info()->name() + "/" + name;
+  // --force: a CA left by an earlier run of this test is replaced.
+  if (!ExitsCleanly(Start("make-certs-ca", {Runfile("tools/make-certs"), "ca", dir, "--force"}))) return "";
+  return dir;
+}
+
+bool NodeProcesses::MakeNodeCerts(const std::string& dir, const std::vector<std::string>& names,
+                                  const std::vector<std::string>& extra) {
+  std::vector<std::string> argv = {Runfile("tools/make-certs"), "node", dir};
+  argv.insert(argv.end(), names.begin(), names.end());
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return ExitsCleanly(Start("make-certs-node", argv));
+}
+
+std::vector<std::string> NodeProcesses::TlsFlags(const std::string& dir, const std::string& name,
+                                                 const std::string& ca_dir) {
+  return {"--tls_cert=" + dir + "/" + name + ".pem", "--tls_key=" + dir + "/" + name + ".key",
+          "--tls_ca=" + (ca_dir.empty() ? dir : ca_dir) + "/ca.pem"};
 }
 
 }  // namespace troupe::tests

@@ -6,6 +6,10 @@
 //
 // Every process may run behind a prefix, such as "ip netns exec <ns>" to
 // start it in a network namespace.
+//
+// TLS: MakeCa and MakeNodeCerts run tools/make-certs (which the test then
+// needs in its data) into directories under TEST_TMPDIR, and TlsFlags
+// gives a node the flags of its files.
 
 #ifndef TROUPE_TESTS_NODE_PROCESSES_H_
 #define TROUPE_TESTS_NODE_PROCESSES_H_
@@ -46,7 +50,9 @@ class NodeProcesses : public ::testing::Test {
 
   // A counter_service node listening on `listen` (port 0: the kernel's
   // choice) with 2 shards and one worker. Returns its address once it
-  // prints that it is ready ("" on failure); `*out` is the process.
+  // prints that it is ready ("" on failure); `*out` is the process. It
+  // authenticates with kSecret, or, if `extra` has TLS flags (TlsFlags),
+  // with those alone.
   std::string StartCounterNode(const std::string& name, const std::string& listen,
                                const std::vector<std::string>& extra, ChildProcess** out,
                                const std::vector<std::string>& prefix = {});
@@ -57,6 +63,23 @@ class NodeProcesses : public ::testing::Test {
 
   // Waits for `p` to exit (killing it past kWait) and describes how.
   static std::string Ended(ChildProcess* p);
+
+  // A new CA (tools/make-certs ca) in a directory of this test under
+  // TEST_TMPDIR; returns the directory ("" and a test failure if make-certs
+  // fails).
+  std::string MakeCa(const std::string& name);
+
+  // Makes the key and certificate of each of `names` in `dir`, signed by
+  // its CA (tools/make-certs node; run again for a name, it rotates them).
+  // `extra`: more arguments, such as {"--days", "30"}. True if make-certs
+  // exits 0 (else a test failure).
+  bool MakeNodeCerts(const std::string& dir, const std::vector<std::string>& names,
+                     const std::vector<std::string>& extra = {});
+
+  // --tls_cert and --tls_key of node `name` in `dir`, and --tls_ca of the
+  // CA in `ca_dir` (default: `dir`).
+  static std::vector<std::string> TlsFlags(const std::string& dir, const std::string& name,
+                                           const std::string& ca_dir = "");
 
   static constexpr char kSecret[] = "--secret=troupe-tests";
 
