@@ -30,7 +30,8 @@ trap 'rm -f "$data"' EXIT
 
 # The suite's JSON lines have a fixed field order:
 # {"workload": W, "system": S, "metric": M, "value": V, "unit": U, "target": T, "baseline": B}
-# (T: troupe's target as "times better than B", 0 for none; B: "caf" or "floor").
+# (T: troupe's target as "times better than B", 0 for none; B: "caf" or "floor";
+# for S = "troupe-tls", TLS's target against B = "troupe", not drawn here).
 awk -F'"' '
   /"workload"/ {
     w = $4; s = $8; m = $12
@@ -42,8 +43,11 @@ awk -F'"' '
     if (!(key in seen)) { seen[key] = 1; order[n++] = key }
     val[key, s] = v
     unit[key] = u
-    target[key] = t
-    base[key] = (b == "" ? "caf" : b)
+    # troupe-tls lines carry their own target, set against plaintext troupe.
+    if (s == "troupe") {
+      target[key] = t
+      base[key] = (b == "" ? "caf" : b)
+    }
   }
   END {
     for (i = 0; i < n; i++) {

@@ -1,5 +1,5 @@
 // The suite's remote workloads: two endpoints talking over a loopback TCP
-// connection, measured on three systems.
+// connection, measured on four systems.
 //
 //   remote-rtt     A requester sends a small request (a 16-byte payload: a
 //                  sequence number and a value) and waits for its reply (the
@@ -25,18 +25,20 @@
 //   caf     bench/caf_remote.cc: CAF 0.17's io module (the middleman and
 //           BASP), two actor systems of one process: one publishes the
 //           echo or counting actor, the other reaches it via remote_actor.
-//   troupe  bench/troupe_remote.cc, with troupe::Node (net/node.h): not
-//           written yet. Until it is, the workload table in workloads.cc
-//           has nullptr in the troupe slot of both remote workloads and the
-//           suite prints n/a. To add it, define TroupeRemoteRtt and
-//           TroupeRemoteOneway below (same logic, same checks, same metric
-//           names, via RttMeasurements / OnewayMeasurements / CheckOneway),
-//           put the file in a //bench library the suite depends on, and
-//           replace the two nullptrs.
+//   troupe  bench/troupe_remote.cc, with troupe::Node (net/node.h) in
+//           shared-secret mode: plaintext links.
+//   troupe-tls
+//           the same code with both nodes on TLS 1.3 (NodeOptions::tls),
+//           each with its own certificate from one CA made in memory when
+//           the workload starts (//net/io:tls_test_pki); the cluster secret
+//           stays, so TLS is the only difference. The suite prints these
+//           figures as the rows remote-rtt-tls and remote-oneway-tls.
 //
-// Targets (bench/suite.cc, Target and Baseline): troupe's remote-rtt p50 at
-// most 1.3x the floor's; troupe's remote-oneway throughput at least 20x
-// CAF's.
+// Targets (bench/suite.cc, Target, TlsTarget and Baseline): troupe's
+// remote-rtt p50 at most 1.3x the floor's; troupe's remote-oneway
+// throughput at least 20x CAF's. With TLS, against troupe's plaintext
+// figures of the same run: the rtt p50 at most 1.2x, the one-way
+// throughput at least 1/1.5 of plaintext's.
 //
 // Every workload binds 127.0.0.1 port 0 (an ephemeral port) and hands the
 // port to its peer inside the process; every wait is bounded by
@@ -103,10 +105,11 @@ absl::StatusOr<std::vector<Measurement>> FloorRemoteOneway(const Sizes& sizes);
 absl::StatusOr<std::vector<Measurement>> CafRemoteRtt(const Sizes& sizes);
 absl::StatusOr<std::vector<Measurement>> CafRemoteOneway(const Sizes& sizes);
 
-// troupe::Node (bench/troupe_remote.cc): declared for the networking layer,
-// not defined yet; see the top of this file.
+// troupe::Node (bench/troupe_remote.cc): plaintext, and over TLS.
 absl::StatusOr<std::vector<Measurement>> TroupeRemoteRtt(const Sizes& sizes);
 absl::StatusOr<std::vector<Measurement>> TroupeRemoteOneway(const Sizes& sizes);
+absl::StatusOr<std::vector<Measurement>> TroupeRemoteRttTls(const Sizes& sizes);
+absl::StatusOr<std::vector<Measurement>> TroupeRemoteOnewayTls(const Sizes& sizes);
 
 }  // namespace troupe::bench
 

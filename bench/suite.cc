@@ -38,7 +38,7 @@
 ABSL_FLAG(std::vector<std::string>, only, {}, "comma-separated workloads to run (default: all)");
 ABSL_FLAG(bool, json, false, "print one JSON object per measurement instead of the table");
 ABSL_FLAG(std::string, json_out, "", "also write the JSON lines to this file (the table still prints)");
-ABSL_FLAG(std::string, run_one, "", "internal: run <workload>:<troupe|caf> in this process");
+ABSL_FLAG(std::string, run_one, "", "internal: run <workload>:<troupe|troupe-tls|caf|floor> in this process");
 ABSL_FLAG(absl::Duration, child_timeout, absl::Minutes(3), "kill a workload that runs longer");
 ABSL_FLAG(bool, list, false, "list the workloads and exit");
 
@@ -115,10 +115,11 @@ const Workload* FindWorkload(const std::string& name) {
   return nullptr;
 }
 
-// The function that runs `w` on `system` ("troupe", "caf" or "floor");
-// nullptr if there is none (yet).
+// The function that runs `w` on `system` ("troupe", "troupe-tls", "caf" or
+// "floor"); nullptr if there is none (yet).
 WorkloadFn SystemFn(const Workload& w, const std::string& system) {
   if (system == "troupe") return w.troupe;
+  if (system == "troupe-tls") return w.troupe_tls;
   if (system == "caf") return w.caf;
   if (system == "floor") return w.floor;
   return nullptr;
@@ -130,7 +131,8 @@ int RunOne(const std::string& spec) {
   const Workload* w = parts.size() == 2 ? FindWorkload(parts[0]) : nullptr;
   WorkloadFn fn = w != nullptr ? SystemFn(*w, parts[1]) : nullptr;
   if (fn == nullptr) {
-    std::fprintf(stderr, "--run_one wants <workload>:<troupe|caf|floor> that exists, got '%s'\n", spec.c_str());
+    std::fprintf(stderr, "--run_one wants <workload>:<troupe|troupe-tls|caf|floor> that exists, got '%s'\n",
+                 spec.c_str());
     return 2;
   }
   absl::StatusOr<std::vector<Measurement>> result = fn(SizesFromFlags());
@@ -259,6 +261,16 @@ double Target(absl::string_view workload, absl::string_view metric) {
   return 3;  // the Savina workloads
 }
 
+// The target of troupe over TLS ("troupe-tls") against troupe's plaintext
+// figure of the same run, in Target's terms (times better; below 1: at most
+// 1/N times worse); 0 when there is none. The rtt p50 at most 1.2x
+// plaintext's, the one-way throughput at most 1.5x lower.
+double TlsTarget(absl::string_view workload, absl::string_view metric) {
+  if (workload == "remote-rtt") return metric == "p50" ? 1 / 1.2 : 0;
+  if (workload == "remote-oneway") return metric == "throughput" ? 1 / 1.5 : 0;
+  return 0;
+}
+
 std::string FormatValue(double v, const std::string& unit) {
   if (unit == "msg/s") return absl::StrFormat("%.2f M/s", v / 1e6);
   if (unit == "s") return v < 1 ? absl::StrFormat("%.1f ms", v * 1e3) : absl::StrFormat("%.3f s", v);
@@ -277,13 +289,17 @@ const Measurement* FindMetric(const ChildResult& result, const std::string& metr
 }
 
 // The remote workloads (those with a floor) print in a table of their own,
-// with the floor as a third figure and the ratio against the baseline.
+// with the floor as a third figure and the ratio against the baseline. Where
+// troupe also ran over TLS, rows "<workload>-tls" follow: troupe's TLS
+// figures, and as the ratio what TLS costs against troupe's plaintext
+// figures of the same run.
 void PrintRemoteHeader() {
   std::printf("%-20s %-16s %14s %14s %14s %10s %14s\n", "remote workload", "metric", "troupe", "CAF", "TCP floor",
               "ratio", "target");
 }
 
-void PrintRemoteRows(const Workload& w, const ChildResult& troupe, const ChildResult& caf, const ChildResult& floor) {
+void PrintRemoteRows(const Workload& w, const ChildResult& troupe, const ChildResult& troupe_tls,
+                     const ChildResult& caf, const ChildResult& floor) {
   const bool against_floor = std::string(Baseline(w.name)) == "floor";
   const ChildResult& base = against_floor ? floor : caf;
   // The rows: every metric any of the three reported, in the order of the
@@ -310,6 +326,28 @@ void PrintRemoteRows(const Workload& w, const ChildResult& troupe, const ChildRe
     }
     std::printf("%-20s %-16s %14s %14s %14s %10s %14s\n", w.name, row.metric.c_str(), figure(troupe, row.metric).c_str(),
                 figure(caf, row.metric).c_str(), figure(floor, row.metric).c_str(), ratio.c_str(), goal.c_str());
+  }
+  if (w.troupe_tls == nullptr) {
+    std::fflush(stdout);
+    return;
+  }
+  const std::string tls_name = absl::StrCat(w.name, "-tls");
+  for (const Measurement& row : rows.measurements) {
+    const Measurement* t = FindMetric(troupe_tls, row.metric);
+    const Measurement* plain = FindMetric(troupe, row.metric);
+    const double target = TlsTarget(w.name, row.metric);
+    std::string ratio = "-", goal;
+    double advantage = 0;  // times better than plaintext: below 1
+    if (t != nullptr && plain != nullptr) {
+      advantage = Advantage(*t, *plain);
+      ratio = absl::StrFormat("%.2fx", advantage > 0 ? 1 / advantage : 0);
+    }
+    if (target > 0) {
+      goal = absl::StrFormat("<=%.3gx plain", 1 / target);
+      if (advantage > 0 && advantage >= target * (1 - 1e-9)) goal = "met " + goal;
+    }
+    std::printf("%-20s %-16s %14s %14s %14s %10s %14s\n", tls_name.c_str(), row.metric.c_str(),
+                figure(troupe_tls, row.metric).c_str(), "-", "-", ratio.c_str(), goal.c_str());
   }
   std::fflush(stdout);
 }
@@ -343,11 +381,13 @@ int RunSuite(const std::string& self) {
     table_header = false;
   };
   for (const Workload* w : chosen) {
-    // troupe, CAF, and for the remote workloads the floor; a system without
-    // the workload (a nullptr) is absent.
+    // troupe, CAF, and for the remote workloads troupe over TLS (run right
+    // after plaintext troupe, so the two are measured close together) and
+    // the floor; a system without the workload (a nullptr) is absent.
     std::vector<std::pair<const char*, ChildResult>> results;
-    for (const char* system : {"troupe", "caf", "floor"}) {
+    for (const char* system : {"troupe", "troupe-tls", "caf", "floor"}) {
       if (std::string(system) == "floor" && w->floor == nullptr) continue;
+      if (std::string(system) == "troupe-tls" && w->troupe_tls == nullptr) continue;
       ChildResult r;
       r.absent = SystemFn(*w, system) == nullptr;
       if (!r.absent) r = RunChild(self, absl::StrCat(w->name, ":", system));
@@ -360,12 +400,15 @@ int RunSuite(const std::string& self) {
       }
     }
     for (const auto& [system, result] : results) {
+      // troupe-tls's target is set against plaintext troupe (TlsTarget).
+      const bool tls = std::string(system) == "troupe-tls";
       for (const Measurement& m : result.measurements) {
         const std::string line =
             absl::StrFormat("{\"workload\": %s, \"system\": %s, \"metric\": %s, \"value\": %.9g, \"unit\": %s, "
                             "\"target\": %g, \"baseline\": %s}\n",
                             JsonString(w->name), JsonString(system), JsonString(m.metric), m.value,
-                            JsonString(m.unit), Target(w->name, m.metric), JsonString(Baseline(w->name)));
+                            JsonString(m.unit), tls ? TlsTarget(w->name, m.metric) : Target(w->name, m.metric),
+                            JsonString(tls ? "troupe" : Baseline(w->name)));
         if (json) std::fputs(line.c_str(), stdout);
         if (json_file != nullptr) std::fputs(line.c_str(), json_file);
       }
@@ -374,8 +417,15 @@ int RunSuite(const std::string& self) {
       std::fflush(stdout);
       continue;
     }
-    const ChildResult& troupe = results[0].second;
-    const ChildResult& caf = results[1].second;
+    auto result_of = [&results](absl::string_view system) -> const ChildResult& {
+      static const ChildResult kNone;
+      for (const auto& [name, result] : results) {
+        if (system == name) return result;
+      }
+      return kNone;
+    };
+    const ChildResult& troupe = result_of("troupe");
+    const ChildResult& caf = result_of("caf");
     if (w->floor != nullptr) {
       if (!remote_header) {
         if (table_header) {
@@ -385,7 +435,7 @@ int RunSuite(const std::string& self) {
         PrintRemoteHeader();
         remote_header = true;
       }
-      PrintRemoteRows(*w, troupe, caf, results[2].second);
+      PrintRemoteRows(*w, troupe, result_of("troupe-tls"), caf, result_of("floor"));
       continue;
     }
     if (!table_header) {
@@ -411,7 +461,9 @@ int RunSuite(const std::string& self) {
     end_table();
     if (remote_header) {
       std::printf("ratio: against the floor, troupe / floor (lower is better); against CAF, how many times better\n"
-                  "troupe is; n/a: troupe's side of the workload is not written yet\n");
+                  "troupe is; n/a: troupe's side of the workload is not written yet\n"
+                  "-tls rows: troupe with TLS 1.3 links; ratio: what TLS costs against troupe's plaintext figure\n"
+                  "above (TLS time / plaintext time, plaintext rate / TLS rate; lower is better)\n");
     }
   }
   if (json_file != nullptr) std::fclose(json_file);

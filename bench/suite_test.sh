@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every workload of the suite once, on both systems, at tiny sizes, and
-# checks that each printed its figures. Correctness only: no timing asserted.
+# checks that each printed its figures (the remote ones also on the TCP floor
+# and on troupe over TLS). Correctness only: no timing asserted.
 set -euo pipefail
 suite="$1"
 sizes=(--workers=2 --skynet_leaves=1000 --pingpong_round_trips=1000 --pingpong_pairs=4
@@ -18,6 +19,13 @@ for workload in $("$suite" --list | awk '{print $1}'); do
     exit 1
   fi
 done
+# troupe's remote workloads also ran over TLS, and printed their figures.
+for workload in remote-rtt-tls remote-oneway-tls; do
+  if ! grep "^$workload " <<<"$table" | grep -q ' us \| M/s '; then
+    echo "no TLS figures for $workload" >&2
+    exit 1
+  fi
+done
 
 # --json: one object per measurement, both systems, and it parses.
 json="$("$suite" "${sizes[@]}" --only=skynet,pingpong --json)"
@@ -28,14 +36,17 @@ if command -v python3 >/dev/null; then
   python3 -c 'import json,sys; [json.loads(l) for l in sys.stdin if l.strip()]' <<<"$json"
 fi
 
-# The remote workloads also measure the raw TCP floor, and name the system
-# each target is set against.
+# The remote workloads also measure the raw TCP floor and troupe over TLS,
+# and name the system each target is set against (TLS's: plaintext troupe).
 json="$("$suite" "${sizes[@]}" --only=remote-rtt,remote-oneway --json)"
 printf '%s\n' "$json"
 [[ "$(grep -c '"system": "floor"' <<<"$json")" -ge 4 ]]
 [[ "$(grep -c '"system": "caf"' <<<"$json")" -ge 4 ]]
-grep -q '"workload": "remote-rtt", .*"metric": "p50", .*"baseline": "floor"' <<<"$json"
-grep -q '"workload": "remote-oneway", .*"metric": "throughput", .*"target": 20, "baseline": "caf"' <<<"$json"
+[[ "$(grep -c '"system": "troupe-tls"' <<<"$json")" -ge 4 ]]
+grep -q '"workload": "remote-rtt", "system": "troupe", "metric": "p50", .*"baseline": "floor"' <<<"$json"
+grep -q '"workload": "remote-oneway", "system": "troupe", "metric": "throughput", .*"target": 20, "baseline": "caf"' <<<"$json"
+grep -q '"workload": "remote-rtt", "system": "troupe-tls", "metric": "p50", .*"target": 0.833333, "baseline": "troupe"' <<<"$json"
+grep -q '"workload": "remote-oneway", "system": "troupe-tls", "metric": "throughput", .*"target": 0.666667, "baseline": "troupe"' <<<"$json"
 if command -v python3 >/dev/null; then
   python3 -c 'import json,sys; [json.loads(l) for l in sys.stdin if l.strip()]' <<<"$json"
 fi
@@ -45,4 +56,4 @@ if "$suite" --only=no-such-workload 2>/dev/null; then
   echo "an unknown workload was accepted" >&2
   exit 1
 fi
-echo "suite_test: all workloads ran on both systems"
+echo "suite_test: all workloads ran on both systems, the remote ones also on the floor and troupe over TLS"

@@ -11,9 +11,16 @@
 //     control that keeps the bytes in flight bounded, as a real sender
 //     respecting back-pressure must (the node refuses sends past its
 //     outbound bound rather than buffering without limit).
+//
+// The TLS variants (troupe-tls) run the same code with both nodes on TLS
+// 1.3: a CA made in memory when the workload starts (TestCa), and one
+// certificate from it for each node, naming the node ("server", "client").
+// Both keep the cluster secret, so TLS is the only difference.
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +32,7 @@
 #include "bench/remote.troupe.h"
 #include "bench/remote.h"
 #include "bench/workload.h"
+#include "net/io/tls_test_pki.h"
 #include "net/node.h"
 
 namespace troupe::bench {
@@ -51,21 +59,35 @@ using Clock = std::chrono::steady_clock;
 constexpr int64_t kWindow = 200000;
 constexpr char kSecret[] = "bench-remote";
 
-NodeOptions Options(const char* name) {
+// A node's options; with `ca`, TLS with a certificate of its own from it.
+NodeOptions Options(const char* name, const net::testing::TestCa* ca) {
   NodeOptions o;
   o.name = name;
   o.cluster_secret = kSecret;
+  if (ca != nullptr) {
+    const net::testing::PemCredentials pem = ca->IssueFor(name);
+    o.tls.certificate_chain_pem = pem.certificate_chain;
+    o.tls.private_key_pem = pem.private_key;
+    o.tls.trusted_ca_pem = ca->certificate_pem();
+  }
   return o;
 }
 
-// Two systems and their nodes; `server` publishes an A as "target".
+// Two systems and their nodes; `server` publishes an A as "target". With
+// `tls`, both nodes' links are TLS with certificates from one CA.
 template <class A>
 struct Pair {
-  Pair() : server_sys({.workers = 1, .name = "server"}), client_sys({.workers = 1, .name = "client"}) {
-    server = std::make_unique<Node>(server_sys, Options("server"));
-    client = std::make_unique<Node>(client_sys, Options("client"));
+  explicit Pair(bool tls)
+      : server_sys({.workers = 1, .name = "server"}), client_sys({.workers = 1, .name = "client"}) {
+    std::optional<net::testing::TestCa> ca;
+    if (tls) ca.emplace("troupe bench CA");
+    const net::testing::TestCa* const ca_ptr = ca.has_value() ? &*ca : nullptr;
+    server = std::make_unique<Node>(server_sys, Options("server", ca_ptr));
+    client = std::make_unique<Node>(client_sys, Options("client", ca_ptr));
   }
   absl::StatusOr<Ref<A>> Connect() {
+    if (absl::Status s = server->ready(); !s.ok()) return s;
+    if (absl::Status s = client->ready(); !s.ok()) return s;
     absl::StatusOr<std::string> address = server->Listen("127.0.0.1:0");
     if (!address.ok()) return address.status();
     if (absl::Status s = server->Publish("target", server_sys.Spawn<A>()); !s.ok()) return s;
@@ -75,10 +97,8 @@ struct Pair {
   std::unique_ptr<Node> server, client;
 };
 
-}  // namespace
-
-absl::StatusOr<std::vector<Measurement>> TroupeRemoteRtt(const Sizes& sizes) {
-  Pair<EchoActor> pair;
+absl::StatusOr<std::vector<Measurement>> RemoteRtt(const Sizes& sizes, bool tls) {
+  Pair<EchoActor> pair(tls);
   absl::StatusOr<Ref<EchoActor>> echo = pair.Connect();
   if (!echo.ok()) return echo.status();
   std::vector<double> micros;
@@ -98,8 +118,8 @@ absl::StatusOr<std::vector<Measurement>> TroupeRemoteRtt(const Sizes& sizes) {
   return RttMeasurements(micros);
 }
 
-absl::StatusOr<std::vector<Measurement>> TroupeRemoteOneway(const Sizes& sizes) {
-  Pair<CountActor> pair;
+absl::StatusOr<std::vector<Measurement>> RemoteOneway(const Sizes& sizes, bool tls) {
+  Pair<CountActor> pair(tls);
   absl::StatusOr<Ref<CountActor>> counter = pair.Connect();
   if (!counter.ok()) return counter.status();
   const int64_t n = sizes.remote_oneway_messages;
@@ -117,6 +137,15 @@ absl::StatusOr<std::vector<Measurement>> TroupeRemoteOneway(const Sizes& sizes) 
   if (!done.ok()) return done.status();
   if (absl::Status s = CheckOneway(n, done->count, done->sum); !s.ok()) return s;
   return OnewayMeasurements(n, seconds);
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<Measurement>> TroupeRemoteRtt(const Sizes& sizes) { return RemoteRtt(sizes, false); }
+absl::StatusOr<std::vector<Measurement>> TroupeRemoteOneway(const Sizes& sizes) { return RemoteOneway(sizes, false); }
+absl::StatusOr<std::vector<Measurement>> TroupeRemoteRttTls(const Sizes& sizes) { return RemoteRtt(sizes, true); }
+absl::StatusOr<std::vector<Measurement>> TroupeRemoteOnewayTls(const Sizes& sizes) {
+  return RemoteOneway(sizes, true);
 }
 
 }  // namespace troupe::bench

@@ -72,6 +72,8 @@ struct Workload {
   WorkloadFn caf;
   // A third system, for the remote workloads: the raw TCP floor (remote.h).
   WorkloadFn floor = nullptr;
+  // And a fourth: troupe with its links on TLS ("troupe-tls", remote.h).
+  WorkloadFn troupe_tls = nullptr;
 };
 
 // Every workload, in the order the suite runs them.

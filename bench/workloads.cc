@@ -18,10 +18,10 @@ const std::vector<Workload>& AllWorkloads() {
       {"ask-latency", "request/reply round trip between two actors, p50 and p99", TroupeAskLatency, CafAskLatency},
       {"idle-cpu", "CPU of an idle system", TroupeIdleCpu, CafIdleCpu},
       // The remote workloads (bench/remote.h).
-      {"remote-rtt", "request/reply round trip over loopback TCP, p50 and p99", TroupeRemoteRtt, CafRemoteRtt,
-       FloorRemoteRtt},
-      {"remote-oneway", "one-way messages over loopback TCP until the receiver has all", TroupeRemoteOneway,
-       CafRemoteOneway, FloorRemoteOneway},
+      {"remote-rtt", "request/reply round trip over loopback TCP, p50 and p99; troupe also over TLS",
+       TroupeRemoteRtt, CafRemoteRtt, FloorRemoteRtt, TroupeRemoteRttTls},
+      {"remote-oneway", "one-way messages over loopback TCP until the receiver has all; troupe also over TLS",
+       TroupeRemoteOneway, CafRemoteOneway, FloorRemoteOneway, TroupeRemoteOnewayTls},
   };
   return *kAll;
 }
