@@ -74,6 +74,9 @@ void ConnectionImpl::ReadTls() {
       break;
     }
     if (!Deliver(absl::Span<const uint8_t>(buffer, *n))) return;
+    // The socket is empty and nothing waits in the session: another Read
+    // would only cost a read that finds EAGAIN.
+    if (tls_->socket_drained() && !tls_->HasBufferedInput()) break;
     more = i + 1 == 4 * kMaxReadsPerEvent;
   }
   // Stopped at the cap with decrypted bytes still in the session: epoll

@@ -42,6 +42,7 @@ int BioRead(BIO* bio, char* data, int size) {
   if (s.plaintext) return -1;
   for (;;) {
     const ssize_t n = read(s.fd, data, static_cast<size_t>(size));
+    s.drained = n < size;
     if (n > 0) {
       for (ssize_t i = 0; i < n && s.seen < sizeof(s.first); ++i) s.first[s.seen++] = static_cast<uint8_t>(data[i]);
       if (s.seen == sizeof(s.first) && !LooksLikeTls(absl::MakeConstSpan(s.first, sizeof(s.first)))) {

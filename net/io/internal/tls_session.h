@@ -76,6 +76,9 @@ class TlsSession {
   // its handshake before the server has checked its certificate, and hears
   // of a refusal as an alert on its first read).
   bool received_data() const { return received_data_; }
+  // True if the last read of the socket emptied it: with nothing buffered
+  // either, another Read would only find EAGAIN.
+  bool socket_drained() const { return socket_.drained; }
   // True if the peer's first bytes could not begin a TLS record.
   bool plaintext_peer() const { return socket_.plaintext; }
 
@@ -86,6 +89,7 @@ class TlsSession {
     uint8_t first[3] = {0, 0, 0};
     size_t seen = 0;         // of first
     bool plaintext = false;  // the first bytes cannot begin a TLS record
+    bool drained = false;    // the last read found the socket empty, or took less than it asked for
   };
 
  private:
