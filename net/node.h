@@ -2,12 +2,16 @@
 // and hosts, with the same Ref, Tell and Ask as local ones.
 //
 //   troupe::ActorSystem sys;
-//   troupe::Node node(sys, {.name = "a", .cluster_secret = secret});
+//   troupe::NodeOptions options{.name = "a"};
+//   options.tls.certificate_chain_file = "certs/a.pem";  // tools/make-certs
+//   options.tls.private_key_file = "certs/a.key";
+//   options.tls.trusted_ca_file = "certs/ca.pem";
+//   troupe::Node node(sys, options);  // or {.name = "a", .cluster_secret = s}: development
 //   node.Listen("0.0.0.0:7000");
 //   node.Publish("counter", sys.Spawn<Counter>());
 //
 //   // on another host
-//   troupe::Node other(sys2, {.name = "b", .cluster_secret = secret});
+//   troupe::Node other(sys2, options_b);  // b's certificate, the same CA
 //   troupe::Ref<Counter> c = other.Lookup<Counter>("10.0.0.2:7000", "counter").Wait().value();
 //   c.Tell(Add{.by = 5});                       // Add comes from a .capnp schema
 //   int64_t n = c.Ask(Get{}, absl::Seconds(1)).Wait().value();
