@@ -397,5 +397,26 @@ TEST(Tls, ReloadedCredentialsServeNewConnections) {
   EXPECT_FALSE(*again);
 }
 
+
+// Each reload makes a context (with its BIO method); hundreds of them in
+// one process leave new connections working.
+TEST(Tls, ThreeHundredReloadsLeaveNewConnectionsWorking) {
+  Reactor reactor(ReactorOptions{});
+  TestCa ca;
+  absl::StatusOr<std::shared_ptr<TlsConfig>> config = TlsConfig::Create(Credentials(ca, ca.IssueFor("server")));
+  ASSERT_TRUE(config.ok());
+  for (int i = 0; i < 300; ++i) ASSERT_TRUE((*config)->Reload().ok()) << i;
+  EXPECT_EQ((*config)->generation(), 301u);
+  ConnectionOptions options;
+  options.tls = *config;
+  TestServer server(reactor, options, [] { return EchoHandler(); });
+  auto client = std::make_shared<RecordingHandler>();
+  absl::StatusOr<std::shared_ptr<Connection>> c =
+      ConnectAndWait(reactor, server.address(), TlsOptions(ca, ca.IssueFor("client")), client);
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE((*c)->Send(NumberedFrame(1)).ok());
+  EXPECT_TRUE(client->WaitForFrames(1));
+}
+
 }  // namespace
 }  // namespace troupe::net

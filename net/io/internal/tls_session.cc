@@ -89,7 +89,11 @@ bool IsCertificateAlert(int alert) {
 }  // namespace
 
 BIO_METHOD* NewSocketBioMethod() {
-  BIO_METHOD* method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "troupe socket");
+  // A fixed type in the range OpenSSL leaves to applications, not
+  // BIO_get_new_index(): that hands out one of some 128 process-wide
+  // indices per call, and every TlsContext (each reload) makes a method.
+  constexpr int kType = (BIO_TYPE_START + 42) | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR;
+  BIO_METHOD* method = BIO_meth_new(kType, "troupe socket");
   if (method == nullptr) return nullptr;
   BIO_meth_set_write(method, BioWrite);
   BIO_meth_set_read(method, BioRead);
