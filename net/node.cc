@@ -281,6 +281,7 @@ net::ConnectionOptions NodeState::connection_options() const {
   o.connect_timeout = options_.connect_timeout;
   o.tls = tls_;
   o.tls_handshake_timeout = options_.handshake_timeout;
+  o.refuse_tls_peers = true;  // a first frame is at most kHandshakeFrameBytes: no length looks like TLS
   o.mode_mismatch_reply = mismatch_reply_;
   return o;
 }

@@ -113,6 +113,12 @@ struct ConnectionOptions {
   // TLS only: the TLS handshake must complete within this
   // (DeadlineExceeded).
   absl::Duration tls_handshake_timeout = absl::Seconds(10);
+  // Plaintext only: a peer whose first bytes are a TLS record is refused
+  // (FailedPrecondition, "the peer speaks TLS") instead of having them read
+  // as a frame length. Off by default: a first frame of certain lengths
+  // from 66,324 bytes up starts with such bytes. A TLS connection always
+  // refuses a peer that does not speak TLS.
+  bool refuse_tls_peers = false;
   // Written, as one plaintext frame, to a peer found speaking the other
   // mode — TLS to a plaintext connection, plaintext to a TLS one — before
   // the connection closes (FailedPrecondition), so that the peer can say

@@ -156,9 +156,10 @@ class TlsConfig {
 };
 
 // True if `first` (at least 3 bytes) can begin a TLS record: a content
-// type 20-23, then a record version 3.1 to 3.4. A troupe connection never
-// starts so: read as a frame's length prefix those bytes announce at least
-// 66,324 bytes, and a first frame is at most kHandshakeFrameBytes.
+// type 20-23, then a record version 3.1 to 3.4. A node link never starts
+// so: read as a frame's length prefix those bytes announce at least 66,324
+// bytes, and its first frame is at most kHandshakeFrameBytes (see
+// ConnectionOptions::refuse_tls_peers).
 bool LooksLikeTls(absl::Span<const uint8_t> first);
 
 }  // namespace troupe::net

@@ -294,6 +294,7 @@ TEST(Tls, TlsPeerOfAPlaintextServerIsToldWhy) {
   Reactor reactor(LoggedReactorOptions(log));
   TestCa ca;
   ConnectionOptions plain;
+  plain.refuse_tls_peers = true;
   plain.mode_mismatch_reply = "this end runs without TLS";
   TestServer server(reactor, plain, [] { return EchoHandler(); });
   auto client = std::make_shared<RecordingHandler>();

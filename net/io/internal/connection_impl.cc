@@ -283,7 +283,7 @@ void ConnectionImpl::OnReadable() {
 
 bool ConnectionImpl::Deliver(absl::Span<const uint8_t> bytes) {
   Bump(bytes_in_, bytes.size());
-  if (tls_ == nullptr && first_seen_ < sizeof(first_bytes_)) {
+  if (tls_ == nullptr && options_.refuse_tls_peers && first_seen_ < sizeof(first_bytes_)) {
     for (size_t i = 0; i < bytes.size() && first_seen_ < sizeof(first_bytes_); ++i) {
       first_bytes_[first_seen_++] = bytes[i];
     }

@@ -30,8 +30,8 @@
 // connection whose queue is drained sends close_notify before the fd
 // closes. A TLS failure (a refused certificate, an alert, a bad record)
 // leaves no session to write with: the connection finishes at once. A
-// plaintext connection watches its first three bytes: a TLS record there
-// means a peer of the other mode (FailMismatch).
+// plaintext connection with refuse_tls_peers watches its first three
+// bytes: a TLS record there means a peer of the other mode (FailMismatch).
 //
 // Closing sequence, on the I/O thread:
 //   1. Fail(reason) or a posted BeginClose (from Close): the first reason
