@@ -419,5 +419,24 @@ TEST(Tls, ThreeHundredReloadsLeaveNewConnectionsWorking) {
   EXPECT_TRUE(client->WaitForFrames(1));
 }
 
+
+// A plaintext connection that does not refuse TLS peers reads a first frame
+// whose length prefix happens to look like a TLS record (66,326 bytes:
+// 16 03 01 00) as the frame it is.
+TEST(Tls, AFirstFrameThatLooksLikeTlsIsAFrameUnlessTlsPeersAreRefused) {
+  Reactor reactor(ReactorOptions{});
+  TestServer server(reactor, ConnectionOptions{}, [] { return EchoHandler(); });
+  auto client = std::make_shared<RecordingHandler>();
+  absl::StatusOr<std::shared_ptr<Connection>> c = ConnectAndWait(reactor, server.address(), ConnectionOptions{}, client);
+  ASSERT_TRUE(c.ok());
+  constexpr size_t kLength = 0x010316;
+  const OutFrame frame = NumberedFrame(5, kLength);
+  ASSERT_TRUE(LooksLikeTls(frame.bytes().subspan(0, 3)));
+  ASSERT_TRUE((*c)->Send(NumberedFrame(5, kLength)).ok());
+  ASSERT_TRUE(client->WaitForFrames(1));
+  EXPECT_EQ(client->frames()[0].size(), kLength);
+  EXPECT_FALSE(client->closed());
+}
+
 }  // namespace
 }  // namespace troupe::net
