@@ -35,6 +35,15 @@
 // Inbound: reads of up to 64 KiB, decoded by FrameDecoder; each payload is
 // handed to OnFrame 8-byte aligned, valid only during the call.
 //
+// TLS (ConnectionOptions::tls, net/io/tls.h): the same frames inside TLS
+// 1.3 records, both ends' certificates checked. Frames sent before the TLS
+// handshake is done wait in their lanes; OnFrame starts after it, with
+// tls_peer() set. The gathered write becomes one SSL_write of up to 64 KiB
+// of frames (records of up to 16 KiB). A TLS failure — a refused
+// certificate, an old version, a peer of the other mode, a record that
+// fails its integrity check — closes the connection at once with a reason
+// naming it (counted in ReactorStats::tls_refused or tls_errors).
+//
 // Timeouts, all on the I/O thread (epoll_wait sleeps until the nearest one):
 // frame_timeout (a started frame must complete), idle_timeout (a complete
 // frame must arrive), connect_timeout, close_timeout (how long Close keeps
