@@ -194,9 +194,13 @@ void NodeState::LoadTls() {
     return;
   }
   tls_ = *std::move(config);
+  log().info("node {}: TLS with {}", options_.name, CurrentCertificate());
+}
+
+std::string NodeState::CurrentCertificate() const {
   const std::shared_ptr<const net::TlsContext> context = tls_->Current();
-  log().info("node {}: TLS with certificate {} (valid until {})", options_.name, context->subject(),
-             absl::FormatTime(context->not_after(), absl::UTCTimeZone()));
+  return absl::StrCat("certificate ", context->subject(), " (valid until ",
+                      absl::FormatTime(context->not_after(), absl::UTCTimeZone()), ")");
 }
 
 void NodeState::ScheduleTlsCheck() {
@@ -210,10 +214,8 @@ void NodeState::ScheduleTlsCheck() {
       node->log().error("node {}: TLS files changed but do not load; the credentials in use stay: {}", node->name(),
                         std::string(reloaded.status().message()));
     } else if (*reloaded) {
-      const std::shared_ptr<const net::TlsContext> context = node->tls_->Current();
-      node->log().info("node {}: TLS files changed: new connections use certificate {} (valid until {})",
-                       node->name(), context->subject(),
-                       absl::FormatTime(context->not_after(), absl::UTCTimeZone()));
+      node->log().info("node {}: TLS files changed: new connections use {}", node->name(),
+                       node->CurrentCertificate());
     }
   });
 }
@@ -224,9 +226,7 @@ absl::Status NodeState::ReloadTls() {
     log().error("node {}: TLS reload failed; the credentials in use stay: {}", options_.name, std::string(s.message()));
     return s;
   }
-  const std::shared_ptr<const net::TlsContext> context = tls_->Current();
-  log().info("node {}: TLS reloaded: new connections use certificate {} (valid until {})", options_.name,
-             context->subject(), absl::FormatTime(context->not_after(), absl::UTCTimeZone()));
+  log().info("node {}: TLS reloaded: new connections use {}", options_.name, CurrentCertificate());
   return absl::OkStatus();
 }
 

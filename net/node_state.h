@@ -240,6 +240,8 @@ class NodeState : public std::enable_shared_from_this<NodeState> {
   // files for changes every tls_reload_interval.
   void LoadTls();
   void ScheduleTlsCheck();
+  // "certificate <subject> (valid until <time>)" of what new connections use.
+  std::string CurrentCertificate() const;
 
   ActorSystem& system_;
   const NodeOptions options_;

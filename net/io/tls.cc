@@ -20,10 +20,7 @@ namespace {
 
 // The oldest OpenSSL error on this thread's queue, as text; clears the queue.
 std::string OpenSslError() {
-  unsigned long first = 0;
-  for (unsigned long e = ERR_get_error(); e != 0; e = ERR_get_error()) {
-    if (first == 0) first = e;
-  }
+  const unsigned long first = internal::TakeFirstError();
   if (first == 0) return "unknown OpenSSL error";
   const char* reason = ERR_reason_error_string(first);
   return reason != nullptr ? reason : absl::StrCat("OpenSSL error ", first);

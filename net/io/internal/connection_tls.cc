@@ -54,9 +54,10 @@ void ConnectionImpl::ContinueTlsHandshake() {
 void ConnectionImpl::ReadTls() {
   const uint64_t frames_before = decoder_.frames();
   uint8_t* const buffer = thread_->read_buffer();
-  bool more = false;
+  constexpr int kMaxReads = 4 * kMaxReadsPerEvent;
+  int reads = 0;
   read_wants_write_ = false;
-  for (int i = 0; i < 4 * kMaxReadsPerEvent; ++i) {
+  for (; reads < kMaxReads; ++reads) {
     absl::StatusOr<size_t> n = tls_->Read(buffer, IoThread::kReadBufferBytes);
     if (!n.ok()) {
       if (absl::IsUnavailable(n.status())) {
@@ -77,11 +78,10 @@ void ConnectionImpl::ReadTls() {
     // The socket is empty and nothing waits in the session: another Read
     // would only cost a read that finds EAGAIN.
     if (tls_->socket_drained() && !tls_->HasBufferedInput()) break;
-    more = i + 1 == 4 * kMaxReadsPerEvent;
   }
   // Stopped at the cap with decrypted bytes still in the session: epoll
   // will not report them, so come back after the other connections.
-  if (more && tls_->HasBufferedInput()) {
+  if (reads == kMaxReads && tls_->HasBufferedInput()) {
     thread_->Post([self = self()]() {
       if (!self->finished_ && !self->closing_started_) self->OnReadable();
     });
@@ -94,8 +94,9 @@ void ConnectionImpl::ReadTls() {
 }
 
 void ConnectionImpl::FlushTls(bool writable) {
-  if (!writable && !write_wants_read_ && (interest_ & EPOLLOUT) != 0) return;  // full; EPOLLOUT resumes
-  if (write_wants_read_ && !writable) return;  // a read resumes
+  // The socket is full (EPOLLOUT resumes), or the session waits for the
+  // peer's bytes (the next read resumes).
+  if (!writable && (write_wants_read_ || (interest_ & EPOLLOUT) != 0)) return;
   write_wants_read_ = false;
   iovec* const iov = thread_->iov();
   for (int round = 0; round < kMaxTlsWritesPerFlush; ++round) {

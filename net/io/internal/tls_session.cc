@@ -102,6 +102,14 @@ BIO_METHOD* NewSocketBioMethod() {
   return method;
 }
 
+unsigned long TakeFirstError() {
+  unsigned long first = 0;
+  for (unsigned long e = ERR_get_error(); e != 0; e = ERR_get_error()) {
+    if (first == 0) first = e;
+  }
+  return first;
+}
+
 std::vector<std::string> DnsNames(X509* certificate) {
   std::vector<std::string> out;
   if (certificate == nullptr) return out;
@@ -230,10 +238,7 @@ void TlsSession::CollectPeer() {
 
 absl::Status TlsSession::Failure(int ret, std::string_view during) {
   const int code = SSL_get_error(ssl_, ret);
-  unsigned long first = 0;
-  for (unsigned long e = ERR_get_error(); e != 0; e = ERR_get_error()) {
-    if (first == 0) first = e;
-  }
+  const unsigned long first = TakeFirstError();
   const int reason = ERR_GET_REASON(first);
   const bool ssl_lib = ERR_GET_LIB(first) == ERR_LIB_SSL;
   const std::string what(during);

@@ -45,6 +45,9 @@ namespace troupe::net::internal {
 
 // The BIO method sessions use (one per TlsContext).
 BIO_METHOD* NewSocketBioMethod();
+// The oldest error on this thread's OpenSSL error queue (0: none); empties
+// the queue.
+unsigned long TakeFirstError();
 // The DNS names of `certificate`'s subjectAltName, and its subject.
 std::vector<std::string> DnsNames(X509* certificate);
 std::string SubjectOf(X509* certificate);
