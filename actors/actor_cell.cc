@@ -1,9 +1,12 @@
 #include "actors/actor_cell.h"
 
+#include <algorithm>
 #include <exception>
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "actors/actor_box.h"
 #include "actors/system_core.h"
@@ -11,8 +14,6 @@
 
 namespace troupe::internal {
 namespace {
-
-thread_local ActorCell* current_actor = nullptr;
 
 // The text of an exception caught at the actor boundary.
 std::string Describe(std::exception_ptr error) {
@@ -30,11 +31,23 @@ std::string Describe(std::exception_ptr error) {
 struct ActorCell::Extras {
   // Each holds a reference, released when the child reports it stopped.
   absl::flat_hash_set<ActorCell*> children;
-  struct Watcher {
-    ActorCell* cell;  // holds a reference until Down is sent
-    DownFactory make_down;
-  };
-  std::vector<Watcher> watchers;
+  // Watches on this actor, by (watcher, monitor id). Each holds a reference
+  // to its watcher until Down is sent or the watch is removed.
+  absl::flat_hash_map<std::pair<ActorCell*, uint64_t>, DownFactory> watchers;
+  // Monitors this actor holds, by id: the target, with a reference held.
+  absl::flat_hash_map<uint64_t, ActorCell*> monitors;
+  uint64_t last_monitor = 0;
+  // Timers this actor started. One-shot ones that fired are pruned when the
+  // set has doubled since the last prune.
+  absl::flat_hash_set<TimerId> timers;
+  size_t prune_timers_at = 16;
+  // Linked actors (or proxies of remote ones), each with a reference held.
+  absl::flat_hash_set<ActorCell*> links;
+  // Set while trapping exits: builds the Exit message.
+  ExitFactory make_exit = nullptr;
+  // Continuations waiting for a future (a doubly linked list through
+  // PendingContinuation::pending_prev/next).
+  PendingContinuation* pending = nullptr;
   // User messages that arrived during an exclusive co_await, in order.
   MessageList deferred;
   absl::Status exit_reason;
@@ -43,10 +56,10 @@ struct ActorCell::Extras {
 // Lifecycle signals between actors: system messages, never deferred.
 class ActorCell::Signal final : public Message {
  public:
-  enum class What { kStop, kChildStopped, kWatch };
+  enum class What { kStop, kStopNow, kChildStopped, kWatch, kUnwatch, kLink, kUnlink, kExit };
 
-  static Signal* Stop(absl::Status reason) {
-    auto* s = new Signal(What::kStop);
+  static Signal* Stop(absl::Status reason, bool now) {
+    auto* s = new Signal(now ? What::kStopNow : What::kStop);
     s->reason_ = std::move(reason);
     return s;
   }
@@ -63,19 +76,50 @@ class ActorCell::Signal final : public Message {
     s->target_ = target;
     return s;
   }
+  static Signal* Unwatch(ActorCell* watcher, uint64_t monitor) {
+    auto* s = new Signal(What::kUnwatch);
+    s->target_ = watcher;  // only compared, never dereferenced
+    s->make_down_.monitor = monitor;
+    return s;
+  }
+
+  // kLink, kUnlink, kExit to `to`: `from` is the other end of the link.
+  static Signal* Linking(What what, ActorCell* from, ActorCell* to, absl::Status reason = absl::OkStatus()) {
+    auto* s = new Signal(what);
+    from->Retain();
+    s->cell_ = from;
+    s->target_ = to;
+    s->reason_ = std::move(reason);
+    return s;
+  }
+
+  What what() const noexcept { return what_; }
 
   void Deliver(void* receiver) override {
     std::unique_ptr<Signal> self(this);
     auto* cell = static_cast<ActorCell*>(receiver);
     switch (what_) {
       case What::kStop:
-        cell->BeginStop(std::move(reason_));
+      case What::kStopNow:
+        cell->BeginStop(std::move(reason_), what_ == What::kStopNow);
         break;
       case What::kChildStopped:
         cell->OnChildStopped(std::exchange(cell_, nullptr));
         break;
       case What::kWatch:
         cell->AddWatcher(std::exchange(cell_, nullptr), make_down_);
+        break;
+      case What::kUnwatch:
+        cell->RemoveWatcher(target_, make_down_.monitor);
+        break;
+      case What::kLink:
+        cell->Link(cell_);
+        break;
+      case What::kUnlink:
+        cell->Unlink(cell_);
+        break;
+      case What::kExit:
+        cell->OnExit(std::exchange(cell_, nullptr), std::move(reason_));
         break;
     }
   }
@@ -88,6 +132,11 @@ class ActorCell::Signal final : public Message {
       ActorCell* watcher = std::exchange(cell_, nullptr);
       watcher->Enqueue(make_down_(target_, reason));
       watcher->Release();
+    } else if (what_ == What::kLink) {
+      // Linking to an actor that has already stopped: an exit at once
+      // (Erlang's noproc). The stopped actor is still allocated: the linker
+      // holds a reference.
+      cell_->RequestExit(target_, reason);
     }
     return false;
   }
@@ -102,12 +151,21 @@ class ActorCell::Signal final : public Message {
   What what_;
   absl::Status reason_;
   ActorCell* cell_ = nullptr;
-  DownFactory make_down_ = nullptr;
-  ActorCell* target_ = nullptr;  // kWatch: the actor watched
+  DownFactory make_down_;
+  // kWatch, kLink: the receiver; kUnwatch: the watcher. Not a reference.
+  ActorCell* target_ = nullptr;
 };
 
 ActorCell::~ActorCell() {
-  delete extras_;
+  if (extras_ != nullptr) {
+    // A stopped actor has emptied these; a cell that never ran has none.
+    // Release what is left rather than leak it.
+    for (ActorCell* child : extras_->children) child->Release();
+    for (auto& [key, make_down] : extras_->watchers) key.first->Release();
+    for (auto& [id, target] : extras_->monitors) target->Release();
+    for (ActorCell* other : extras_->links) other->Release();
+    delete extras_;
+  }
   if (core_ != nullptr) core_->Release();
 }
 
@@ -185,7 +243,15 @@ void ActorCell::RequestStop(absl::Status reason) noexcept {
     static_cast<RemoteCell*>(this)->StopRemote(std::move(reason));
     return;
   }
-  Enqueue(Signal::Stop(std::move(reason)));
+  Enqueue(Signal::Stop(std::move(reason), /*now=*/false));
+}
+
+void ActorCell::RequestStopNow(absl::Status reason) noexcept {
+  if (is_remote()) {
+    static_cast<RemoteCell*>(this)->StopRemote(std::move(reason));
+    return;
+  }
+  EnqueueUrgent(Signal::Stop(std::move(reason), /*now=*/true));
 }
 
 void ActorCell::RequestWatch(ActorCell* watcher, DownFactory make_down) noexcept {
@@ -194,6 +260,48 @@ void ActorCell::RequestWatch(ActorCell* watcher, DownFactory make_down) noexcept
     return;
   }
   Enqueue(Signal::Watch(watcher, make_down, this));
+}
+
+void ActorCell::RequestLink(ActorCell* from) noexcept {
+  if (is_remote()) {
+    static_cast<RemoteCell*>(this)->LinkRemote(from);
+    return;
+  }
+  Enqueue(Signal::Linking(Signal::What::kLink, from, this));
+}
+
+void ActorCell::RequestUnlink(ActorCell* from) noexcept {
+  if (is_remote()) {
+    static_cast<RemoteCell*>(this)->UnlinkRemote(from);
+    return;
+  }
+  Enqueue(Signal::Linking(Signal::What::kUnlink, from, this));
+}
+
+void ActorCell::RequestExit(ActorCell* from, const absl::Status& reason) noexcept {
+  if (is_remote()) {
+    static_cast<RemoteCell*>(this)->ExitRemote(from);
+    return;
+  }
+  EnqueueUrgent(Signal::Linking(Signal::What::kExit, from, this, reason));
+}
+
+Message* ActorCell::MakeLinkExit(ActorCell* target, const absl::Status& reason, uint64_t) {
+  return Signal::Linking(Signal::What::kExit, target, nullptr, reason);
+}
+
+void ActorCell::EnqueueUrgent(Message* m) noexcept {
+  if (!Enqueue(m)) return;  // stopped: bounced
+  // Release: pairs with the acquire load in Run; the signal is pushed first.
+  refs_.fetch_or(kUrgentBit, std::memory_order_release);
+}
+
+void ActorCell::RequestUnwatch(ActorCell* watcher, uint64_t monitor) noexcept {
+  if (is_remote()) {
+    static_cast<RemoteCell*>(this)->UnwatchRemote(watcher, monitor);
+    return;
+  }
+  Enqueue(Signal::Unwatch(watcher, monitor));
 }
 
 RemoteCell::RemoteCell(SystemCore* core) noexcept { InitProxy(core, core->NextProxyId()); }
@@ -231,6 +339,12 @@ void ActorCell::Run() noexcept {
     ApplyPendingStop();
   }
   for (int budget = core_->batch(); budget > 0 && !(flags_ & kStopped); --budget) {
+    // Acquire: pairs with EnqueueUrgent's release; its signal is then ours
+    // to find.
+    if (refs_.load(std::memory_order_acquire) & kUrgentBit) [[unlikely]] {
+      TakeUrgent();
+      continue;
+    }
     Message* m = NextMessage();
     if (m == nullptr) break;
     Process(m);
@@ -243,7 +357,28 @@ void ActorCell::Run() noexcept {
   if (HasRunnableMessages() || !inbox_.TryBlock()) core_->Yield(this);
 }
 
+void ActorCell::TakeUrgent() noexcept {
+  refs_.fetch_and(~kUrgentBit, std::memory_order_relaxed);
+  // Everything queued now: system messages are handled at once, in order;
+  // the others keep their order behind the messages deferred already, which
+  // NextMessage hands out first. An exclusive co_await's resumption is
+  // handled at once too: in that state it is the next thing to run anyway.
+  while (Message* m = inbox_.Pop()) {
+    const Message::Kind kind = m->kind();
+    if (kind == Message::Kind::kSystem ||
+        (kind == Message::Kind::kExclusiveResume && (flags_ & kExclusive))) {
+      Process(m);
+      if (flags_ & kStopped) return;  // the inbox is closed and emptied
+    } else {
+      extras().deferred.PushBack(m);
+    }
+  }
+}
+
 void ActorCell::Process(Message* m) noexcept {
+  if (m->kind() == Message::Kind::kResume || m->kind() == Message::Kind::kExclusiveResume) {
+    UnlistPending(static_cast<PendingContinuation*>(m));
+  }
   if ((flags_ & kStopping) && m->kind() != Message::Kind::kSystem) {
     // Stopping: user messages and continuations no longer run.
     BounceHere(m, BounceReason());
@@ -266,7 +401,7 @@ void ActorCell::BounceHere(Message* m, const absl::Status& reason) noexcept {
 void ActorCell::ApplyPendingStop() noexcept {
   if (flags_ & kStopPending) {
     flags_ &= ~kStopPending;
-    BeginStop(exit_reason());
+    BeginStop(exit_reason(), /*now=*/false);
   }
 }
 
@@ -274,7 +409,8 @@ void ActorCell::HandleFailure(const char* where, std::exception_ptr error) noexc
   const std::string text = Describe(error);
   core_->CountFailure();
   core_->log().error("actor {} ({}) failed: {} threw: {}", id_, type_name(), where, text);
-  BeginStop(absl::InternalError(absl::StrCat(std::string(type_name()), " threw in ", where, ": ", text)));
+  BeginStop(absl::InternalError(absl::StrCat(std::string(type_name()), " threw in ", where, ": ", text)),
+            /*now=*/false);
 }
 
 void ActorCell::FailFromCoroutine(std::exception_ptr error) noexcept {
@@ -305,17 +441,35 @@ absl::Status ActorCell::BounceReason() const {
   return absl::UnavailableError(absl::StrCat("actor ", id_, " has stopped: ", exit.message()));
 }
 
-void ActorCell::BeginStop(absl::Status reason) noexcept {
-  if (flags_ & kStopping) return;
+void ActorCell::BeginStop(absl::Status reason, bool now) noexcept {
+  if (flags_ & kStopping) {
+    // Already stopping in order: an immediate stop hurries the children.
+    if (now && !(flags_ & (kStopNow | kStopped))) {
+      flags_ |= kStopNow;
+      StopChildren(/*now=*/true);
+    }
+    return;
+  }
   flags_ |= kStopping;
+  if (now) flags_ |= kStopNow;
   flags_ &= ~kExclusive;
   set_exit_reason(std::move(reason));
   if (extras_ == nullptr || extras_->children.empty()) {
     FinishStop();
     return;
   }
+  StopChildren(now);
+}
+
+void ActorCell::StopChildren(bool now) noexcept {
+  if (extras_ == nullptr) return;
   for (ActorCell* child : extras_->children) {
-    child->RequestStop(absl::CancelledError(absl::StrCat("parent actor ", id_, " stopped")));
+    absl::Status reason = absl::CancelledError(absl::StrCat("parent actor ", id_, " stopped"));
+    if (now) {
+      child->RequestStopNow(std::move(reason));
+    } else {
+      child->RequestStop(std::move(reason));
+    }
   }
 }
 
@@ -334,19 +488,30 @@ void ActorCell::FinishStop() noexcept {
     core_->CountFailure();
     core_->log().error("actor {} ({}) OnStop threw: {}", id_, type_name(), Describe(std::current_exception()));
   }
+  // The user's object goes first; what it or OnStop started (timers,
+  // continuations, monitors) is cleaned up after it.
+  DestroyState();
+  CancelTimers();
+  WithdrawContinuations();
   MessageList rest = inbox_.Close();
   if (extras_ != nullptr) rest.Append(std::move(extras_->deferred));
   if (!rest.empty()) {
     const absl::Status bounce = BounceReason();
-    while (Message* m = rest.PopFront()) BounceHere(m, bounce);
+    while (Message* m = rest.PopFront()) {
+      if (m->kind() == Message::Kind::kResume || m->kind() == Message::Kind::kExclusiveResume) {
+        UnlistPending(static_cast<PendingContinuation*>(m));
+      }
+      BounceHere(m, bounce);
+    }
   }
-  DestroyState();
   if (extras_ != nullptr) {
-    for (Extras::Watcher& w : extras_->watchers) {
-      w.cell->Enqueue(w.make_down(this, reason));
-      w.cell->Release();
+    for (auto& [key, make_down] : extras_->watchers) {
+      key.first->Enqueue(make_down(this, reason));
+      key.first->Release();
     }
     extras_->watchers.clear();
+    EndMonitors();
+    EndLinks(reason);
   }
   if (ActorCell* parent = parent_) {
     Retain();  // moves into the signal
@@ -356,11 +521,119 @@ void ActorCell::FinishStop() noexcept {
   // Run releases the alive count as this turn ends.
 }
 
+void ActorCell::CancelTimers() noexcept {
+  if (extras_ == nullptr) return;
+  for (TimerId id : extras_->timers) core_->timers().Cancel(id);
+  extras_->timers.clear();
+}
+
+void ActorCell::WithdrawContinuations() noexcept {
+  if (extras_ == nullptr) return;
+  while (PendingContinuation* c = extras_->pending) {
+    UnlistPending(c);
+    // Either destroys it now, or it is on its way to the mailbox and will
+    // be bounced there (below, or by the thread that posts it).
+    (void)c->Withdraw();
+  }
+}
+
+void ActorCell::EndMonitors() noexcept {
+  for (auto& [monitor, target] : extras_->monitors) {
+    target->RequestUnwatch(this, monitor);
+    target->Release();
+  }
+  extras_->monitors.clear();
+}
+
+bool ActorCell::Link(ActorCell* other) {
+  if (other == this) return false;
+  if (flags_ & kStopped) {
+    // From OnStop or a destructor: the exit this link would carry is
+    // already due.
+    other->RequestExit(this, exit_reason());
+    return false;
+  }
+  if (!extras().links.insert(other).second) return false;
+  other->Retain();
+  return true;
+}
+
+bool ActorCell::Unlink(ActorCell* other) {
+  if (extras_ == nullptr || extras_->links.erase(other) == 0) return false;
+  other->Release();
+  return true;
+}
+
+void ActorCell::TrapExits(ExitFactory make_exit) {
+  extras().make_exit = make_exit;
+  if (make_exit != nullptr) {
+    flags_ |= kTrapExits;
+  } else {
+    flags_ &= ~kTrapExits;
+  }
+}
+
+void ActorCell::LinkAtSpawn(ActorCell* parent) {
+  // Neither end runs yet (the child) or it runs this very call (the
+  // parent): both halves are set directly.
+  extras().links.insert(parent);
+  parent->Retain();
+  parent->Link(this);
+}
+
+void ActorCell::OnExit(ActorCell* from, absl::Status reason) noexcept {
+  // An exit from an actor this one has unlinked since (or never linked) is
+  // not for us.
+  const bool linked = Unlink(from);
+  if (linked && (flags_ & kTrapExits) && !(flags_ & kStopping)) {
+    Enqueue(extras_->make_exit(from, reason));
+  } else if (linked && !reason.ok()) {
+    BeginStop(std::move(reason), /*now=*/true);
+  }
+  from->Release();  // the signal's reference
+}
+
+void ActorCell::EndLinks(const absl::Status& reason) noexcept {
+  for (ActorCell* other : extras_->links) {
+    other->RequestExit(this, reason);
+    other->Release();
+  }
+  extras_->links.clear();
+}
+
+void ActorCell::AddPending(PendingContinuation* c) noexcept {
+  Extras& x = extras();
+  c->pending_prev = nullptr;
+  c->pending_next = x.pending;
+  if (x.pending != nullptr) x.pending->pending_prev = c;
+  x.pending = c;
+  c->listed = true;
+}
+
+void ActorCell::UnlistPending(PendingContinuation* c) noexcept {
+  if (!c->listed) return;
+  c->listed = false;
+  if (c->pending_prev != nullptr) {
+    c->pending_prev->pending_next = c->pending_next;
+  } else {
+    extras_->pending = c->pending_next;
+  }
+  if (c->pending_next != nullptr) c->pending_next->pending_prev = c->pending_prev;
+  c->pending_prev = c->pending_next = nullptr;
+}
+
 void ActorCell::AdoptChild(ActorCell* child) {
   child->Retain();
   extras().children.insert(child);
   // Spawned while we stop: it must not outlive us.
-  if (flags_ & kStopping) child->RequestStop(absl::CancelledError(absl::StrCat("parent actor ", id_, " stopped")));
+  if (flags_ & kStopping) {
+    absl::Status reason = absl::CancelledError(absl::StrCat("parent actor ", id_, " stopped"));
+    if (flags_ & kStopNow) {
+      child->RequestStopNow(std::move(reason));
+    } else {
+      child->RequestStop(std::move(reason));
+    }
+  }
 }
 
 void ActorCell::AddWatcher(ActorCell* watcher, DownFactory make_down) {
@@ -369,21 +642,75 @@ void ActorCell::AddWatcher(ActorCell* watcher, DownFactory make_down) {
     watcher->Release();
     return;
   }
-  extras().watchers.push_back({watcher, make_down});
+  auto [it, added] = extras().watchers.try_emplace({watcher, make_down.monitor}, make_down);
+  if (!added) watcher->Release();  // the same monitor twice: one is enough
 }
 
-ScopedCurrentActor::ScopedCurrentActor(ActorCell* cell) noexcept
-    : previous_context_(CurrentContext()), previous_cell_(current_actor) {
+void ActorCell::RemoveWatcher(ActorCell* watcher, uint64_t monitor) {
+  if (extras_ == nullptr) return;
+  auto it = extras_->watchers.find(std::make_pair(watcher, monitor));
+  if (it == extras_->watchers.end()) return;
+  extras_->watchers.erase(it);
+  watcher->Release();
+}
+
+size_t ActorCell::watchers_for_test() const noexcept { return extras_ != nullptr ? extras_->watchers.size() : 0; }
+size_t ActorCell::links_for_test() const noexcept { return extras_ != nullptr ? extras_->links.size() : 0; }
+
+uint64_t ActorCell::Monitor(ActorCell* target, DownFactory::Fn make_down) {
+  Extras& x = extras();
+  const uint64_t monitor = ++x.last_monitor;
+  target->Retain();
+  x.monitors.emplace(monitor, target);
+  target->RequestWatch(this, DownFactory{make_down, monitor});
+  return monitor;
+}
+
+bool ActorCell::Demonitor(uint64_t monitor) {
+  if (extras_ == nullptr) return false;
+  auto it = extras_->monitors.find(monitor);
+  if (it == extras_->monitors.end()) return false;
+  ActorCell* target = it->second;
+  extras_->monitors.erase(it);
+  target->RequestUnwatch(this, monitor);
+  target->Release();
+  return true;
+}
+
+bool ActorCell::TakeMonitor(uint64_t monitor) {
+  if (extras_ == nullptr) return false;
+  auto it = extras_->monitors.find(monitor);
+  if (it == extras_->monitors.end()) return false;
+  it->second->Release();
+  extras_->monitors.erase(it);
+  return true;
+}
+
+void ActorCell::AddTimer(TimerId id) {
+  if (!id) return;
+  Extras& x = extras();
+  x.timers.insert(id);
+  if (x.timers.size() < x.prune_timers_at) return;
+  // Forget one-shot timers that have fired (amortised: the set doubles
+  // between prunes).
+  TimerService& timers = core_->timers();
+  absl::erase_if(x.timers, [&](TimerId t) { return !timers.IsPending(t); });
+  x.prune_timers_at = std::max<size_t>(16, 2 * x.timers.size());
+}
+
+bool ActorCell::CancelTimer(TimerId id) {
+  if (extras_ != nullptr) extras_->timers.erase(id);
+  return core_->timers().Cancel(id);
+}
+
+ScopedCurrentActor::ScopedCurrentActor(ActorCell* cell) noexcept : previous_context_(CurrentContext()) {
   CurrentContext() = cell;
-  current_actor = cell;
 }
 
-ScopedCurrentActor::~ScopedCurrentActor() {
-  CurrentContext() = previous_context_;
-  current_actor = previous_cell_;
-}
+ScopedCurrentActor::~ScopedCurrentActor() { CurrentContext() = previous_context_; }
 
-ActorCell* CurrentActor() noexcept { return current_actor; }
+// Every ContinuationContext is an ActorCell.
+ActorCell* CurrentActor() noexcept { return static_cast<ActorCell*>(CurrentContext()); }
 
 ActorCell*& ConstructingCell() noexcept {
   thread_local ActorCell* cell = nullptr;  // per thread: set around a constructor

@@ -10,10 +10,22 @@
 //                          that threw; children are asked to stop, and no
 //                          user message runs any more (asks fail Unavailable)
 //   stopping  -> stopped   all children have stopped: OnStop runs, the
-//                          mailbox closes and bounces what is left, the
 //                          user's object is destroyed (reply handles it held
-//                          fail their asks), monitors get Down, the parent
-//                          hears of it
+//                          fail their asks), the timers it started are
+//                          cancelled, its waiting continuations are withdrawn
+//                          from their futures and destroyed, the mailbox
+//                          closes and bounces what is left, watchers get
+//                          Down, monitors it held are removed at their
+//                          targets, the parent hears of it
+//
+// Two kinds of stop request:
+//   ordered    (RequestStop) a system message in mailbox order: messages
+//              queued before it are handled first (Akka's PoisonPill).
+//   immediate  (RequestStopNow) overtakes the queue: once the running
+//              handler returns, the actor stops and every message still
+//              queued is bounced unhandled (asks fail at once, tells count
+//              as dead letters); its children are stopped immediately too
+//              (Erlang's kill, Akka's Stop).
 //
 // Who may call what:
 // - Any thread: Retain/Release, Enqueue, RequestStop, id().
@@ -28,7 +40,11 @@
 //
 // Memory ordering: refs_ is incremented relaxed (a count only; the caller
 // already holds a reference) and decremented acq_rel, so the thread that
-// deletes sees every other holder's writes. Mailbox ordering is Inbox's.
+// deletes sees every other holder's writes. Its top bit (kUrgentBit) is
+// set with release by a sender of an urgent signal (an immediate stop, a
+// link's exit) after it pushed the signal, and read with acquire by Run
+// before each message, so a consumer that sees the bit finds the signal in
+// the inbox. Mailbox ordering is Inbox's.
 
 #ifndef TROUPE_ACTORS_ACTOR_CELL_H_
 #define TROUPE_ACTORS_ACTOR_CELL_H_
@@ -46,11 +62,24 @@
 #include "mailbox/message_cache.h"
 #include "mailbox/message.h"
 #include "scheduler/runnable.h"
+#include "scheduler/timer_service.h"
 
 namespace troupe {
 
 // Unique within one ActorSystem for its lifetime; never 0.
 using ActorId = uint64_t;
+
+// Names one monitor at its watcher (Actor::Monitor); 0 means none.
+struct MonitorId {
+  uint64_t value = 0;
+
+  explicit operator bool() const { return value != 0; }
+  friend bool operator==(MonitorId a, MonitorId b) = default;
+  template <typename H>
+  friend H AbslHashValue(H h, MonitorId id) {
+    return H::combine(std::move(h), id.value);
+  }
+};
 
 class WireReader;  // net/wire/codec.h
 
@@ -60,8 +89,17 @@ class SystemCore;
 class ActorCell;
 class ReplyRoute;  // actors/wire.h
 
-// Makes the Down message a watcher of type W receives; see Monitor.
-using DownFactory = Message* (*)(ActorCell* target, const absl::Status& reason);
+// Makes the Down message a watcher receives for one of its monitors; see
+// Actor::Monitor. `monitor` names the monitor at its watcher.
+struct DownFactory {
+  using Fn = Message* (*)(ActorCell* target, const absl::Status& reason, uint64_t monitor);
+  Fn make = nullptr;
+  uint64_t monitor = 0;
+  // Enqueue with EnqueueUrgent (a link's exit).
+  bool urgent = false;
+
+  Message* operator()(ActorCell* target, const absl::Status& reason) const { return make(target, reason, monitor); }
+};
 
 class ActorCell : public Runnable, public ContinuationContext {
  public:
@@ -76,7 +114,7 @@ class ActorCell : public Runnable, public ContinuationContext {
   // Any thread.
   void Retain() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
   void Release() noexcept {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    if ((refs_.fetch_sub(1, std::memory_order_acq_rel) & kCountMask) == 1) delete this;
   }
   // For tables that point to cells without holding them (net/'s proxies):
   // takes a reference unless the count already reached zero (the cell is
@@ -84,7 +122,7 @@ class ActorCell : public Runnable, public ContinuationContext {
   // call: the deleting destructor removes the entry under that lock first.
   bool TryRetain() noexcept {
     uint32_t n = refs_.load(std::memory_order_relaxed);
-    while (n != 0) {
+    while ((n & kCountMask) != 0) {
       if (refs_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed)) return true;
     }
     return false;
@@ -106,14 +144,36 @@ class ActorCell : public Runnable, public ContinuationContext {
   // BounceReason adds the exit reason.)
   absl::Status StoppedError() const;
 
-  // Any thread. Asks the actor to stop with `reason` (OK for a normal stop).
-  // Queued behind nothing: it overtakes user messages already waiting only
-  // in that those are bounced once it is handled.
+  // Any thread. Asks the actor to stop with `reason` (OK for a normal stop)
+  // once the messages queued before this request have been handled; those
+  // queued after it are bounced.
   void RequestStop(absl::Status reason) noexcept;
+
+  // Any thread. Stops the actor with `reason` as soon as the running
+  // handler returns: queued messages are bounced unhandled, children are
+  // stopped immediately too. A proxy forwards it as an ordered stop.
+  void RequestStopNow(absl::Status reason) noexcept;
 
   // Any thread. When this actor stops (or at once if it has), `watcher`
   // receives the message `make_down` makes.
   void RequestWatch(ActorCell* watcher, DownFactory make_down) noexcept;
+  // Any thread. Removes the watch `watcher` registered for `monitor`.
+  void RequestUnwatch(ActorCell* watcher, uint64_t monitor) noexcept;
+
+  // Any thread: the halves of a link that the other end asks for (see
+  // Actor::Link). RequestLink adds `from` to this actor's links, or if this
+  // actor has stopped sends `from` an exit at once; RequestUnlink removes
+  // it; RequestExit tells this actor that `from`, a linked actor, has
+  // stopped with `reason` (urgent: it overtakes queued messages).
+  void RequestLink(ActorCell* from) noexcept;
+  void RequestUnlink(ActorCell* from) noexcept;
+  void RequestExit(ActorCell* from, const absl::Status& reason) noexcept;
+  // A DownFactory for a link's remote half: the Down of `target` (a proxy)
+  // becomes the exit of a link with it. Monitor id 0 names link watches.
+  static Message* MakeLinkExit(ActorCell* target, const absl::Status& reason, uint64_t monitor);
+  static constexpr DownFactory kLinkExit{&MakeLinkExit, 0, /*urgent=*/true};
+  // Any thread: Enqueue, then mark the message urgent (see kUrgentBit).
+  void EnqueueUrgent(Message* m) noexcept;
 
   // Any thread (net/ only). Decodes a payload of `type_id` that arrived
   // from another node and hands it to the actor; `route` is set for an ask
@@ -133,14 +193,44 @@ class ActorCell : public Runnable, public ContinuationContext {
   void BeginExclusiveWait() noexcept final;
   void RetainContext() noexcept final { Retain(); }
   void ReleaseContext() noexcept final { Release(); }
+  void AddPending(PendingContinuation* c) noexcept final;
 
   // Actor context only.
   // Stops the actor once the running handler returns.
   void StopSelf(absl::Status reason);
+  // False once the actor has stopped (its OnStop or destructor is running):
+  // a child spawned then would outlive it, so it is created stopped.
+  bool MayAdoptChildren() const noexcept { return !(flags_ & kStopped); }
   void AdoptChild(ActorCell* child);
   void AddWatcher(ActorCell* watcher, DownFactory make_down);
+  void RemoveWatcher(ActorCell* watcher, uint64_t monitor);
   void FailFromCoroutine(std::exception_ptr error) noexcept;
   bool stopping() const noexcept { return (flags_ & kStopping) != 0; }
+  // Monitors held by this actor (Actor::Monitor / Demonitor). Monitor
+  // returns the new monitor's id; Demonitor is true if it was active (no
+  // Down for it is delivered afterwards); TakeMonitor, as a Down for it
+  // arrives, is true if it was still active.
+  uint64_t Monitor(ActorCell* target, DownFactory::Fn make_down);
+  bool Demonitor(uint64_t monitor);
+  bool TakeMonitor(uint64_t monitor);
+  // Links (Actor::Link, Unlink, TrapExits). Link and Unlink are idempotent
+  // and return whether they changed anything.
+  bool Link(ActorCell* other);
+  bool Unlink(ActorCell* other);
+  // `make_exit` builds the Exit message delivered while trapping; null
+  // stops trapping.
+  using ExitFactory = Message* (*)(ActorCell* from, const absl::Status& reason);
+  void TrapExits(ExitFactory make_exit);
+  // Spawn only, before the child is shared: links a new child to its
+  // spawner (SpawnLink).
+  void LinkAtSpawn(ActorCell* parent);
+
+  // Tests only, with the actor idle: the watches registered on it.
+  size_t watchers_for_test() const noexcept;
+  size_t links_for_test() const noexcept;
+  // Timers this actor started (Actor::SendAfter / SendPeriodically): cancelled when it stops.
+  void AddTimer(TimerId id);
+  bool CancelTimer(TimerId id);
   // The name of the user's actor type, for logs.
   virtual std::string_view type_name() const noexcept = 0;
 
@@ -175,7 +265,13 @@ class ActorCell : public Runnable, public ContinuationContext {
     kStopped = 4,
     kExclusive = 8,     // an exclusive co_await is pending
     kStopPending = 16,  // stop once the running handler returns
+    kStopNow = 32,      // stopping immediately: children are stopped so too
+    kTrapExits = 64,    // a linked actor's exit arrives as an Exit message
   };
+  // refs_'s top bit: an urgent signal waits in the inbox (see Memory
+  // ordering); Run handles the system messages queued ahead of the others.
+  static constexpr uint32_t kUrgentBit = uint32_t{1} << 31;
+  static constexpr uint32_t kCountMask = kUrgentBit - 1;
 
   Extras& extras();
   absl::Status exit_reason() const noexcept;
@@ -186,12 +282,21 @@ class ActorCell : public Runnable, public ContinuationContext {
   void ApplyPendingStop() noexcept;
   void HandleFailure(const char* where, std::exception_ptr error) noexcept;
   void BounceHere(Message* m, const absl::Status& reason) noexcept;
-  void BeginStop(absl::Status reason) noexcept;
+  void BeginStop(absl::Status reason, bool now) noexcept;
+  void TakeUrgent() noexcept;
+  void OnExit(ActorCell* from, absl::Status reason) noexcept;
+  void EndLinks(const absl::Status& reason) noexcept;
+  void StopChildren(bool now) noexcept;
   void FinishStop() noexcept;
+  void CancelTimers() noexcept;
+  void WithdrawContinuations() noexcept;
+  void EndMonitors() noexcept;
+  void UnlistPending(PendingContinuation* c) noexcept;
   void OnChildStopped(ActorCell* child) noexcept;
   absl::Status BounceReason() const;
 
-  // Holders: Refs, the alive count, pending continuations.
+  // Holders: Refs, the alive count, pending continuations. Top bit:
+  // kUrgentBit.
   std::atomic<uint32_t> refs_{1};
   // Actor context only; see Flags.
   uint32_t flags_ = 0;
@@ -201,12 +306,14 @@ class ActorCell : public Runnable, public ContinuationContext {
   // The spawning actor, or null. It outlives us: it stops only after its
   // children have.
   ActorCell* parent_ = nullptr;
-  // Children, watchers, deferred messages, exit reason: allocated on first
-  // use, so an idle leaf actor pays one pointer for all of it.
+  // Children, watchers, monitors, timers, waiting continuations, deferred
+  // messages, exit reason: allocated on first use, so an idle leaf actor
+  // pays one pointer for all of it.
   Extras* extras_ = nullptr;
 };
 
-// RAII: marks `cell` as the actor running on this thread.
+// RAII: marks `cell` as the actor running on this thread (its
+// ContinuationContext is the thread's current context).
 class ScopedCurrentActor {
  public:
   explicit ScopedCurrentActor(ActorCell* cell) noexcept;
@@ -214,7 +321,6 @@ class ScopedCurrentActor {
 
  private:
   ContinuationContext* previous_context_;
-  ActorCell* previous_cell_;
 };
 
 // The actor running on this thread, or nullptr.

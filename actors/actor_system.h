@@ -17,11 +17,15 @@
 //   2. every actor is asked to stop (parents stop their children first);
 //      each finishes the handler it is in, runs OnStop, and bounces what is
 //      left in its mailbox — every pending ask fails with Cancelled;
-//   3. once no actor is left: pending timers are destroyed unrun, the
+//   3. actors still stopping when the timeout passes (a long queue, slow
+//      handlers) are stopped immediately: what is left in their mailboxes is
+//      bounced unhandled (asks fail with Cancelled) and they get
+//      min(timeout, 5 s) more to return from the handler they are in;
+//   4. once no actor is left: pending timers are destroyed unrun, the
 //      blocking pool drops queued jobs and joins, the workers are joined.
 // A handler that never returns keeps its worker: Shutdown then gives up
-// after its timeout and returns DeadlineExceeded, leaving the workers
-// running rather than hanging.
+// and returns DeadlineExceeded, leaving the workers running rather than
+// hanging.
 
 #ifndef TROUPE_ACTORS_ACTOR_SYSTEM_H_
 #define TROUPE_ACTORS_ACTOR_SYSTEM_H_
@@ -72,7 +76,7 @@ class ActorSystem {
   // After Shutdown the actor is created stopped: sends to it are dead letters.
   template <class A, class... Args>
   Ref<A> Spawn(Args&&... args) {
-    return internal::SpawnIn<A>(*core_, nullptr, std::forward<Args>(args)...);
+    return internal::SpawnIn<A>(*core_, nullptr, {}, std::forward<Args>(args)...);
   }
 
   // Tells `to` `msg` after `delay`.

@@ -17,8 +17,15 @@
 //                    deadlock the worker.
 //     Then(fn)       inside an actor, fn runs later in that actor's context,
 //                    delivered through its mailbox, never on a foreign
-//                    thread. Outside actors fn runs on the thread that
-//                    completes the promise (or at once if already complete).
+//                    thread; if the actor stops first, fn is destroyed
+//                    unrun. Outside actors fn runs on the thread that
+//                    completes the promise (or at once if already
+//                    complete), outside any actor's context even when that
+//                    thread is a worker running an actor: a Then, Wait or
+//                    remote send in fn behaves as on a plain thread. Keep
+//                    such fn short. An exception escaping fn fails the
+//                    future Then returned with Internal; inside an actor it
+//                    also fails the actor, as a throwing handler does.
 //     co_await       inside a coroutine handler (see actors/task.h).
 //     Take()         non-blocking: the result if ready, else
 //                    FailedPrecondition. For the deterministic testkit.
@@ -45,8 +52,10 @@
 
 #include <atomic>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <optional>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -72,10 +81,16 @@ class Promise;
 
 namespace internal {
 
+class PendingContinuation;
+
 // Where continuations of the current thread's actor go. The actor layer
 // implements it and sets the thread's current context while an actor runs.
 class ContinuationContext {
  public:
+  // Actor context only: lists `c`, a continuation waiting for a future, so
+  // that if the actor stops first it withdraws `c` from its future (see
+  // PendingContinuation). The actor unlists it when `c` is delivered.
+  virtual void AddPending(PendingContinuation* c) noexcept = 0;
   // Queues `m` (a continuation: Message::Kind::kResume or
   // kExclusiveResume) to run later in this actor's context. Any thread. If
   // the actor has stopped, `m` is bounced instead.
@@ -93,6 +108,46 @@ class ContinuationContext {
 
 // The context of the actor running on this thread, or nullptr.
 ContinuationContext*& CurrentContext() noexcept;
+
+// RAII: runs the enclosed code outside any actor's context. For callbacks
+// registered outside actors that run on a thread that may be in an actor's
+// turn (the thread completing a promise).
+class ScopedNoContext {
+ public:
+  ScopedNoContext() noexcept : saved_(std::exchange(CurrentContext(), nullptr)) {}
+  ScopedNoContext(const ScopedNoContext&) = delete;
+  ScopedNoContext& operator=(const ScopedNoContext&) = delete;
+  ~ScopedNoContext() { CurrentContext() = saved_; }
+
+ private:
+  ContinuationContext* const saved_;
+};
+
+// A continuation (Then, co_await) of an actor, waiting for a future: a
+// message of kind kResume or kExclusiveResume that the future's completion
+// posts to the actor. The actor keeps a list of them (intrusive, actor
+// context only) so that a future that never completes does not keep a
+// stopped actor's continuations, coroutine frames and cell alive.
+class PendingContinuation : public Message {
+ public:
+  // Actor context, as the actor stops; the actor has already unlisted this.
+  // Withdraws the continuation from its future. True: the future will never
+  // run it, and this call destroyed it. False: the future has completed and
+  // posts (or has posted) it to the actor, whose closed mailbox bounces it.
+  virtual bool Withdraw() noexcept = 0;
+
+  // The actor's list.
+  PendingContinuation* pending_prev = nullptr;
+  PendingContinuation* pending_next = nullptr;
+  bool listed = false;
+
+ protected:
+  explicit PendingContinuation(Kind kind) noexcept : Message(kind) {}
+};
+
+// The status of an exception caught at a boundary: Internal with its text.
+// `where` names what threw ("the handler", "a Then callback").
+absl::Status ExceptionStatus(std::exception_ptr error, std::string_view where = "the handler");
 
 // Returns FailedPrecondition if the calling thread runs an actor, which must
 // never block. `what` names the blocking call.
@@ -137,6 +192,23 @@ class SharedState {
     // Release publishes callback_; acquire pairs with TryComplete's kDone.
     const uint32_t prev = state_.fetch_or(kCallback, std::memory_order_acq_rel);
     if (prev & kDone) std::move(callback_)(TakeResult());
+  }
+
+  // Consumer only, after SetCallback. Takes the callback back unless the
+  // channel has completed: true if it will never run (it is destroyed
+  // here), false if it has run or is running on the completing thread.
+  bool TryWithdrawCallback() noexcept {
+    uint32_t s = state_.load(std::memory_order_acquire);
+    while (!(s & kDone)) {
+      // Acquire-release pairs with TryComplete's kDone RMW: whichever comes
+      // second in the word's order decides; a completer that comes second
+      // sees no kCallback and leaves callback_ alone.
+      if (state_.compare_exchange_weak(s, s & ~kCallback, std::memory_order_acq_rel, std::memory_order_acquire)) {
+        callback_ = nullptr;
+        return true;
+      }
+    }
+    return false;
   }
 
   // Owner of a deadline, once: `cancel` runs exactly once if the channel
@@ -192,11 +264,26 @@ class SharedState {
 
 // A continuation that runs `fn(result)` in an actor's context: one
 // allocation holding both, posted to the actor's mailbox once the result is
-// in. Dropped unrun (destroying `fn`) if the actor has stopped.
+// in. Dropped unrun (destroying `fn`) if the actor stops first: withdrawn
+// from the future as it stops, or bounced if the result was already on its
+// way.
 template <class T, class Fn>
-class ThenMessage final : public Message {
+class ThenMessage final : public PendingContinuation {
  public:
-  explicit ThenMessage(Fn fn) : Message(Kind::kResume), fn_(std::move(fn)) {}
+  ThenMessage(Fn fn, SharedState<T>* state, ContinuationContext* context)
+      : PendingContinuation(Kind::kResume), fn_(std::move(fn)), state_(state), context_(context) {
+    state_->Ref();
+    context_->RetainContext();
+  }
+  ~ThenMessage() override { state_->Unref(); }
+
+  // Actor context: registers with the actor, then with the future (which may
+  // post at once if it is complete).
+  void Arm() noexcept {
+    context_->AddPending(this);
+    // Two pointers: fits AnyInvocable's inline storage, no allocation.
+    state_->SetCallback([this](Result<T>&& result) { Post(std::move(result)); });
+  }
 
   void Deliver(void*) override {
     std::unique_ptr<ThenMessage> self(this);
@@ -206,33 +293,43 @@ class ThenMessage final : public Message {
     delete this;
     return false;
   }
-
-  // Called on the completing thread: stores the result and posts.
-  static void Post(ThenMessage* m, ContinuationContext* context, Result<T>&& result) noexcept {
-    m->result_.emplace(std::move(result));
-    context->PostMessage(m);
+  bool Withdraw() noexcept override {
+    if (!state_->TryWithdrawCallback()) return false;
+    ContinuationContext* context = context_;
+    delete this;
     context->ReleaseContext();
+    return true;
   }
 
  private:
+  // Called on the completing thread: stores the result and posts. Posting
+  // may run and free this message at once: read the context first.
+  void Post(Result<T>&& result) noexcept {
+    result_.emplace(std::move(result));
+    ContinuationContext* context = context_;
+    context->PostMessage(this);
+    context->ReleaseContext();
+  }
+
   Fn fn_;
+  SharedState<T>* const state_;  // holds a reference
+  ContinuationContext* const context_;
   std::optional<Result<T>> result_;
 };
 
 // Runs `fn(result)` in the current actor's context if there is one, else
-// inline on the completing thread.
+// inline on the completing thread, outside any actor's context.
 template <class T, class Fn>
 void OnComplete(SharedState<T>* state, Fn&& fn) {
   ContinuationContext* context = CurrentContext();
   if (context == nullptr) {
-    state->SetCallback(std::forward<Fn>(fn));
+    state->SetCallback([fn = std::forward<Fn>(fn)](Result<T>&& result) mutable {
+      ScopedNoContext outside;
+      std::move(fn)(std::move(result));
+    });
     return;
   }
-  using M = ThenMessage<T, std::decay_t<Fn>>;
-  context->RetainContext();
-  M* m = new M(std::forward<Fn>(fn));
-  // Two pointers: fits AnyInvocable's inline storage, no allocation.
-  state->SetCallback([m, context](Result<T>&& result) { M::Post(m, context, std::move(result)); });
+  (new ThenMessage<T, std::decay_t<Fn>>(std::forward<Fn>(fn), state, context))->Arm();
 }
 
 template <class T>
@@ -313,11 +410,25 @@ class Future {
     internal::SharedState<T>* state = std::exchange(state_, nullptr);
     internal::OnComplete(state, [promise = std::move(promise), fn = std::forward<Fn>(fn)](
                                     Result<T>&& result) mutable {
-      internal::CompleteWith(promise, fn, std::move(result));
+      try {
+        internal::CompleteWith(promise, fn, std::move(result));
+      } catch (...) {
+        promise.SetError(internal::ExceptionStatus(std::current_exception(), "a Then callback"));
+        // In an actor the exception goes on to fail it, as from a handler.
+        if (internal::CurrentContext() != nullptr) throw;
+      }
     });
     state->Unref();
     return next;
   }
+
+  // For awaiters: as OnCompleteInline, but the future keeps its hold on the
+  // channel, so that WithdrawCallback can take the callback back.
+  void SetCallbackKeepingChannel(absl::AnyInvocable<void(Result<T>&&) &&> callback) & {
+    state_->SetCallback(std::move(callback));
+  }
+  // After SetCallbackKeepingChannel: true if the callback will never run.
+  bool WithdrawCallback() & { return state_->TryWithdrawCallback(); }
 
   // For awaiters and combinators: runs `callback` on the completing thread.
   void OnCompleteInline(absl::AnyInvocable<void(Result<T>&&) &&> callback) && {

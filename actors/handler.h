@@ -33,6 +33,11 @@
 
 namespace troupe {
 
+namespace internal {
+template <class A, class M, class R, class Keep>
+void Invoke(ActorBox<A>& box, M& msg, Promise<R>* reply, std::unique_ptr<Keep>& keep);
+}  // namespace internal
+
 // The writing end of an ask's reply, for handlers that answer later: keep
 // it, move it to another actor, a timer or a blocking job, and Send once.
 // Dropping it unanswered fails the ask with Cancelled.
@@ -40,8 +45,16 @@ template <class R>
 class Reply {
  public:
   explicit Reply(Promise<R> promise) : promise_(std::move(promise)) {}
-  Reply(Reply&&) noexcept = default;
-  Reply& operator=(Reply&&) noexcept = default;
+  // A moved-to Reply is an ordinary one: only the handler's own argument
+  // hands its promise back (see the private constructor).
+  Reply(Reply&& other) noexcept : promise_(std::move(other.promise_)) {}
+  Reply& operator=(Reply&& other) noexcept {
+    promise_ = std::move(other.promise_);
+    return *this;
+  }
+  ~Reply() {
+    if (return_to_ != nullptr && promise_.valid()) *return_to_ = std::move(promise_);
+  }
 
   // Each returns false if the ask had already ended (deadline, shutdown).
   template <class U = R, class V, std::enable_if_t<!std::is_void_v<U>, int> = 0>
@@ -56,7 +69,18 @@ class Reply {
   bool Complete(Result<R> result) { return promise_.Complete(std::move(result)); }
 
  private:
+  template <class A, class M, class R2, class Keep>
+  friend void internal::Invoke(internal::ActorBox<A>&, M&, Promise<R2>*, std::unique_ptr<Keep>&);
+
+  // The argument a reply-form handler receives: if the handler neither
+  // answers nor moves it away, its promise goes back to `return_to` as the
+  // argument is destroyed, so that a handler that throws fails the ask with
+  // its exception (Internal) rather than with the Cancelled of a dropped
+  // promise.
+  Reply(Promise<R> promise, Promise<R>* return_to) : promise_(std::move(promise)), return_to_(return_to) {}
+
   Promise<R> promise_;
+  Promise<R>* return_to_ = nullptr;
 };
 
 namespace internal {
@@ -100,16 +124,6 @@ struct ReplyTypeOf<A, M, false> {
 template <class A, class M>
 using ReplyOf = typename ReplyTypeOf<A, M>::type;
 
-inline absl::Status ExceptionStatus(std::exception_ptr error) {
-  try {
-    std::rethrow_exception(error);
-  } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("the handler threw: ", e.what()));
-  } catch (...) {
-    return absl::InternalError("the handler threw an exception not derived from std::exception");
-  }
-}
-
 // Calls A's handler for M. For a Task handler, starts it: `done` runs when
 // it finishes, with the message kept alive until then through `keep`.
 template <class A, class M, class R, class Keep>
@@ -141,8 +155,11 @@ void Invoke(ActorBox<A>& box, M& msg, Promise<R>* reply, std::unique_ptr<Keep>& 
       }
     }
   } else {
-    Promise<R> unused;  // a tell to a reply-form handler: nobody reads it
-    actor.On(std::move(msg), Reply<R>(reply != nullptr ? std::move(*reply) : std::move(unused)));
+    if (reply != nullptr) {
+      actor.On(std::move(msg), Reply<R>(std::move(*reply), reply));
+    } else {
+      actor.On(std::move(msg), Reply<R>(Promise<R>()));  // a tell: nobody reads it
+    }
   }
 }
 

@@ -69,10 +69,18 @@ class ActorRef {
   // ActorCell::kRemoteBit set), not its id on its own node.
   ActorId id() const noexcept { return cell_ != nullptr ? cell_->id() : 0; }
 
-  // Asks the actor to stop. It finishes the message it is handling, stops
-  // its children, runs OnStop; messages still queued are bounced.
+  // Asks the actor to stop once it has handled the messages queued before
+  // this request (Akka's PoisonPill): it stops its children, runs OnStop;
+  // messages queued after the request are bounced.
   void Stop(absl::Status reason = absl::OkStatus()) const {
     if (cell_ != nullptr) cell_->RequestStop(std::move(reason));
+  }
+  // Stops the actor as soon as the handler it is in returns (Erlang's kill,
+  // Akka's Stop): the messages still queued are not handled — their asks
+  // fail at once, tells count as dead letters — and its children are
+  // stopped the same way. For an actor on another node, as Stop.
+  void StopNow(absl::Status reason = absl::CancelledError("stopped immediately")) const {
+    if (cell_ != nullptr) cell_->RequestStopNow(std::move(reason));
   }
 
   friend bool operator==(const ActorRef& a, const ActorRef& b) noexcept { return a.cell_ == b.cell_; }

@@ -1,5 +1,6 @@
 #include "actors/system_core.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <utility>
 
@@ -18,14 +19,22 @@ SystemCore::SystemCore(std::string name, std::unique_ptr<Executor> executor, std
 
 SystemCore::~SystemCore() = default;
 
-void SystemCore::Spawn(ActorCell* cell, ActorCell* parent, bool has_start_hook) {
+void SystemCore::Spawn(ActorCell* cell, ActorCell* parent, bool has_start_hook, SpawnOptions options) {
   if (executor_stopped_.load(std::memory_order_acquire)) {
+    cell->InitDead(this, NextId());
+    return;
+  }
+  if (parent != nullptr && !parent->MayAdoptChildren()) {
+    // From the parent's OnStop or destructor: a child would outlive it.
+    logger_->error("actor {} ({}) spawned a child after it stopped (in OnStop or its destructor): the {} never runs",
+                   parent->id(), parent->type_name(), cell->type_name());
     cell->InitDead(this, NextId());
     return;
   }
   live_actors_.fetch_add(1, std::memory_order_relaxed);
   if (parent != nullptr) {
     cell->Init(this, NextId(), parent, has_start_hook);
+    if (options.link) cell->LinkAtSpawn(parent);  // before anything can schedule the child
     parent->AdoptChild(cell);
   } else {
     RegisterTopLevel(cell, has_start_hook);
@@ -132,30 +141,56 @@ void SystemCore::BeginShutdown() {
   }
 }
 
+void SystemCore::StopAllNow() {
+  std::vector<ActorCell*> roots;
+  for (TopLevelShard& shard : top_level_) {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    for (ActorCell* cell : shard.cells) {
+      if (cell == nullptr) continue;
+      cell->Retain();
+      roots.push_back(cell);
+    }
+  }
+  // Each stops its children immediately too.
+  for (ActorCell* cell : roots) {
+    cell->RequestStopNow(absl::CancelledError("the system is shutting down"));
+    cell->Release();
+  }
+}
+
+bool SystemCore::WaitAllStopped(absl::Duration timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  const auto deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
+  return all_stopped_.wait_until(lock, deadline, [this] {
+    return live_actors_.load(std::memory_order_acquire) == 0;  // pairs with ActorStopped
+  });
+}
+
 absl::Status SystemCore::Shutdown(absl::Duration timeout) {
   BeginShutdown();
   // 3. Wait for every actor to finish stopping (their queued asks fail with
   //    Cancelled as their mailboxes close).
-  bool all_stopped;
-  {
-    std::unique_lock<std::mutex> lock(mu_);
-    const auto deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
-    all_stopped = all_stopped_.wait_until(lock, deadline, [this] {
-      return live_actors_.load(std::memory_order_acquire) == 0;  // pairs with ActorStopped
-    });
+  if (!WaitAllStopped(timeout)) {
+    // 4. Past the drain deadline: stop the rest immediately, so that queued
+    //    messages are bounced instead of handled, and give the handlers
+    //    running now a grace period to return.
+    const absl::Duration grace = std::min(timeout, kStopNowGrace);
+    logger_->warn("system {}: {} actors still stopping after {}; stopping them immediately", name_,
+                  live_actors_.load(std::memory_order_acquire), absl::FormatDuration(timeout));
+    StopAllNow();
+    if (!WaitAllStopped(grace)) {
+      const uint64_t left = live_actors_.load(std::memory_order_acquire);
+      logger_->error("system {}: {} actors still running handlers after {}; workers left running", name_, left,
+                     absl::FormatDuration(timeout + grace));
+      return absl::DeadlineExceededError(
+          absl::StrCat(left, " actors did not stop within ", absl::FormatDuration(timeout + grace)));
+    }
   }
-  if (!all_stopped) {
-    const uint64_t left = live_actors_.load(std::memory_order_acquire);
-    logger_->error("system {}: {} actors still running handlers after {}; workers left running", name_, left,
-                   absl::FormatDuration(timeout));
-    return absl::DeadlineExceededError(
-        absl::StrCat(left, " actors did not stop within ", absl::FormatDuration(timeout)));
-  }
-  // 4. Timers: pending ones are destroyed unrun (ask deadlines with them).
+  // 5. Timers: pending ones are destroyed unrun (ask deadlines with them).
   timers_->Shutdown();
-  // 5. Blocking pool: queued jobs are destroyed, running ones finish.
+  // 6. Blocking pool: queued jobs are destroyed, running ones finish.
   blocking_->Shutdown();
-  // 6. Workers: nothing is left to run; join them.
+  // 7. Workers: nothing is left to run; join them.
   executor_stopped_.store(true, std::memory_order_release);
   executor_->Shutdown();
   return absl::OkStatus();

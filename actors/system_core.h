@@ -32,6 +32,11 @@
 
 namespace troupe::internal {
 
+// How SystemCore::Spawn sets up a new actor.
+struct SpawnOptions {
+  bool link = false;  // link it to its parent before it runs (SpawnLink)
+};
+
 class SystemCore {
  public:
   SystemCore(std::string name, std::unique_ptr<Executor> executor, std::shared_ptr<TimerService> timers,
@@ -46,7 +51,7 @@ class SystemCore {
 
   // Takes a freshly constructed cell, gives it its id and parent, and makes
   // it runnable. `parent` is the spawning actor, or nullptr from outside.
-  void Spawn(ActorCell* cell, ActorCell* parent, bool has_start_hook);
+  void Spawn(ActorCell* cell, ActorCell* parent, bool has_start_hook, SpawnOptions options = {});
 
   // Ids for proxies of remote actors (RemoteCell); ActorCell::InitProxy
   // adds kRemoteBit, so they never meet an actor's id.
@@ -62,10 +67,15 @@ class SystemCore {
   // Idempotent.
   void BeginShutdown();
 
+  // Asks every actor to stop immediately (RequestStopNow). Idempotent.
+  void StopAllNow();
+
   // Stops every actor, then the timers, the blocking pool and the workers.
-  // Returns DeadlineExceeded if actors were still running handlers when
-  // `timeout` passed (the workers are then left running; see ActorSystem).
+  // Actors left after `timeout` are stopped immediately and given
+  // min(timeout, kStopNowGrace) more; DeadlineExceeded if some were still
+  // running handlers then (the workers are left running; see ActorSystem).
   absl::Status Shutdown(absl::Duration timeout);
+  static constexpr absl::Duration kStopNowGrace = absl::Seconds(5);
 
   bool shutting_down() const noexcept { return shutting_down_.load(std::memory_order_acquire); }
   TimerService& timers() const noexcept { return *timers_; }
@@ -88,6 +98,8 @@ class SystemCore {
  private:
   ~SystemCore();
   ActorId NextId() noexcept;
+  // True once no actor is left; false if `timeout` passed first.
+  bool WaitAllStopped(absl::Duration timeout);
   static constexpr ActorId kIdBlock = 256;
 
   const std::string name_;

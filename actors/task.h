@@ -19,8 +19,9 @@
 //
 // Resumption always happens in the actor's context, through its mailbox. If
 // the actor stops while a coroutine is suspended, the coroutine is destroyed
-// without resuming (its locals are destroyed; an ask it was answering fails
-// with Cancelled). An exception escaping the coroutine fails the actor, as a
+// without resuming as the actor stops — also when the awaited future never
+// completes (its locals are destroyed; an ask it was answering fails with
+// Cancelled). An exception escaping the coroutine fails the actor, as a
 // throwing plain handler does, and fails the ask with Internal.
 //
 // Lifetime: the message a coroutine handler received stays alive until the
@@ -110,8 +111,9 @@ class TaskPromise<void> : public TaskPromiseBase<void> {
 // Suspends a coroutine on a future. In an actor, the resumption travels
 // through the actor's mailbox as a message that lives inside the awaiter
 // (so inside the coroutine frame): an await allocates nothing of its own.
-// If the actor has stopped, that message bounces, which destroys the
-// suspended coroutine.
+// If the actor stops while the coroutine waits, the awaiter is withdrawn
+// from the future and the frame destroyed then; if the result was already
+// on its way, the message bounces, which destroys the frame.
 template <class U>
 class FutureAwaiter {
  public:
@@ -126,9 +128,11 @@ class FutureAwaiter {
     handle_ = h;
     ContinuationContext* context = CurrentContext();
     if (context == nullptr) {
-      // Not in an actor: resume on the completing thread.
+      // Not in an actor: resume on the completing thread, outside any
+      // actor's context.
       std::move(future_).OnCompleteInline([this](Result<U>&& r) {
         result_.emplace(std::move(r));
+        ScopedNoContext outside;
         handle_.resume();
       });
       return;
@@ -136,7 +140,8 @@ class FutureAwaiter {
     if (resume_.kind() == Message::Kind::kExclusiveResume) context->BeginExclusiveWait();
     context->RetainContext();
     context_ = context;
-    std::move(future_).OnCompleteInline([this](Result<U>&& r) {
+    context->AddPending(&resume_);
+    future_.SetCallbackKeepingChannel([this](Result<U>&& r) {
       result_.emplace(std::move(r));
       // Posting may resume and finish the coroutine on another thread,
       // destroying this awaiter: read what we need first.
@@ -152,16 +157,23 @@ class FutureAwaiter {
   }
 
  private:
-  class Resume final : public Message {
+  class Resume final : public PendingContinuation {
    public:
     Resume(FutureAwaiter* awaiter, bool exclusive)
-        : Message(exclusive ? Kind::kExclusiveResume : Kind::kResume), awaiter_(awaiter) {}
+        : PendingContinuation(exclusive ? Kind::kExclusiveResume : Kind::kResume), awaiter_(awaiter) {}
     // The coroutine frame owns this message; resuming may finish the
     // coroutine and free it, so nothing touches `this` afterwards.
     void Deliver(void*) override { awaiter_->handle_.resume(); }
     bool Bounce(const absl::Status&) noexcept override {
       awaiter_->handle_.destroy();
       return false;
+    }
+    bool Withdraw() noexcept override {
+      if (!awaiter_->future_.WithdrawCallback()) return false;
+      ContinuationContext* context = awaiter_->context_;
+      awaiter_->handle_.destroy();  // frees this message
+      context->ReleaseContext();
+      return true;
     }
 
    private:

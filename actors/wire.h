@@ -212,6 +212,15 @@ class RemoteCell : public ActorCell {
   virtual absl::Status SendRemote(RemoteSend& send) noexcept = 0;
   virtual void StopRemote(absl::Status reason) noexcept = 0;
   virtual void WatchRemote(ActorCell* watcher, DownFactory make_down) noexcept = 0;
+  // Removes what WatchRemote registered for (watcher, monitor), if still
+  // there.
+  virtual void UnwatchRemote(ActorCell* watcher, uint64_t monitor) noexcept = 0;
+  // Links: `from` (a local actor) links itself with the remote actor, or
+  // unlinks; ExitRemote: `from` stopped, and the remote side hears it
+  // through its own watch of `from`, so only what is kept here goes.
+  virtual void LinkRemote(ActorCell* from) noexcept = 0;
+  virtual void UnlinkRemote(ActorCell* from) noexcept = 0;
+  virtual void ExitRemote(ActorCell* from) noexcept = 0;
 
  protected:
   // Registers nothing with `core`: a proxy is not an actor of this system.

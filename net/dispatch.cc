@@ -122,6 +122,12 @@ absl::Status NodeState::HandleFrame(LinkContext& link, wire::Frame::Reader frame
     case wire::Frame::WATCH:
       HandleWatch(link, frame.getWatch());
       return absl::OkStatus();
+    case wire::Frame::LINK:
+      HandleLink(link, frame.getLink(), /*link_them=*/true);
+      return absl::OkStatus();
+    case wire::Frame::UNLINK:
+      HandleLink(link, frame.getUnlink(), /*link_them=*/false);
+      return absl::OkStatus();
     case wire::Frame::DOWN: {
       wire::Down::Reader down = frame.getDown();
       link.peer.DeliverDown(down.getActor(), StatusFromWire(down.getCode(), down.getMessage().cStr()));
@@ -268,6 +274,28 @@ void NodeState::HandleWatch(LinkContext& link, wire::Watch::Reader watch) {
   if (watch.getIncarnation() == incarnation_ && refs_.AddWatcher(actor, peer)) return;
   // Not (any more) here: it has stopped as far as the peer can know.
   SendDown(*peer, actor, absl::NotFoundError(absl::StrCat("actor ", actor, " is not on node ", options_.name)));
+}
+
+void NodeState::HandleLink(LinkContext& link, wire::Link::Reader frame, bool link_them) {
+  // A target that is gone needs no answer here: the sender also watches
+  // it, and that watch reports it gone (its down frame is the exit).
+  ActorRef target = frame.getIncarnation() == incarnation_ ? refs_.Find(frame.getActor()) : ActorRef();
+  if (!target) return;
+  absl::StatusOr<ActorRef> from = refs_.Decode(frame.getFrom(), "");
+  if (!from.ok() || !from->is_remote()) {
+    Refuse(link, 0, bad_frames, "a link from an actor that is not the peer's", "", 0,
+           from.ok() ? absl::InvalidArgumentError("the link's `from` is an actor of this node") : from.status());
+    return;
+  }
+  auto* proxy = static_cast<RemoteCell*>(from->cell());
+  if (link_them) {
+    // Their actor's stop (or the link's loss) is the target's exit.
+    proxy->WatchRemote(target.cell(), ActorCell::kLinkExit);
+    target.cell()->RequestLink(proxy);
+  } else {
+    proxy->UnwatchRemote(target.cell(), ActorCell::kLinkExit.monitor);
+    target.cell()->RequestUnlink(proxy);
+  }
 }
 
 }  // namespace troupe::internal

@@ -413,6 +413,20 @@ void NodeState::SendDown(Peer& peer, uint64_t actor, const absl::Status& reason)
       Submission::Reserved());
 }
 
+void NodeState::SendLink(Peer& peer, uint64_t incarnation, uint64_t actor, const ActorRef& from, bool link) {
+  absl::Status sent = SubmitFrame(
+      peer,
+      [&](wire::Frame::Builder f) {
+        wire::Link::Builder l = link ? f.initLink() : f.initUnlink();
+        l.setActor(actor);
+        l.setIncarnation(incarnation);
+        return refs_.Encode(from, l.initFrom());
+      },
+      Submission::Reserved(incarnation));
+  // Unsent, a link's exit still comes: the watch of the target fails too.
+  if (!sent.ok()) log().debug("node {}: a {} frame was not sent: {}", options_.name, link ? "link" : "unlink", sent.ToString());
+}
+
 void NodeState::WatchExport(const ActorRef& ref) { Ref<NodeAgent>::UncheckedCast(agent_).Tell(ExportedActor{ref}); }
 
 void NodeState::ActorGone(ActorId id, const absl::Status& reason) {

@@ -171,6 +171,9 @@ class NodeState : public std::enable_shared_from_this<NodeState> {
   // --- Proxies (RemoteActor).
   absl::Status SendTo(Peer& peer, uint64_t incarnation, uint64_t actor, RemoteSend& send);
   void StopRemote(Peer& peer, uint64_t incarnation, uint64_t actor, const absl::Status& reason);
+  // Sends a link (or unlink) frame: `from`, an actor of ours, and `actor`
+  // of `peer`'s incarnation `incarnation`.
+  void SendLink(Peer& peer, uint64_t incarnation, uint64_t actor, const ActorRef& from, bool link);
 
   // --- Peers and links.
   PeerDirectory& directory() { return directory_; }
@@ -236,6 +239,7 @@ class NodeState : public std::enable_shared_from_this<NodeState> {
   void HandleSpawn(LinkContext& link, wire::Spawn::Reader spawn);
   void HandleStop(LinkContext& link, wire::Stop::Reader stop);
   void HandleWatch(LinkContext& link, wire::Watch::Reader watch);
+  void HandleLink(LinkContext& link, wire::Link::Reader frame, bool link_them);
   // TLS: loads the credentials (ready_ says if that failed), and checks the
   // files for changes every tls_reload_interval.
   void LoadTls();

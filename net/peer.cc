@@ -32,7 +32,11 @@ void EnqueueDown(ActorCell* watcher, DownFactory make_down, ActorCell* proxy, co
     const absl::Status own = Unshared(reason);
     down = make_down(proxy, own);
   }
-  watcher->Enqueue(down);
+  if (make_down.urgent) {
+    watcher->EnqueueUrgent(down);
+  } else {
+    watcher->Enqueue(down);
+  }
 }
 
 template <class Fill>
@@ -262,6 +266,30 @@ void Peer::Watch(uint64_t actor, uint64_t incarnation, ActorCell* watcher, DownF
   absl::Status sent = node != nullptr ? Submit(*node, std::move(frame), Submission::Reserved(incarnation))
                                       : absl::CancelledError("the node has shut down");
   if (!sent.ok()) DeliverDown(actor, sent);
+}
+
+void Peer::Unwatch(uint64_t actor, ActorCell* watcher, uint64_t monitor) {
+  RemoteWatch removed{nullptr, {}, nullptr};
+  std::shared_ptr<Peer> forward;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    forward = forward_;
+    if (forward == nullptr) {
+      auto it = watches_.find(actor);
+      if (it == watches_.end()) return;
+      std::vector<RemoteWatch>& list = it->second;
+      auto w = std::find_if(list.begin(), list.end(), [&](const RemoteWatch& rw) {
+        return rw.watcher == watcher && rw.make_down.monitor == monitor;
+      });
+      if (w == list.end()) return;
+      removed = *w;
+      list.erase(w);
+      if (list.empty()) watches_.erase(it);
+    }
+  }
+  if (forward != nullptr) return forward->Unwatch(actor, watcher, monitor);
+  removed.watcher->Release();
+  removed.proxy->Release();
 }
 
 void Peer::DeliverDown(uint64_t actor, const absl::Status& reason) {

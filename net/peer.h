@@ -151,6 +151,9 @@ class Peer : public std::enable_shared_from_this<Peer> {
   // incarnation `incarnation` stops or the link is lost. Sends one watch
   // frame per remote actor however many local watchers it has.
   void Watch(uint64_t actor, uint64_t incarnation, ActorCell* watcher, DownFactory make_down, ActorCell* proxy);
+  // Any thread: forgets what Watch registered for (watcher, monitor). The
+  // remote node keeps its own entry until the actor stops or the link goes.
+  void Unwatch(uint64_t actor, ActorCell* watcher, uint64_t monitor);
   // I/O thread: a down frame.
   void DeliverDown(uint64_t actor, const absl::Status& reason);
 

@@ -156,4 +156,25 @@ void RemoteActor::WatchRemote(ActorCell* watcher, DownFactory make_down) noexcep
   peer_->Watch(actor_, incarnation_, watcher, make_down, this);
 }
 
+void RemoteActor::UnwatchRemote(ActorCell* watcher, uint64_t monitor) noexcept {
+  peer_->Unwatch(actor_, watcher, monitor);
+}
+
+void RemoteActor::LinkRemote(ActorCell* from) noexcept {
+  // Our half: the remote actor's stop (or the link's loss) is `from`'s
+  // exit. Theirs: the link frame makes the target link a proxy of `from`
+  // and watch it.
+  peer_->Watch(actor_, incarnation_, from, ActorCell::kLinkExit, this);
+  from->Retain();
+  node_->SendLink(*peer_, incarnation_, actor_, ActorRef::Adopt(from), /*link=*/true);
+}
+
+void RemoteActor::UnlinkRemote(ActorCell* from) noexcept {
+  peer_->Unwatch(actor_, from, ActorCell::kLinkExit.monitor);
+  from->Retain();
+  node_->SendLink(*peer_, incarnation_, actor_, ActorRef::Adopt(from), /*link=*/false);
+}
+
+void RemoteActor::ExitRemote(ActorCell* from) noexcept { peer_->Unwatch(actor_, from, ActorCell::kLinkExit.monitor); }
+
 }  // namespace troupe::internal

@@ -94,6 +94,10 @@ class RemoteActor final : public RemoteCell {
   absl::Status SendRemote(RemoteSend& send) noexcept override;
   void StopRemote(absl::Status reason) noexcept override;
   void WatchRemote(ActorCell* watcher, DownFactory make_down) noexcept override;
+  void UnwatchRemote(ActorCell* watcher, uint64_t monitor) noexcept override;
+  void LinkRemote(ActorCell* from) noexcept override;
+  void UnlinkRemote(ActorCell* from) noexcept override;
+  void ExitRemote(ActorCell* from) noexcept override;
   std::string_view type_name() const noexcept override { return "remote actor"; }
 
   const std::string& node_name() const { return node_name_; }

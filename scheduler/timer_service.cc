@@ -88,6 +88,11 @@ size_t WheelTimerService::Pending() const {
   return wheel_.size();
 }
 
+bool WheelTimerService::IsPending(TimerId id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return pending_.contains(id.value) || periodic_.contains(id.value);
+}
+
 void WheelTimerService::Shutdown() {
   std::vector<TimerWheel::Expired> dropped;
   std::vector<PeriodicCallback> dropped_periodic;

@@ -22,8 +22,8 @@
 //     order on the calling thread, with Now() equal to each callback's
 //     deadline while it runs.
 //
-// Threading: Now, Schedule, SchedulePeriodic, Cancel, Pending and Shutdown
-// may be called from any thread, including from inside a callback.
+// Threading: Now, Schedule, SchedulePeriodic, Cancel, Pending, IsPending and
+// Shutdown may be called from any thread, including from inside a callback.
 //
 // Locking: the mutex is never held while a callback runs or while a callback
 // is destroyed, so callbacks may call Schedule/Cancel on their own service,
@@ -112,6 +112,10 @@ class TimerService {
   // Timers waiting for their deadline; an armed periodic series counts once.
   virtual size_t Pending() const = 0;
 
+  // True while `id` may still run: a one-shot timer before its callback
+  // starts, a periodic series until it is cancelled.
+  virtual bool IsPending(TimerId id) const = 0;
+
   // Stops the service: destroys every pending callback without running it
   // (outside the lock). Idempotent. See the implementations for threads.
   virtual void Shutdown() = 0;
@@ -129,6 +133,7 @@ class WheelTimerService : public TimerService {
                            PeriodicCallback fn) final;
   bool Cancel(TimerId id) final;
   size_t Pending() const final;
+  bool IsPending(TimerId id) const final;
   void Shutdown() override;
 
  protected:

@@ -233,6 +233,15 @@ absl::Status WalkFrame(wire::Frame::Reader frame, uint64_t& digest) {
       Mix(digest, w.getIncarnation());
       return absl::OkStatus();
     }
+    case wire::Frame::LINK:
+    case wire::Frame::UNLINK: {
+      const wire::Link::Reader l = which == wire::Frame::LINK ? frame.getLink() : frame.getUnlink();
+      Mix(digest, l.getActor());
+      Mix(digest, l.getIncarnation());
+      Mix(digest, l.hasFrom());
+      if (l.hasFrom()) WalkAddress(l.getFrom(), digest);
+      return absl::OkStatus();
+    }
     case wire::Frame::LEAVE:
       MixText(digest, frame.getLeave());
       return absl::OkStatus();

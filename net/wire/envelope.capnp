@@ -38,6 +38,12 @@ struct Frame {
     # Sent by the acceptor after the connector proved itself: another
     # connection carries the link between these two nodes (the reason); the
     # connector keeps its queued sends for it. The sender closes.
+    link @13 :Link;
+    # Link my actor `from` with this actor of yours (Actor::Link): when
+    # either stops, the other hears of it as an exit. The sender watches the
+    # target; the receiver watches `from` (with `watch`).
+    unlink @14 :Link;
+    # Undo a link made with `link`.
   }
 }
 
@@ -117,6 +123,12 @@ struct Stop {
 struct Watch {
   actor @0 :UInt64;
   incarnation @1 :UInt64;
+}
+
+struct Link {
+  actor @0 :UInt64;
+  incarnation @1 :UInt64;
+  from @2 :Troupe.ActorAddress;
 }
 
 struct Down {
