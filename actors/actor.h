@@ -125,7 +125,7 @@ Ref<A> SpawnIn(SystemCore& core, ActorCell* parent, SpawnOptions options, Args&&
     throw;
   }
   box->Retain();  // the Ref we return
-  core.Spawn(box, parent, HasStartHook<A>, options);
+  core.Spawn(box, parent, HasStartHook<A>, std::move(options));
   return Ref<A>::Adopt(box);
 }
 
@@ -208,7 +208,7 @@ class Actor {
   // be missed in between).
   template <class C, class... Args>
   Ref<C> SpawnLink(Args&&... args) {
-    return internal::SpawnIn<C>(cell_->core(), cell_, {.link = true}, std::forward<Args>(args)...);
+    return internal::SpawnIn<C>(cell_->core(), cell_, {.link = true, .rebuild = {}}, std::forward<Args>(args)...);
   }
 
   // Links this actor with `other` (Erlang's link): both ways, at most once

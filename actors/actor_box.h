@@ -119,7 +119,20 @@ class ActorBox final : public ActorCell {
     if constexpr (requires(A& a) { a.OnStart(); }) actor().OnStart();
   }
   void HandleStop(const absl::Status& reason) override {
-    if constexpr (requires(A& a) { a.OnStop(reason); }) actor().OnStop(reason);
+    if constexpr (requires(A& a) { a.OnStop(reason); }) {
+      if (constructed_) actor().OnStop(reason);
+    }
+  }
+  void HandleChildEvent(ActorCell* child, const absl::Status& reason, bool ended) noexcept override {
+    if constexpr (requires(A& a) { a.HandleChildEvent(child, reason, ended); }) {
+      if (constructed_) actor().HandleChildEvent(child, reason, ended);
+    }
+  }
+  bool StopChildrenInOrder(bool now) noexcept override {
+    if constexpr (requires(A& a) { a.StopChildrenInOrder(now); }) {
+      if (constructed_) return actor().StopChildrenInOrder(now);
+    }
+    return false;
   }
   void GiveMailboxPlace() noexcept override { places_.Give(); }
   void DestroyState() noexcept override {

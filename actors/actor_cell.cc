@@ -45,6 +45,8 @@ struct ActorCell::Extras {
   absl::flat_hash_set<ActorCell*> links;
   // Set while trapping exits: builds the Exit message.
   ExitFactory make_exit = nullptr;
+  // Supervised actors: builds the next instance in this cell.
+  Rebuild rebuild;
   // Continuations waiting for a future (a doubly linked list through
   // PendingContinuation::pending_prev/next).
   PendingContinuation* pending = nullptr;
@@ -56,18 +58,24 @@ struct ActorCell::Extras {
 // Lifecycle signals between actors: system messages, never deferred.
 class ActorCell::Signal final : public Message {
  public:
-  enum class What { kStop, kStopNow, kChildStopped, kWatch, kUnwatch, kLink, kUnlink, kExit };
+  enum class What {
+    kStop, kStopNow, kChildStopped, kChildTerminated, kRestart, kWatch, kUnwatch, kLink, kUnlink, kExit
+  };
 
-  static Signal* Stop(absl::Status reason, bool now) {
+  static Signal* Stop(absl::Status reason, bool now, bool for_good = false) {
     auto* s = new Signal(now ? What::kStopNow : What::kStop);
+    s->reason_ = std::move(reason);
+    s->for_good_ = for_good;
+    return s;
+  }
+  // kChildStopped (for good) or kChildTerminated (an instance ended).
+  static Signal* ChildEvent(What what, ActorCell* child, absl::Status reason) {
+    auto* s = new Signal(what);
+    s->cell_ = child;  // the child's reference moves into the signal
     s->reason_ = std::move(reason);
     return s;
   }
-  static Signal* ChildStopped(ActorCell* child) {
-    auto* s = new Signal(What::kChildStopped);
-    s->cell_ = child;  // the child's reference moves into the signal
-    return s;
-  }
+  static Signal* Restart() { return new Signal(What::kRestart); }
   static Signal* Watch(ActorCell* watcher, DownFactory make_down, ActorCell* target) {
     auto* s = new Signal(What::kWatch);
     watcher->Retain();
@@ -101,10 +109,16 @@ class ActorCell::Signal final : public Message {
     switch (what_) {
       case What::kStop:
       case What::kStopNow:
-        cell->BeginStop(std::move(reason_), what_ == What::kStopNow);
+        cell->BeginStop(std::move(reason_), what_ == What::kStopNow, for_good_);
         break;
       case What::kChildStopped:
-        cell->OnChildStopped(std::exchange(cell_, nullptr));
+        cell->OnChildStopped(std::exchange(cell_, nullptr), reason_);
+        break;
+      case What::kChildTerminated:
+        cell->HandleChildEvent(cell_, reason_, /*ended=*/false);
+        break;
+      case What::kRestart:
+        cell->Restart();
         break;
       case What::kWatch:
         cell->AddWatcher(std::exchange(cell_, nullptr), make_down_);
@@ -149,6 +163,7 @@ class ActorCell::Signal final : public Message {
   explicit Signal(What what) : Message(Kind::kSystem), what_(what) {}
 
   What what_;
+  bool for_good_ = false;
   absl::Status reason_;
   ActorCell* cell_ = nullptr;
   DownFactory make_down_;
@@ -246,6 +261,30 @@ void ActorCell::RequestStop(absl::Status reason) noexcept {
   Enqueue(Signal::Stop(std::move(reason), /*now=*/false));
 }
 
+void ActorCell::RequestStopForGood(absl::Status reason, bool now) noexcept {
+  if (is_remote()) {
+    static_cast<RemoteCell*>(this)->StopRemote(std::move(reason));
+    return;
+  }
+  Signal* s = Signal::Stop(std::move(reason), now, /*for_good=*/true);
+  if (now) {
+    EnqueueUrgent(s);
+  } else {
+    Enqueue(s);
+  }
+}
+
+void ActorCell::RequestRestart() noexcept { EnqueueUrgent(Signal::Restart()); }
+
+void ActorCell::SetSupervised(Rebuild rebuild) {
+  flags_ |= kSupervised;
+  extras().rebuild = std::move(rebuild);
+}
+
+void ActorCell::HandleChildEvent(ActorCell*, const absl::Status&, bool) noexcept {}
+
+bool ActorCell::StopChildrenInOrder(bool) noexcept { return false; }
+
 void ActorCell::RequestStopNow(absl::Status reason) noexcept {
   if (is_remote()) {
     static_cast<RemoteCell*>(this)->StopRemote(std::move(reason));
@@ -309,21 +348,26 @@ RemoteCell::RemoteCell(SystemCore* core) noexcept { InitProxy(core, core->NextPr
 void ActorCell::BeginExclusiveWait() noexcept { flags_ |= kExclusive; }
 
 Message* ActorCell::NextMessage() noexcept {
-  if (!(flags_ & kExclusive) && extras_ != nullptr && !extras_->deferred.empty()) {
+  if (!(flags_ & (kExclusive | kSuspended)) && extras_ != nullptr && !extras_->deferred.empty()) {
     return extras_->deferred.PopFront();
   }
   while (Message* m = inbox_.Pop()) {
-    if (!(flags_ & kExclusive) || m->kind() == Message::Kind::kSystem ||
-        m->kind() == Message::Kind::kExclusiveResume) {
+    const Message::Kind kind = m->kind();
+    if (kind == Message::Kind::kSystem) return m;
+    if (flags_ & kSuspended) {
+      // Between instances: continuations belong to the last one (Process
+      // bounces them); user messages wait for the next.
+      if (kind != Message::Kind::kUser) return m;
+    } else if (!(flags_ & kExclusive) || kind == Message::Kind::kExclusiveResume) {
       return m;
     }
-    extras().deferred.PushBack(m);  // wait until the exclusive co_await resumes
+    extras().deferred.PushBack(m);  // wait until the exclusive co_await resumes, or the restart
   }
   return nullptr;
 }
 
 bool ActorCell::HasRunnableMessages() const noexcept {
-  if (!(flags_ & kExclusive) && extras_ != nullptr && !extras_->deferred.empty()) return true;
+  if (!(flags_ & (kExclusive | kSuspended)) && extras_ != nullptr && !extras_->deferred.empty()) return true;
   return inbox_.HasMessages();
 }
 
@@ -376,10 +420,13 @@ void ActorCell::TakeUrgent() noexcept {
 }
 
 void ActorCell::Process(Message* m) noexcept {
+  bool orphaned = false;
   if (m->kind() == Message::Kind::kResume || m->kind() == Message::Kind::kExclusiveResume) {
-    UnlistPending(static_cast<PendingContinuation*>(m));
+    auto* c = static_cast<PendingContinuation*>(m);
+    UnlistPending(c);
+    orphaned = c->orphaned || (flags_ & kSuspended);
   }
-  if ((flags_ & kStopping) && m->kind() != Message::Kind::kSystem) {
+  if (((flags_ & kStopping) && m->kind() != Message::Kind::kSystem) || orphaned) {
     // Stopping: user messages and continuations no longer run.
     BounceHere(m, BounceReason());
     return;
@@ -441,8 +488,22 @@ absl::Status ActorCell::BounceReason() const {
   return absl::UnavailableError(absl::StrCat("actor ", id_, " has stopped: ", exit.message()));
 }
 
-void ActorCell::BeginStop(absl::Status reason, bool now) noexcept {
+void ActorCell::BeginStop(absl::Status reason, bool now, bool for_good) noexcept {
+  // A supervised actor's stop ends its instance unless its supervisor (or
+  // parent) ends the actor.
+  if (for_good || !(flags_ & kSupervised)) for_good = true;
+  if (flags_ & kSuspended) {
+    // Between instances: nothing runs to stop; only an end matters.
+    if (!for_good) return;
+    flags_ &= ~kSuspended;
+    flags_ |= kStopping | kForGood;
+    if (now) flags_ |= kStopNow;
+    set_exit_reason(std::move(reason));
+    FinishStop();
+    return;
+  }
   if (flags_ & kStopping) {
+    if (for_good) flags_ |= kForGood;
     // Already stopping in order: an immediate stop hurries the children.
     if (now && !(flags_ & (kStopNow | kStopped))) {
       flags_ |= kStopNow;
@@ -452,31 +513,82 @@ void ActorCell::BeginStop(absl::Status reason, bool now) noexcept {
   }
   flags_ |= kStopping;
   if (now) flags_ |= kStopNow;
+  if (for_good) flags_ |= kForGood;
   flags_ &= ~kExclusive;
   set_exit_reason(std::move(reason));
   if (extras_ == nullptr || extras_->children.empty()) {
-    FinishStop();
+    (flags_ & kForGood) ? FinishStop() : FinishInstance();
     return;
   }
   StopChildren(now);
 }
 
 void ActorCell::StopChildren(bool now) noexcept {
-  if (extras_ == nullptr) return;
+  if (extras_ == nullptr || StopChildrenInOrder(now)) return;
   for (ActorCell* child : extras_->children) {
-    absl::Status reason = absl::CancelledError(absl::StrCat("parent actor ", id_, " stopped"));
-    if (now) {
-      child->RequestStopNow(std::move(reason));
-    } else {
-      child->RequestStop(std::move(reason));
-    }
+    child->RequestStopForGood(absl::CancelledError(absl::StrCat("parent actor ", id_, " stopped")), now);
   }
 }
 
-void ActorCell::OnChildStopped(ActorCell* child) noexcept {
+void ActorCell::OnChildStopped(ActorCell* child, const absl::Status& reason) noexcept {
+  HandleChildEvent(child, reason, /*ended=*/true);
   if (extras_ != nullptr && extras_->children.erase(child) > 0) child->Release();
   child->Release();  // the signal's reference
-  if ((flags_ & kStopping) && !(flags_ & kStopped) && extras_->children.empty()) FinishStop();
+  if ((flags_ & kStopping) && !(flags_ & kStopped) && extras_->children.empty()) {
+    (flags_ & kForGood) ? FinishStop() : FinishInstance();
+  }
+}
+
+void ActorCell::FinishInstance() noexcept {
+  const absl::Status reason = exit_reason();
+  try {
+    HandleStop(reason);
+  } catch (...) {
+    core_->CountFailure();
+    core_->log().error("actor {} ({}) OnStop threw: {}", id_, type_name(), Describe(std::current_exception()));
+  }
+  DestroyState();
+  CancelTimers();
+  WithdrawContinuations();
+  if (extras_ != nullptr) {
+    EndMonitors();
+    // Continuations of this instance that were already queued: never run.
+    for (Message* m = extras_->deferred.front(); m != nullptr; m = MessageList::next(m)) {
+      if (m->kind() == Message::Kind::kResume || m->kind() == Message::Kind::kExclusiveResume) {
+        static_cast<PendingContinuation*>(m)->orphaned = true;
+      }
+    }
+    extras_->exit_reason = absl::OkStatus();
+  }
+  // Links, watchers, the mailbox and the Ref stay for the next instance.
+  flags_ &= ~(kStopping | kStopNow | kForGood | kExclusive | kStopPending | kTrapExits);
+  flags_ |= kSuspended;
+  ReportTerminated(reason);
+}
+
+void ActorCell::ReportTerminated(const absl::Status& reason) noexcept {
+  Retain();  // moves into the signal
+  parent_->Enqueue(Signal::ChildEvent(Signal::What::kChildTerminated, this, reason));
+}
+
+void ActorCell::Restart() noexcept {
+  if (!(flags_ & kSuspended)) return;  // stale: the actor has ended since
+  try {
+    extras_->rebuild(*this);
+  } catch (...) {
+    const std::string text = Describe(std::current_exception());
+    core_->CountFailure();
+    core_->log().error("actor {} ({}) failed to restart: its constructor threw: {}", id_, type_name(), text);
+    ReportTerminated(
+        absl::InternalError(absl::StrCat(std::string(type_name()), " threw in its constructor at a restart: ", text)));
+    return;
+  }
+  flags_ &= ~kSuspended;
+  try {
+    HandleStart();
+  } catch (...) {
+    HandleFailure("OnStart", std::current_exception());
+  }
 }
 
 void ActorCell::FinishStop() noexcept {
@@ -515,7 +627,7 @@ void ActorCell::FinishStop() noexcept {
   }
   if (ActorCell* parent = parent_) {
     Retain();  // moves into the signal
-    parent->Enqueue(Signal::ChildStopped(this));
+    parent->Enqueue(Signal::ChildEvent(Signal::What::kChildStopped, this, reason));
   }
   core_->ActorStopped(this);
   // Run releases the alive count as this turn ends.
@@ -532,8 +644,9 @@ void ActorCell::WithdrawContinuations() noexcept {
   while (PendingContinuation* c = extras_->pending) {
     UnlistPending(c);
     // Either destroys it now, or it is on its way to the mailbox and will
-    // be bounced there (below, or by the thread that posts it).
-    (void)c->Withdraw();
+    // be bounced there (below, by the thread that posts it, or as an orphan
+    // if the cell lives on for a next instance).
+    if (!c->Withdraw()) c->orphaned = true;
   }
 }
 

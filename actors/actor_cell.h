@@ -154,6 +154,18 @@ class ActorCell : public Runnable, public ContinuationContext {
   // stopped immediately too. A proxy forwards it as an ordered stop.
   void RequestStopNow(absl::Status reason) noexcept;
 
+  // Supervision (actors/supervisor.h). A supervised actor's stop ends only
+  // its instance: the object goes as in a stop, but the cell — its Ref, its
+  // mailbox and what is queued in it — stays, and its supervisor (the
+  // parent) is told with HandleChildEvent. Then RequestRestart builds a new
+  // instance in the same cell, or RequestStopForGood ends the actor.
+  // RequestStopForGood is also how parents stop children (for any actor).
+  void RequestStopForGood(absl::Status reason, bool now) noexcept;
+  void RequestRestart() noexcept;
+  using Rebuild = absl::AnyInvocable<void(ActorCell&)>;
+  // Spawn only, before the cell is shared.
+  void SetSupervised(Rebuild rebuild);
+
   // Any thread. When this actor stops (or at once if it has), `watcher`
   // receives the message `make_down` makes.
   void RequestWatch(ActorCell* watcher, DownFactory make_down) noexcept;
@@ -249,6 +261,13 @@ class ActorCell : public Runnable, public ContinuationContext {
   // to call the user's hooks and destroy the user's object.
   virtual void HandleStart() = 0;
   virtual void HandleStop(const absl::Status& reason) = 0;
+  // A child stopped for good (`ended`), or its instance stopped and it
+  // waits for a restart. No-op unless the actor type supervises.
+  virtual void HandleChildEvent(ActorCell* child, const absl::Status& reason, bool ended) noexcept;
+  // Stops the children in an order of the actor type's own (a
+  // supervisor's: reverse start order, one at a time); false for the
+  // default, all at once.
+  virtual bool StopChildrenInOrder(bool now) noexcept;
   virtual void DestroyState() noexcept = 0;
   // A message that took a place in a bounded mailbox leaves without being
   // delivered: give the place back (no-op for unbounded actors).
@@ -267,6 +286,9 @@ class ActorCell : public Runnable, public ContinuationContext {
     kStopPending = 16,  // stop once the running handler returns
     kStopNow = 32,      // stopping immediately: children are stopped so too
     kTrapExits = 64,    // a linked actor's exit arrives as an Exit message
+    kSupervised = 128,  // a supervisor decides what follows a stop
+    kForGood = 256,     // this stop ends the actor, not only its instance
+    kSuspended = 512,   // supervised, between instances: user messages wait
   };
   // refs_'s top bit: an urgent signal waits in the inbox (see Memory
   // ordering); Run handles the system messages queued ahead of the others.
@@ -282,7 +304,10 @@ class ActorCell : public Runnable, public ContinuationContext {
   void ApplyPendingStop() noexcept;
   void HandleFailure(const char* where, std::exception_ptr error) noexcept;
   void BounceHere(Message* m, const absl::Status& reason) noexcept;
-  void BeginStop(absl::Status reason, bool now) noexcept;
+  void BeginStop(absl::Status reason, bool now, bool for_good = false) noexcept;
+  void FinishInstance() noexcept;
+  void Restart() noexcept;
+  void ReportTerminated(const absl::Status& reason) noexcept;
   void TakeUrgent() noexcept;
   void OnExit(ActorCell* from, absl::Status reason) noexcept;
   void EndLinks(const absl::Status& reason) noexcept;
@@ -292,7 +317,7 @@ class ActorCell : public Runnable, public ContinuationContext {
   void WithdrawContinuations() noexcept;
   void EndMonitors() noexcept;
   void UnlistPending(PendingContinuation* c) noexcept;
-  void OnChildStopped(ActorCell* child) noexcept;
+  void OnChildStopped(ActorCell* child, const absl::Status& reason) noexcept;
   absl::Status BounceReason() const;
 
   // Holders: Refs, the alive count, pending continuations. Top bit:

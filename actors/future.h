@@ -140,6 +140,10 @@ class PendingContinuation : public Message {
   PendingContinuation* pending_prev = nullptr;
   PendingContinuation* pending_next = nullptr;
   bool listed = false;
+  // Set by the actor when Withdraw failed as the instance it belongs to
+  // ended: when it arrives it is bounced, never run (a supervised actor's
+  // next instance must not resume its predecessor's coroutines).
+  bool orphaned = false;
 
  protected:
   explicit PendingContinuation(Kind kind) noexcept : Message(kind) {}

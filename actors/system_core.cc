@@ -35,6 +35,7 @@ void SystemCore::Spawn(ActorCell* cell, ActorCell* parent, bool has_start_hook, 
   if (parent != nullptr) {
     cell->Init(this, NextId(), parent, has_start_hook);
     if (options.link) cell->LinkAtSpawn(parent);  // before anything can schedule the child
+    if (options.rebuild) cell->SetSupervised(std::move(options.rebuild));
     parent->AdoptChild(cell);
   } else {
     RegisterTopLevel(cell, has_start_hook);

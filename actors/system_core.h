@@ -35,6 +35,9 @@ namespace troupe::internal {
 // How SystemCore::Spawn sets up a new actor.
 struct SpawnOptions {
   bool link = false;  // link it to its parent before it runs (SpawnLink)
+  // Set: the parent supervises it (actors/supervisor.h), and this builds
+  // each next instance in its cell.
+  ActorCell::Rebuild rebuild;
 };
 
 class SystemCore {
