@@ -552,12 +552,8 @@ void ActorCell::FinishInstance() noexcept {
   WithdrawContinuations();
   if (extras_ != nullptr) {
     EndMonitors();
-    // Continuations of this instance that were already queued: never run.
-    for (Message* m = extras_->deferred.front(); m != nullptr; m = MessageList::next(m)) {
-      if (m->kind() == Message::Kind::kResume || m->kind() == Message::Kind::kExclusiveResume) {
-        static_cast<PendingContinuation*>(m)->orphaned = true;
-      }
-    }
+    // Continuations of this instance already queued are still listed until
+    // they run: WithdrawContinuations marked them orphans.
     extras_->exit_reason = absl::OkStatus();
   }
   // Links, watchers, the mailbox and the Ref stay for the next instance.

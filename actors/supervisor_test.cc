@@ -362,5 +362,43 @@ TEST(Supervisor, StartChildReportsAChildThatCannotStart) {
   EXPECT_EQ(Value(sys, t.workers[0]), 0) << "the supervisor or its other child was disturbed";
 }
 
+
+struct AwaitIt {
+  std::shared_ptr<Promise<int>> never;
+  std::shared_ptr<int> resumed;
+};
+struct Awaiter : Actor<Awaiter> {
+  Task<int> On(const AwaitIt& m) {
+    Result<int> r = co_await m.never->GetFuture();
+    ++*m.resumed;
+    co_return r.value_or(0);
+  }
+  int On(const Poison&) { throw std::runtime_error("poisoned"); }
+  int On(const Get&) { return 1; }
+};
+
+TEST(Supervisor, ARestartedChildNeverResumesItsPredecessorsCoroutines) {
+  TestSystem sys;
+  SupervisorOptions o;
+  o.children.push_back(ChildSpec::Of<Awaiter>("a"));
+  Ref<Supervisor> sup = sys.Spawn<Supervisor>(std::move(o));
+  sys.RunUntilIdle();
+  Future<Ref<Awaiter>> got = ChildOf<Awaiter>(sup, "a");
+  sys.RunUntilIdle();
+  Ref<Awaiter> a = *got.Take();
+  auto never = std::make_shared<Promise<int>>();
+  auto resumed = std::make_shared<int>(0);
+  Future<int> waiting = a.Ask(AwaitIt{never, resumed});
+  sys.RunUntilIdle();
+  a.Tell(Poison{});
+  sys.RunUntilIdle();
+  EXPECT_EQ(waiting.Take().status().code(), absl::StatusCode::kCancelled);
+  never->SetValue(5);  // nothing of the old instance is left to resume
+  Future<int> alive = a.Ask(Get{});
+  sys.RunUntilIdle();
+  EXPECT_EQ(*resumed, 0);
+  EXPECT_EQ(*alive.Take(), 1);
+}
+
 }  // namespace
 }  // namespace troupe

@@ -98,10 +98,6 @@ class MessageList {
     }
   }
 
-  // Iteration, for the owner: the first message, and the one after `m`.
-  Message* front() const noexcept { return head_; }
-  static Message* next(const Message* m) noexcept { return m->next_; }
-
   // Appends a chain already linked through next_, ending in nullptr.
   void Append(Message* first, Message* last) noexcept {
     if (first == nullptr) return;
