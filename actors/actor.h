@@ -52,6 +52,7 @@
 #include "actors/future.h"
 #include "actors/handler.h"
 #include "actors/ref.h"
+#include "actors/registry.h"
 #include "actors/remote_dispatch.h"
 #include "actors/system_core.h"
 #include "actors/task.h"
@@ -275,6 +276,11 @@ class Actor {
   }
 
   spdlog::logger& log() const { return cell_->core().log(); }
+
+  // Names for this system's actors (actors/registry.h): Register(name,
+  // Self()) to be found by name; the name goes when this actor stops for
+  // good, and stays across restarts under a supervisor.
+  Registry& registry() const { return cell_->core().registry(); }
 
  private:
   // The cell this object lives in; it outlives the object.

@@ -246,9 +246,12 @@ bool ActorCell::Enqueue(Message* m) noexcept {
     case Inbox::PushResult::kScheduleNow:
       core_->Schedule(this);
       return true;
-    case Inbox::PushResult::kClosed:
-      if (m->Bounce(StoppedError())) core_->CountDeadLetter();
+    case Inbox::PushResult::kClosed: {
+      const std::string_view type = m->type_name();
+      const absl::Status reason = StoppedError();
+      if (m->Bounce(reason)) core_->ReportDeadLetter(this, type, reason);
       return false;
+    }
   }
   return false;
 }
@@ -327,6 +330,13 @@ void ActorCell::RequestExit(ActorCell* from, const absl::Status& reason) noexcep
 
 Message* ActorCell::MakeLinkExit(ActorCell* target, const absl::Status& reason, uint64_t) {
   return Signal::Linking(Signal::What::kExit, target, nullptr, reason);
+}
+
+bool ActorCell::MarkRegistered() noexcept {
+  // Acquire-release RMWs on refs_ pair with FinishStop's: if it came first,
+  // its Close happens-before this check.
+  refs_.fetch_or(kRegisteredBit, std::memory_order_acq_rel);
+  return inbox_.IsClosed();
 }
 
 void ActorCell::EnqueueUrgent(Message* m) noexcept {
@@ -442,7 +452,8 @@ void ActorCell::Process(Message* m) noexcept {
 
 void ActorCell::BounceHere(Message* m, const absl::Status& reason) noexcept {
   if (m->holds_mailbox_place()) GiveMailboxPlace();
-  if (m->Bounce(reason)) core_->CountDeadLetter();
+  const std::string_view type = m->type_name();
+  if (m->Bounce(reason)) core_->ReportDeadLetter(this, type, reason);
 }
 
 void ActorCell::ApplyPendingStop() noexcept {
@@ -625,6 +636,8 @@ void ActorCell::FinishStop() noexcept {
     Retain();  // moves into the signal
     parent->Enqueue(Signal::ChildEvent(Signal::What::kChildStopped, this, reason));
   }
+  // After the Close above; pairs with MarkRegistered (registry.h).
+  if (refs_.fetch_and(~kRegisteredBit, std::memory_order_acq_rel) & kRegisteredBit) core_->ForgetNames(this);
   core_->ActorStopped(this);
   // Run releases the alive count as this turn ends.
 }

@@ -237,6 +237,11 @@ class ActorCell : public Runnable, public ContinuationContext {
   // spawner (SpawnLink).
   void LinkAtSpawn(ActorCell* parent);
 
+  // Any thread (Registry): marks the actor as having names. True if it has
+  // already stopped (its names may not have been released: the caller
+  // releases them).
+  bool MarkRegistered() noexcept;
+
   // Tests only, with the actor idle: the watches registered on it.
   size_t watchers_for_test() const noexcept;
   size_t links_for_test() const noexcept;
@@ -293,7 +298,9 @@ class ActorCell : public Runnable, public ContinuationContext {
   // refs_'s top bit: an urgent signal waits in the inbox (see Memory
   // ordering); Run handles the system messages queued ahead of the others.
   static constexpr uint32_t kUrgentBit = uint32_t{1} << 31;
-  static constexpr uint32_t kCountMask = kUrgentBit - 1;
+  // refs_'s next bit: the actor has names in its system's Registry.
+  static constexpr uint32_t kRegisteredBit = uint32_t{1} << 30;
+  static constexpr uint32_t kCountMask = kRegisteredBit - 1;
 
   Extras& extras();
   absl::Status exit_reason() const noexcept;

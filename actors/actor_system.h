@@ -39,6 +39,8 @@
 #include "absl/time/time.h"
 #include "actors/actor.h"
 #include "actors/ref.h"
+#include "actors/dead_letters.h"
+#include "actors/registry.h"
 #include "actors/system_core.h"
 #include "scheduler/executor.h"
 #include "scheduler/timer_service.h"
@@ -102,6 +104,30 @@ class ActorSystem {
   absl::Status Shutdown(absl::Duration timeout = absl::Seconds(30));
 
   ActorSystemStats stats() const;
+  // Names for this system's actors (actors/registry.h).
+  Registry& registry() const { return core_->registry(); }
+
+  // Dead letters one by one (actors/dead_letters.h): to a callback, or to
+  // an actor with a handler `On(const troupe::DeadLetter&)`.
+  DeadLetterSubscription SubscribeDeadLetters(std::function<void(const DeadLetter&)> fn,
+                                              DeadLetterOptions options = {}) {
+    return core_->dead_letter_reports().Subscribe(
+        [fn = std::move(fn)](const DeadLetter& d) {
+          fn(d);
+          return true;
+        },
+        options);
+  }
+  template <class A>
+  DeadLetterSubscription SubscribeDeadLetters(const Ref<A>& to, DeadLetterOptions options = {}) {
+    return core_->dead_letter_reports().Subscribe(
+        [to](const DeadLetter& d) {
+          const absl::Status sent = to.TryTell(d);
+          return !(absl::IsUnavailable(sent) || absl::IsCancelled(sent));  // it has stopped
+        },
+        options);
+  }
+  bool UnsubscribeDeadLetters(DeadLetterSubscription id) { return core_->dead_letter_reports().Unsubscribe(id); }
   absl::Time Now() const { return core_->timers().Now(); }
   spdlog::logger& log() const { return core_->log(); }
   const std::string& name() const { return core_->name(); }

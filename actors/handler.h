@@ -180,6 +180,7 @@ class TellMessage final : public Message {
     delete this;
     return true;
   }
+  std::string_view type_name() const noexcept override { return kTypeName<M>; }
 
   friend Promise<ReplyOf<A, M>>* reply_of(TellMessage*) { return nullptr; }
 
@@ -214,6 +215,7 @@ class AskMessage final : public Message {
     delete this;
     return true;
   }
+  std::string_view type_name() const noexcept override { return kTypeName<M>; }
 
   friend Promise<R>* reply_of(AskMessage* m) { return &m->promise_; }
 

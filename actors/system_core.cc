@@ -5,6 +5,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "actors/dead_letters.h"
+#include "actors/registry.h"
 
 namespace troupe::internal {
 
@@ -15,9 +17,20 @@ SystemCore::SystemCore(std::string name, std::unique_ptr<Executor> executor, std
       timers_(std::move(timers)),
       blocking_(std::move(blocking)),
       logger_(std::move(logger)),
-      batch_(batch > 0 ? batch : 1) {}
+      batch_(batch > 0 ? batch : 1),
+      registry_(std::make_unique<Registry>()),
+      dead_letter_reports_(std::make_unique<DeadLetters>([timers = timers_.get()] { return timers->Now(); })) {
+  registry_->set_core(this);
+}
 
 SystemCore::~SystemCore() = default;
+
+void SystemCore::ForgetNames(ActorCell* cell) noexcept { registry_->Forget(cell); }
+
+void SystemCore::ReportDeadLetter(ActorCell* target, std::string_view type, const absl::Status& reason) noexcept {
+  dead_letters_.fetch_add(1, std::memory_order_relaxed);
+  dead_letter_reports_->Report(target, type, reason);
+}
 
 void SystemCore::Spawn(ActorCell* cell, ActorCell* parent, bool has_start_hook, SpawnOptions options) {
   if (executor_stopped_.load(std::memory_order_acquire)) {

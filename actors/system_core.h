@@ -30,6 +30,11 @@
 #include "scheduler/timer_service.h"
 #include "spdlog/logger.h"
 
+namespace troupe {
+class Registry;     // actors/registry.h
+class DeadLetters;  // actors/dead_letters.h
+}  // namespace troupe
+
 namespace troupe::internal {
 
 // How SystemCore::Spawn sets up a new actor.
@@ -84,12 +89,18 @@ class SystemCore {
   TimerService& timers() const noexcept { return *timers_; }
   const std::shared_ptr<TimerService>& shared_timers() const noexcept { return timers_; }
   BlockingPool& blocking() const noexcept { return *blocking_; }
+  Registry& registry() const noexcept { return *registry_; }
+  // A stopped actor that had names.
+  void ForgetNames(ActorCell* cell) noexcept;
   spdlog::logger& log() const noexcept { return *logger_; }
   Executor& executor() const noexcept { return *executor_; }
   int batch() const noexcept { return batch_; }
   const std::string& name() const noexcept { return name_; }
 
-  void CountDeadLetter() noexcept { dead_letters_.fetch_add(1, std::memory_order_relaxed); }
+  // Counts a dead letter and reports it to subscribers (dead_letters.h).
+  // `target` may be null; `type` has static storage.
+  void ReportDeadLetter(ActorCell* target, std::string_view type, const absl::Status& reason) noexcept;
+  DeadLetters& dead_letter_reports() const noexcept { return *dead_letter_reports_; }
   void CountFailure() noexcept { failures_.fetch_add(1, std::memory_order_relaxed); }
   void CountDropped() noexcept { dropped_.fetch_add(1, std::memory_order_relaxed); }
   uint64_t dropped() const noexcept { return dropped_.load(std::memory_order_relaxed); }
@@ -111,6 +122,8 @@ class SystemCore {
   const std::unique_ptr<BlockingPool> blocking_;
   const std::shared_ptr<spdlog::logger> logger_;
   const int batch_;
+  const std::unique_ptr<Registry> registry_;
+  const std::unique_ptr<DeadLetters> dead_letter_reports_;
 
   // The ActorSystem and every cell hold one.
   std::atomic<uint32_t> refs_{1};

@@ -17,6 +17,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 
 #include "absl/status/status.h"
 
@@ -47,6 +48,10 @@ class Message {
   // Returns true if it was a dead letter (a tell or an ask), false for
   // internal messages such as continuations.
   virtual bool Bounce(const absl::Status& reason) noexcept = 0;
+
+  // The name of the message's type, for dead letter reports. A string with
+  // static storage: still valid after Bounce destroyed the message.
+  virtual std::string_view type_name() const noexcept { return "a runtime message"; }
 
   Kind kind() const noexcept { return kind_; }
 

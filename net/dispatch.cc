@@ -166,7 +166,10 @@ absl::Status NodeState::HandleSend(LinkContext& link, wire::Envelope::Reader env
                                                absl::Hex(envelope.getTargetIncarnation()), " of node ", options_.name,
                                                ", which has restarted (now incarnation ", absl::Hex(incarnation_),
                                                "): the message was not delivered")));
-    if (request_id == 0) system_.core().CountDeadLetter();
+    if (request_id == 0) {
+      system_.core().ReportDeadLetter(nullptr, "a message from another node",
+                                      absl::UnavailableError("it was sent to an earlier incarnation of this node"));
+    }
     return absl::OkStatus();
   }
   const ActorRef& target = refs_.Find(id, link.cache);

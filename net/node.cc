@@ -505,6 +505,11 @@ absl::Status Node::ReloadTls() { return state_->ReloadTls(); }
 absl::Status Node::ready() const { return state_->ready(); }
 
 absl::Status Node::Publish(std::string_view name, const ActorRef& ref) { return state_->Publish(name, ref); }
+absl::Status Node::PublishRegistered(std::string_view name) {
+  absl::StatusOr<ActorRef> ref = state_->system().registry().LookupRef(name);
+  if (!ref.ok()) return ref.status();
+  return state_->Publish(name, *ref);
+}
 void Node::Unpublish(std::string_view name) { state_->Unpublish(name); }
 void Node::Shutdown() { state_->Shutdown(); }
 Future<void> Node::WaitForRoom(const ActorRef& target) { return state_->WaitForRoom(target); }

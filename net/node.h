@@ -236,6 +236,11 @@ class Node {
   // Makes `ref` findable by Lookup under `name` (replacing an earlier one).
   // The name is dropped when the actor stops.
   absl::Status Publish(std::string_view name, const ActorRef& ref);
+  // Publishes the actor registered in this node's ActorSystem as `name`
+  // (ActorSystem::registry()) under that name: the one registered now;
+  // NotFound if none is. A supervised child keeps its Ref across restarts,
+  // so it stays published through them.
+  absl::Status PublishRegistered(std::string_view name);
   void Unpublish(std::string_view name);
 
   // The actor published as `name` on the node listening at `address`.

@@ -70,6 +70,16 @@ TEST_F(TwoNodes, ConcurrentSendersLoseNothingAndEachKeepsItsOrder) {
   EXPECT_EQ(r.out_of_order, 0);
 }
 
+TEST_F(TwoNodes, ARegisteredNameCanBePublished) {
+  Ref<Counter> named = a_sys_.Spawn<Counter>();
+  ASSERT_TRUE(a_sys_.registry().Register("named", named).ok());
+  EXPECT_EQ(a_->PublishRegistered("nobody").code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(a_->PublishRegistered("named").ok());
+  Ref<Counter> remote = b_->Lookup<Counter>(address_, "named").Wait(kWait).value();
+  remote.Tell(Add{.by = 7});
+  EXPECT_EQ(remote.Ask(Get{}, kWait).Wait(kWait).value(), 7);  // behind the tell, on one link
+}
+
 TEST_F(TwoNodes, LookupOfTheSameActorTwiceGivesEqualRefs) {
   Ref<Counter> one = LookupCounter();
   Ref<Counter> two = LookupCounter();

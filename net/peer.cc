@@ -388,7 +388,10 @@ void Peer::Apply(Effects& fx) {
   }
   for (auto& [connection, reason] : fx.close) connection->Close(reason);
   if (node == nullptr) return;
-  for (uint64_t i = 0; i < fx.dead_letters; ++i) node->system().core().CountDeadLetter();
+  for (uint64_t i = 0; i < fx.dead_letters; ++i) {
+    node->system().core().ReportDeadLetter(nullptr, "a message bound for another node",
+                                           absl::UnavailableError("the link to its node failed before it was sent"));
+  }
   if (fx.connections_delta != 0) {
     node->connections.fetch_add(static_cast<uint64_t>(static_cast<int64_t>(fx.connections_delta)),
                                 std::memory_order_relaxed);
