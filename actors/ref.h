@@ -11,7 +11,8 @@
 // Unavailable (Cancelled while the system shuts down).
 //
 // Tell and Ask accept only message types A has a handler for; anything else
-// is a compile error naming A and the message type. Messages move into the
+// is a compile error naming A and the message type, and the only error of
+// that call (internal::CheckHandled, actors/handler.h). Messages move into the
 // target's mailbox as they are: nothing is serialized between actors of one
 // process.
 //
@@ -103,11 +104,13 @@ class Ref : public ActorRef {
   // stats().dropped; TryTell says so instead.
   template <class M>
   void Tell(M&& msg) const {
-    if (cell_ != nullptr && cell_->is_remote()) [[unlikely]] {
-      (void)RemoteTell(msg);
-      return;
+    if constexpr (internal::CheckHandled<A, std::remove_cvref_t<M>>()) {
+      if (cell_ != nullptr && cell_->is_remote()) [[unlikely]] {
+        (void)RemoteTell(msg);
+        return;
+      }
+      (void)Send(std::forward<M>(msg));
     }
-    (void)Send(std::forward<M>(msg));
   }
 
   // Tell, saying what became of the message: OK (queued); ResourceExhausted
@@ -116,16 +119,18 @@ class Ref : public ActorRef {
   // FailedPrecondition for an empty Ref.
   template <class M>
   absl::Status TryTell(M&& msg) const {
-    if (cell_ != nullptr && cell_->is_remote()) [[unlikely]] return RemoteTell(msg);
-    switch (Send(std::forward<M>(msg))) {
-      case SendResult::kQueued:
-        return absl::OkStatus();
-      case SendResult::kFull:
-        return FullError();
-      case SendResult::kStopped:
-        return cell_->StoppedError();
-      case SendResult::kEmptyRef:
-        return absl::FailedPreconditionError("Tell on an empty Ref");
+    if constexpr (internal::CheckHandled<A, std::remove_cvref_t<M>>()) {
+      if (cell_ != nullptr && cell_->is_remote()) [[unlikely]] return RemoteTell(msg);
+      switch (Send(std::forward<M>(msg))) {
+        case SendResult::kQueued:
+          return absl::OkStatus();
+        case SendResult::kFull:
+          return FullError();
+        case SendResult::kStopped:
+          return cell_->StoppedError();
+        case SendResult::kEmptyRef:
+          return absl::FailedPreconditionError("Tell on an empty Ref");
+      }
     }
     return absl::InternalError("unreachable");
   }
@@ -134,32 +139,15 @@ class Ref : public ActorRef {
   // exactly once: with the reply, with the handler's error, with
   // DeadlineExceeded once `timeout` has passed, with Unavailable if the actor
   // has stopped, or with Cancelled if the system shuts down first.
+  // (The signature names the reply type through AskReplyOf, so that for a
+  // message type A has no handler for, CheckHandled's error is the only one.)
   template <class M>
-  Future<internal::ReplyOf<A, std::remove_cvref_t<M>>> Ask(
+  Future<internal::AskReplyOf<A, std::remove_cvref_t<M>>> Ask(
       M&& msg, absl::Duration timeout = absl::InfiniteDuration()) const {
     using Msg = std::remove_cvref_t<M>;
-    static_assert(internal::Handles<A, Msg>,
-                  "troupe: this actor type has no handler `On(const M&)` for this message type "
-                  "(see the types named in this instantiation)");
-    using R = internal::ReplyOf<A, Msg>;
-    Promise<R> promise;
-    Future<R> future = promise.GetFuture();
-    if (cell_ == nullptr) {
-      promise.SetError(absl::FailedPreconditionError("Ask on an empty Ref"));
-      return future;
-    }
-    if (cell_->is_remote()) [[unlikely]] {
-      RemoteAsk(msg, std::move(promise), timeout);
-      return future;
-    }
-    if (!places().TryTake()) {
-      cell_->core().CountDropped();
-      promise.SetError(FullError());
-      return future;
-    }
-    if (timeout != absl::InfiniteDuration()) ArmDeadline(promise, timeout);
-    auto* m = new internal::AskMessage<A, Msg>(std::forward<M>(msg), std::move(promise));
-    Enqueue(m);
+    Promise<internal::AskReplyOf<A, Msg>> promise;
+    auto future = promise.GetFuture();
+    if constexpr (internal::CheckHandled<A, Msg>()) SendAsk(std::forward<M>(msg), std::move(promise), timeout);
     return future;
   }
 
@@ -234,12 +222,10 @@ class Ref : public ActorRef {
 
   enum class SendResult { kQueued, kFull, kStopped, kEmptyRef };
 
+  // Tell's and TryTell's local send; A handles M.
   template <class M>
   SendResult Send(M&& msg) const {
     using Msg = std::remove_cvref_t<M>;
-    static_assert(internal::Handles<A, Msg>,
-                  "troupe: this actor type has no handler `On(const M&)` for this message type "
-                  "(see the types named in this instantiation)");
     if (cell_ == nullptr) return SendResult::kEmptyRef;
     if (!places().TryTake()) {
       cell_->core().CountDropped();
@@ -247,6 +233,27 @@ class Ref : public ActorRef {
     }
     return Enqueue(new internal::TellMessage<A, Msg>(std::forward<M>(msg))) ? SendResult::kQueued
                                                                              : SendResult::kStopped;
+  }
+
+  // Ask's send; A handles M. Completes `promise` or hands it to the message.
+  template <class M, class R>
+  void SendAsk(M&& msg, Promise<R> promise, absl::Duration timeout) const {
+    using Msg = std::remove_cvref_t<M>;
+    if (cell_ == nullptr) {
+      promise.SetError(absl::FailedPreconditionError("Ask on an empty Ref"));
+      return;
+    }
+    if (cell_->is_remote()) [[unlikely]] {
+      RemoteAsk(msg, std::move(promise), timeout);
+      return;
+    }
+    if (!places().TryTake()) {
+      cell_->core().CountDropped();
+      promise.SetError(FullError());
+      return;
+    }
+    if (timeout != absl::InfiniteDuration()) ArmDeadline(promise, timeout);
+    Enqueue(new internal::AskMessage<A, Msg>(std::forward<M>(msg), std::move(promise)));
   }
 
   // Hands a message that took a place (if A is bounded) to the actor; gives
