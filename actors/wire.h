@@ -32,8 +32,10 @@
 // that arrives anyway (an untyped Ref, another build of the program) is
 // refused by the receiving node alone: an ask fails with the same text, a
 // tell is counted (see net/node.h). Each listed type must be a wire type
-// handled by the actor, with a reply type that can cross too (checked at
-// compile time).
+// handled by the actor, with a reply type that can cross too, checked at
+// compile time (actors/remote_dispatch.h): listing a struct of your own
+// that no .capnp schema declares is an error that names it and says to
+// declare it in one.
 
 #ifndef TROUPE_ACTORS_WIRE_H_
 #define TROUPE_ACTORS_WIRE_H_
