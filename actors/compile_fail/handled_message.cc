@@ -1,6 +1,7 @@
 // Must compile: the control case for unhandled_message.cc and
 // unhandled_ask.cc, so their tests prove the error comes from the missing
-// handler and not from the setup.
+// handler and not from the setup. Also the snippet of cxx17_test, which
+// compiles it as C++17.
 #include "actors/actor.h"
 #include "actors/actor_system.h"
 
