@@ -17,9 +17,12 @@
 // process.
 //
 // A Ref may point to an actor on another node (net/node.h): Tell, TryTell
-// and Ask then encode the message — it must be a wire type (actors/wire.h);
-// anything else fails with InvalidArgument — and the reply comes back over
-// the connection. Remote sends add two outcomes: ResourceExhausted when the
+// and Ask then encode the message — it must be a wire type (actors/wire.h)
+// that A lists in its `Remote` list; anything else fails with
+// InvalidArgument at the sender, which for a Tell means it is counted in
+// the node's stats().rejected_sends and logged once per message type
+// (RemoteCell::RefusedAtSender) — and the reply comes back over the
+// connection. Remote sends add two outcomes: ResourceExhausted when the
 // connection's outbound buffer is full, Unavailable when the node cannot be
 // reached (and for every pending ask when a connection is lost).
 //
@@ -180,10 +183,17 @@ class Ref : public ActorRef {
                                       internal::kHasRemoteList<A>);
   }
 
+  // A send to a remote A refused here, before anything crossed: the node
+  // counts it and logs it once per kind; returns `error`.
+  absl::Status RefuseRemote(absl::Status error) const {
+    static_cast<internal::RemoteCell*>(cell_)->RefusedAtSender(error);
+    return error;
+  }
+
   template <class Msg>
   absl::Status RemoteTell(const Msg& msg) const {
     if constexpr (WireMessage<Msg> && !internal::AcceptsRemotely<A, Msg>()) {
-      return RefusedError<Msg>();
+      return RefuseRemote(RefusedError<Msg>());
     } else if constexpr (WireMessage<Msg>) {
       internal::RemoteSend send;
       send.type_id = WireTraits<Msg>::kTypeId;
@@ -193,14 +203,14 @@ class Ref : public ActorRef {
       send.sender = internal::CurrentActor();
       return static_cast<internal::RemoteCell*>(cell_)->SendRemote(send);
     } else {
-      return NotWireError<Msg>();
+      return RefuseRemote(NotWireError<Msg>());
     }
   }
 
   template <class Msg, class R>
   void RemoteAsk(const Msg& msg, Promise<R> promise, absl::Duration timeout) const {
     if constexpr (WireMessage<Msg> && !internal::AcceptsRemotely<A, Msg>()) {
-      promise.SetError(RefusedError<Msg>());
+      promise.SetError(RefuseRemote(RefusedError<Msg>()));
     } else if constexpr (WireMessage<Msg> && WireReplyType<R>) {
       internal::RemoteSend send;
       send.type_id = WireTraits<Msg>::kTypeId;
@@ -212,11 +222,11 @@ class Ref : public ActorRef {
       send.timeout = timeout;
       (void)static_cast<internal::RemoteCell*>(cell_)->SendRemote(send);
     } else if constexpr (!WireMessage<Msg>) {
-      promise.SetError(NotWireError<Msg>());
+      promise.SetError(RefuseRemote(NotWireError<Msg>()));
     } else {
-      promise.SetError(absl::InvalidArgumentError(
+      promise.SetError(RefuseRemote(absl::InvalidArgumentError(
           absl::StrCat("the reply type ", std::string(internal::TypeName<R>()), " of ", std::string(internal::TypeName<Msg>()),
-                       " cannot cross nodes (void, a wire type or a built-in scalar)")));
+                       " cannot cross nodes (void, a wire type or a built-in scalar)"))));
     }
   }
 

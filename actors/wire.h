@@ -212,6 +212,12 @@ class RemoteCell : public ActorCell {
   // the node cannot be reached; InvalidArgument if the message does not
   // encode. The reply, if any, is completed in every case.
   virtual absl::Status SendRemote(RemoteSend& send) noexcept = 0;
+  // Any thread. A send the Ref refused itself, before anything crossed:
+  // `error` (InvalidArgument) names the message type and why it cannot
+  // cross — no .capnp schema declares it, the actor type does not list it,
+  // or its reply cannot cross. Counted, and logged once per kind (the
+  // error's text): for a Tell, which returns nothing, the only trace.
+  virtual void RefusedAtSender(const absl::Status& error) noexcept = 0;
   virtual void StopRemote(absl::Status reason) noexcept = 0;
   virtual void WatchRemote(ActorCell* watcher, DownFactory make_down) noexcept = 0;
 
