@@ -11,7 +11,8 @@
 //   void            On(const M&, Reply<R>)   reply later, from anywhere
 //
 // Dispatch is resolved at compile time from A and M; a message type A has no
-// handler for is a compile error naming both.
+// handler for is a compile error naming both (CheckHandled), and the only
+// error of that send.
 
 #ifndef TROUPE_ACTORS_HANDLER_H_
 #define TROUPE_ACTORS_HANDLER_H_
@@ -123,6 +124,35 @@ struct ReplyTypeOf<A, M, false> {
 // The reply type of an ask of M to A.
 template <class A, class M>
 using ReplyOf = typename ReplyTypeOf<A, M>::type;
+
+// True if A has a handler for M. Otherwise a compile error in troupe's
+// words, with A and M named in the instantiation context the compiler
+// prints with it, and false: callers put everything that needs the
+// handler under `if constexpr (CheckHandled<A, M>())`, so this is the only
+// error (no noise from ReplyOf, DeduceReplyArg or the message classes).
+template <class A, class M>
+constexpr bool CheckHandled() {
+  constexpr bool kHandles = Handles<A, M>;
+  static_assert(kHandles,
+                "troupe: the actor type A has no handler `On(const M&)` for the message type M (both named "
+                "in this instantiation of CheckHandled)");
+  return kHandles;
+}
+
+// What Ref<A>::Ask's signature names as the reply: ReplyOf<A, M>, or for a
+// message A has no handler for, NoHandler<A, M>, so that the signature
+// forms without an error and CheckHandled's is the one reported.
+template <class A, class M>
+struct NoHandler {};
+template <class A, class M>
+struct AskReplyTypeOf {
+  using type = NoHandler<A, M>;
+};
+template <class A, class M>
+  requires Handles<A, M>
+struct AskReplyTypeOf<A, M> : ReplyTypeOf<A, M> {};
+template <class A, class M>
+using AskReplyOf = typename AskReplyTypeOf<A, M>::type;
 
 // Calls A's handler for M. For a Task handler, starts it: `done` runs when
 // it finishes, with the message kept alive until then through `keep`.

@@ -11,14 +11,18 @@
 // Unavailable (Cancelled while the system shuts down).
 //
 // Tell and Ask accept only message types A has a handler for; anything else
-// is a compile error naming A and the message type. Messages move into the
+// is a compile error naming A and the message type, and the only error of
+// that call (internal::CheckHandled, actors/handler.h). Messages move into the
 // target's mailbox as they are: nothing is serialized between actors of one
 // process.
 //
 // A Ref may point to an actor on another node (net/node.h): Tell, TryTell
-// and Ask then encode the message — it must be a wire type (actors/wire.h);
-// anything else fails with InvalidArgument — and the reply comes back over
-// the connection. Remote sends add two outcomes: ResourceExhausted when the
+// and Ask then encode the message — it must be a wire type (actors/wire.h)
+// that A lists in its `Remote` list; anything else fails with
+// InvalidArgument at the sender, which for a Tell means it is counted in
+// the node's stats().rejected_sends and logged once per message type
+// (RemoteCell::RefusedAtSender) — and the reply comes back over the
+// connection. Remote sends add two outcomes: ResourceExhausted when the
 // connection's outbound buffer is full, Unavailable when the node cannot be
 // reached (and for every pending ask when a connection is lost).
 //
@@ -111,11 +115,13 @@ class Ref : public ActorRef {
   // stats().dropped; TryTell says so instead.
   template <class M>
   void Tell(M&& msg) const {
-    if (cell_ != nullptr && cell_->is_remote()) [[unlikely]] {
-      (void)RemoteTell(msg);
-      return;
+    if constexpr (internal::CheckHandled<A, std::remove_cvref_t<M>>()) {
+      if (cell_ != nullptr && cell_->is_remote()) [[unlikely]] {
+        (void)RemoteTell(msg);
+        return;
+      }
+      (void)Send(std::forward<M>(msg));
     }
-    (void)Send(std::forward<M>(msg));
   }
 
   // Tell, saying what became of the message: OK (queued); ResourceExhausted
@@ -124,16 +130,18 @@ class Ref : public ActorRef {
   // FailedPrecondition for an empty Ref.
   template <class M>
   absl::Status TryTell(M&& msg) const {
-    if (cell_ != nullptr && cell_->is_remote()) [[unlikely]] return RemoteTell(msg);
-    switch (Send(std::forward<M>(msg))) {
-      case SendResult::kQueued:
-        return absl::OkStatus();
-      case SendResult::kFull:
-        return FullError();
-      case SendResult::kStopped:
-        return cell_->StoppedError();
-      case SendResult::kEmptyRef:
-        return absl::FailedPreconditionError("Tell on an empty Ref");
+    if constexpr (internal::CheckHandled<A, std::remove_cvref_t<M>>()) {
+      if (cell_ != nullptr && cell_->is_remote()) [[unlikely]] return RemoteTell(msg);
+      switch (Send(std::forward<M>(msg))) {
+        case SendResult::kQueued:
+          return absl::OkStatus();
+        case SendResult::kFull:
+          return FullError();
+        case SendResult::kStopped:
+          return cell_->StoppedError();
+        case SendResult::kEmptyRef:
+          return absl::FailedPreconditionError("Tell on an empty Ref");
+      }
     }
     return absl::InternalError("unreachable");
   }
@@ -142,32 +150,15 @@ class Ref : public ActorRef {
   // exactly once: with the reply, with the handler's error, with
   // DeadlineExceeded once `timeout` has passed, with Unavailable if the actor
   // has stopped, or with Cancelled if the system shuts down first.
+  // (The signature names the reply type through AskReplyOf, so that for a
+  // message type A has no handler for, CheckHandled's error is the only one.)
   template <class M>
-  Future<internal::ReplyOf<A, std::remove_cvref_t<M>>> Ask(
+  Future<internal::AskReplyOf<A, std::remove_cvref_t<M>>> Ask(
       M&& msg, absl::Duration timeout = absl::InfiniteDuration()) const {
     using Msg = std::remove_cvref_t<M>;
-    static_assert(internal::Handles<A, Msg>,
-                  "troupe: this actor type has no handler `On(const M&)` for this message type "
-                  "(see the types named in this instantiation)");
-    using R = internal::ReplyOf<A, Msg>;
-    Promise<R> promise;
-    Future<R> future = promise.GetFuture();
-    if (cell_ == nullptr) {
-      promise.SetError(absl::FailedPreconditionError("Ask on an empty Ref"));
-      return future;
-    }
-    if (cell_->is_remote()) [[unlikely]] {
-      RemoteAsk(msg, std::move(promise), timeout);
-      return future;
-    }
-    if (!places().TryTake()) {
-      cell_->core().CountDropped();
-      promise.SetError(FullError());
-      return future;
-    }
-    if (timeout != absl::InfiniteDuration()) ArmDeadline(promise, timeout);
-    auto* m = new internal::AskMessage<A, Msg>(std::forward<M>(msg), std::move(promise));
-    Enqueue(m);
+    Promise<internal::AskReplyOf<A, Msg>> promise;
+    auto future = promise.GetFuture();
+    if constexpr (internal::CheckHandled<A, Msg>()) SendAsk(std::forward<M>(msg), std::move(promise), timeout);
     return future;
   }
 
@@ -200,10 +191,17 @@ class Ref : public ActorRef {
                                       internal::kHasRemoteList<A>);
   }
 
+  // A send to a remote A refused here, before anything crossed: the node
+  // counts it and logs it once per kind; returns `error`.
+  absl::Status RefuseRemote(absl::Status error) const {
+    static_cast<internal::RemoteCell*>(cell_)->RefusedAtSender(error);
+    return error;
+  }
+
   template <class Msg>
   absl::Status RemoteTell(const Msg& msg) const {
     if constexpr (WireMessage<Msg> && !internal::AcceptsRemotely<A, Msg>()) {
-      return RefusedError<Msg>();
+      return RefuseRemote(RefusedError<Msg>());
     } else if constexpr (WireMessage<Msg>) {
       internal::RemoteSend send;
       send.type_id = WireTraits<Msg>::kTypeId;
@@ -213,14 +211,14 @@ class Ref : public ActorRef {
       send.sender = internal::CurrentActor();
       return static_cast<internal::RemoteCell*>(cell_)->SendRemote(send);
     } else {
-      return NotWireError<Msg>();
+      return RefuseRemote(NotWireError<Msg>());
     }
   }
 
   template <class Msg, class R>
   void RemoteAsk(const Msg& msg, Promise<R> promise, absl::Duration timeout) const {
     if constexpr (WireMessage<Msg> && !internal::AcceptsRemotely<A, Msg>()) {
-      promise.SetError(RefusedError<Msg>());
+      promise.SetError(RefuseRemote(RefusedError<Msg>()));
     } else if constexpr (WireMessage<Msg> && WireReplyType<R>) {
       internal::RemoteSend send;
       send.type_id = WireTraits<Msg>::kTypeId;
@@ -232,22 +230,20 @@ class Ref : public ActorRef {
       send.timeout = timeout;
       (void)static_cast<internal::RemoteCell*>(cell_)->SendRemote(send);
     } else if constexpr (!WireMessage<Msg>) {
-      promise.SetError(NotWireError<Msg>());
+      promise.SetError(RefuseRemote(NotWireError<Msg>()));
     } else {
-      promise.SetError(absl::InvalidArgumentError(
+      promise.SetError(RefuseRemote(absl::InvalidArgumentError(
           absl::StrCat("the reply type ", std::string(internal::TypeName<R>()), " of ", std::string(internal::TypeName<Msg>()),
-                       " cannot cross nodes (void, a wire type or a built-in scalar)")));
+                       " cannot cross nodes (void, a wire type or a built-in scalar)"))));
     }
   }
 
   enum class SendResult { kQueued, kFull, kStopped, kEmptyRef };
 
+  // Tell's and TryTell's local send; A handles M.
   template <class M>
   SendResult Send(M&& msg) const {
     using Msg = std::remove_cvref_t<M>;
-    static_assert(internal::Handles<A, Msg>,
-                  "troupe: this actor type has no handler `On(const M&)` for this message type "
-                  "(see the types named in this instantiation)");
     if (cell_ == nullptr) return SendResult::kEmptyRef;
     if (!places().TryTake()) {
       cell_->core().CountDropped();
@@ -255,6 +251,27 @@ class Ref : public ActorRef {
     }
     return Enqueue(new internal::TellMessage<A, Msg>(std::forward<M>(msg))) ? SendResult::kQueued
                                                                              : SendResult::kStopped;
+  }
+
+  // Ask's send; A handles M. Completes `promise` or hands it to the message.
+  template <class M, class R>
+  void SendAsk(M&& msg, Promise<R> promise, absl::Duration timeout) const {
+    using Msg = std::remove_cvref_t<M>;
+    if (cell_ == nullptr) {
+      promise.SetError(absl::FailedPreconditionError("Ask on an empty Ref"));
+      return;
+    }
+    if (cell_->is_remote()) [[unlikely]] {
+      RemoteAsk(msg, std::move(promise), timeout);
+      return;
+    }
+    if (!places().TryTake()) {
+      cell_->core().CountDropped();
+      promise.SetError(FullError());
+      return;
+    }
+    if (timeout != absl::InfiniteDuration()) ArmDeadline(promise, timeout);
+    Enqueue(new internal::AskMessage<A, Msg>(std::forward<M>(msg), std::move(promise)));
   }
 
   // Hands a message that took a place (if A is bounded) to the actor; gives

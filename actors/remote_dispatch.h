@@ -5,6 +5,11 @@
 // ReplyRoute net/ gave. Dispatch on the type id is a chain of compares over
 // A's list, resolved at compile time.
 //
+// The list is checked when ActorBox<A> is instantiated (a Spawn<A>): a type
+// that is not a message of a .capnp schema, has no handler in A, or whose
+// handler replies a type that cannot cross is a compile error in troupe's
+// words naming A and the type (CheckRemoteListed), and the only one.
+//
 // Who may call what: net/ only, from its I/O threads.
 
 #ifndef TROUPE_ACTORS_REMOTE_DISPATCH_H_
@@ -26,16 +31,43 @@
 
 namespace troupe::internal {
 
+// The reply type of A's handler for M, or void where there is none (the
+// check below reports that).
+template <class A, class M>
+struct RemoteReplyOf {
+  using type = void;
+};
+template <class A, class M>
+  requires Handles<A, M>
+struct RemoteReplyOf<A, M> : ReplyTypeOf<A, M> {};
+
+// True if M may be in A's `Remote` list. Otherwise a compile error in
+// troupe's words, with A and M named in the instantiation context the
+// compiler prints with it, and false: RemoteDispatch instantiates nothing
+// else of the list then, so this is the only error.
+template <class A, class M>
+constexpr bool CheckRemoteListed() {
+  constexpr bool kWire = WireMessage<M>;
+  constexpr bool kHandled = Handles<A, M>;
+  static_assert(kWire,
+                "troupe: the type M in the `Remote` list of actor type A is not a message of a .capnp schema, so it "
+                "cannot cross nodes: declare it in a .capnp schema compiled with troupe_messages (bazel/capnp.bzl), "
+                "or take it out of the list (both types named in this instantiation of CheckRemoteListed)");
+  static_assert(!kWire || kHandled,
+                "troupe: the type M in the `Remote` list of actor type A has no handler `On(const M&)` in A "
+                "(both types named in this instantiation of CheckRemoteListed)");
+  constexpr bool kReplyCrosses = WireReplyType<typename RemoteReplyOf<A, M>::type>;
+  static_assert(!kWire || !kHandled || kReplyCrosses,
+                "troupe: the handler in actor type A of the type M in its `Remote` list replies a type that cannot "
+                "cross nodes: reply void, a wire type or a built-in scalar (actors/wire.h; both types named in this "
+                "instantiation of CheckRemoteListed)");
+  return kWire && kHandled && kReplyCrosses;
+}
+
+// A checked M of A's `Remote` list (CheckRemoteListed).
 template <class A, class M>
 absl::Status DeliverRemoteAs(ActorBox<A>& box, WireReader& in, std::unique_ptr<ReplyRoute> route) {
-  static_assert(WireMessage<M>,
-                "troupe: a type in an actor's `Remote` list is not a wire type (declare it in a .capnp schema "
-                "compiled with troupe_messages)");
-  static_assert(Handles<A, M>, "troupe: a type in an actor's `Remote` list has no handler in that actor");
   using R = ReplyOf<A, M>;
-  static_assert(WireReplyType<R>,
-                "troupe: a handler of a type in an actor's `Remote` list replies a type that cannot cross nodes "
-                "(void, a wire type, or a built-in scalar; see actors/wire.h)");
   absl::StatusOr<M> msg = WireTraits<M>::Decode(in);
   if (!msg.ok()) return msg.status();
   if (!box.places().TryTake()) {
@@ -73,18 +105,22 @@ struct RemoteDispatch;
 
 template <class A, class... M>
 struct RemoteDispatch<A, Accepts<M...>> {
+  // Every type of the list is checked (each bad one reported) before any
+  // is used.
+  static constexpr bool kListValid = (CheckRemoteListed<A, M>() & ... & true);
+
   static absl::Status Deliver(ActorBox<A>& box, uint64_t type_id, WireReader& in, std::unique_ptr<ReplyRoute> route) {
-    absl::Status status;
-    const bool matched =
-        ((type_id == WireTraits<M>::kTypeId ? (status = DeliverRemoteAs<A, M>(box, in, std::move(route)), true)
-                                            : false) ||
-         ...);
-    if (!matched) {
-      // Unimplemented marks a refused type for net/, which names the message.
-      return absl::UnimplementedError(absl::StrCat(std::string(box.type_name()), " does not accept messages of type id ",
-                                                   type_id, " from other nodes"));
+    if constexpr (kListValid) {
+      absl::Status status;
+      const bool matched =
+          ((type_id == WireTraits<M>::kTypeId ? (status = DeliverRemoteAs<A, M>(box, in, std::move(route)), true)
+                                              : false) ||
+           ...);
+      if (matched) return status;
     }
-    return status;
+    // Unimplemented marks a refused type for net/, which names the message.
+    return absl::UnimplementedError(absl::StrCat(std::string(box.type_name()), " does not accept messages of type id ",
+                                                 type_id, " from other nodes"));
   }
 };
 

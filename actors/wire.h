@@ -32,8 +32,10 @@
 // that arrives anyway (an untyped Ref, another build of the program) is
 // refused by the receiving node alone: an ask fails with the same text, a
 // tell is counted (see net/node.h). Each listed type must be a wire type
-// handled by the actor, with a reply type that can cross too (checked at
-// compile time).
+// handled by the actor, with a reply type that can cross too, checked at
+// compile time (actors/remote_dispatch.h): listing a struct of your own
+// that no .capnp schema declares is an error that names it and says to
+// declare it in one.
 
 #ifndef TROUPE_ACTORS_WIRE_H_
 #define TROUPE_ACTORS_WIRE_H_
@@ -210,6 +212,12 @@ class RemoteCell : public ActorCell {
   // the node cannot be reached; InvalidArgument if the message does not
   // encode. The reply, if any, is completed in every case.
   virtual absl::Status SendRemote(RemoteSend& send) noexcept = 0;
+  // Any thread. A send the Ref refused itself, before anything crossed:
+  // `error` (InvalidArgument) names the message type and why it cannot
+  // cross — no .capnp schema declares it, the actor type does not list it,
+  // or its reply cannot cross. Counted, and logged once per kind (the
+  // error's text): for a Tell, which returns nothing, the only trace.
+  virtual void RefusedAtSender(const absl::Status& error) noexcept = 0;
   virtual void StopRemote(absl::Status reason) noexcept = 0;
   virtual void WatchRemote(ActorCell* watcher, DownFactory make_down) noexcept = 0;
   // Removes what WatchRemote registered for (watcher, monitor), if still

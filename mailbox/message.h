@@ -15,6 +15,15 @@
 #ifndef TROUPE_MAILBOX_MESSAGE_H_
 #define TROUPE_MAILBOX_MESSAGE_H_
 
+// troupe needs C++20 (concepts, coroutines). Every troupe header a program
+// includes reaches this one through its includes before any code of its
+// own, so for a translation unit of an older standard the first error is
+// this one line, ahead of the pages about `requires` and <coroutine>
+// (//actors:cxx17_test checks it).
+#if __cplusplus < 202002L
+#error "troupe needs C++20: compile with -std=c++20 (Bazel: build --cxxopt=-std=c++20 in .bazelrc)"
+#endif
+
 #include <cstddef>
 #include <cstdint>
 #include <string_view>

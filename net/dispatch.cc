@@ -45,11 +45,14 @@ class ConnectionReplyRoute final : public ReplyRoute {
 }  // namespace
 
 bool RefusalLog::ShouldLog(std::string_view reason, std::string_view actor_type, uint64_t type_id, absl::Time now) {
-  std::string key = absl::StrCat(std::string(reason), "|", std::string(actor_type), "|", type_id);
+  return ShouldLog(absl::StrCat(std::string(reason), "|", std::string(actor_type), "|", type_id), now);
+}
+
+bool RefusalLog::ShouldLog(std::string kind, absl::Time now) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (seen_.contains(key)) return false;
+  if (seen_.contains(kind)) return false;
   if (seen_.size() < kMaxKinds) {
-    seen_.insert(std::move(key));
+    seen_.insert(std::move(kind));
     return true;
   }
   if (now - last_overflow_line_ < absl::Seconds(1)) return false;

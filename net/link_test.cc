@@ -1,8 +1,8 @@
 // Links under ordinary faults, several nodes in one process on loopback:
 // two nodes dialling each other at once, a node restarting on its address,
 // a link cut without a leave (through a TcpRelay), messages of a type the
-// target does not accept, frames over the peer's limit, settings that do
-// not agree, a sender waiting for room.
+// target does not accept, tells of types that cannot cross, frames over the
+// peer's limit, settings that do not agree, a sender waiting for room.
 
 #include <latch>
 #include <memory>
@@ -202,6 +202,61 @@ TEST(Link, AMessageOfATypeTheActorDoesNotAcceptIsRefusedAloneNamingBothTypes) {
   EXPECT_EQ(mute_down_f.Wait(absl::Milliseconds(600)).status().code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(counter_down_f.Wait(absl::Milliseconds(1)).status().code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(events->WaitFor("down a", absl::Milliseconds(1)), -1);
+}
+
+// Structs no .capnp schema declares: local messages only.
+struct LocalNote {
+  std::string text;
+};
+struct LocalTally {
+  int64_t by = 0;
+};
+
+// Takes the local structs from actors of its own system, Get from anywhere.
+struct LocalFirst : Actor<LocalFirst> {
+  using Remote = Accepts<Get>;
+  void On(const LocalNote&) { ++n; }
+  void On(const LocalTally& t) { n += t.by; }
+  int64_t On(const Get&) { return n; }
+  int64_t n = 0;
+};
+
+TEST(Link, ATellThatCannotCrossIsCountedAtTheSenderAndLoggedOncePerTypeSayingWhatToDo) {
+  ActorSystem a_sys({.workers = 1, .name = "a"});
+  LoggedSystem b_sys("b");
+  Node a(a_sys, Quick("a")), b(b_sys.system, Quick("b"));
+  const std::string address = a.Listen("127.0.0.1:0").value();
+  ASSERT_TRUE(a.Publish("local-first", a_sys.Spawn<LocalFirst>()).ok());
+  ASSERT_TRUE(a.Publish("mute", a_sys.Spawn<Mute>()).ok());
+  Ref<LocalFirst> remote = b.Lookup<LocalFirst>(address, "local-first").Wait(kWait).value();
+  Ref<Mute> mute = b.Lookup<Mute>(address, "mute").Wait(kWait).value();
+  const uint64_t rejected = b.stats().rejected_sends;
+
+  // Structs of no schema: each Tell counted, one error line per type.
+  for (int i = 0; i < 3; ++i) remote.Tell(LocalNote{.text = "never sent"});
+  remote.Tell(LocalTally{.by = 5});
+  remote.Tell(LocalTally{.by = 6});
+  EXPECT_EQ(b.stats().rejected_sends, rejected + 5);
+  EXPECT_EQ(b_sys.CountLines({"[error]", "node b: a message for node a was not sent",
+                              "LocalNote cannot be sent to another node: declare it in a .capnp schema"}),
+            1)
+      << b_sys.All();
+  EXPECT_EQ(b_sys.CountLines({"[error]", "LocalTally cannot be sent to another node: declare it in a .capnp schema"}),
+            1)
+      << b_sys.All();
+  // A wire type the actor type does not list: the same, naming both types.
+  mute.Tell(Add{.by = 1});
+  mute.Tell(Add{.by = 1});
+  EXPECT_EQ(b.stats().rejected_sends, rejected + 7);
+  EXPECT_EQ(b_sys.CountLines({"[error]", "troupe::nettest::Mute accepts no messages from other nodes; add "
+                                         "troupe::nettest::Add to `using Remote"}),
+            1)
+      << b_sys.All();
+
+  // Nothing crossed, and the link carries on.
+  EXPECT_EQ(remote.Ask(Get{}, kWait).Wait(kWait).value(), 0);
+  EXPECT_EQ(a.stats().unknown_types, 0u);
+  EXPECT_EQ(b.stats().connections, 1u);
 }
 
 TEST(Link, AMessageOverThePeersFrameLimitFailsAtTheSenderAndTheLinkCarriesOn) {

@@ -388,6 +388,14 @@ absl::Status NodeState::SendTo(Peer& peer, uint64_t incarnation, uint64_t actor,
       Submission::Request(incarnation, request_id, std::move(send.reply), send.timeout, send.type_name));
 }
 
+void NodeState::RefusedAtSender(std::string_view peer_node, const absl::Status& error) {
+  rejected_sends.fetch_add(1, std::memory_order_relaxed);
+  if (refusals_.ShouldLog(absl::StrCat("at the sender|", error.message()), system_.Now())) {
+    log().error("node {}: a message for node {} was not sent (logged once for this kind): {}", options_.name,
+                std::string(peer_node), std::string(error.message()));
+  }
+}
+
 void NodeState::StopRemote(Peer& peer, uint64_t incarnation, uint64_t actor, const absl::Status& reason) {
   (void)SubmitFrame(
       peer,

@@ -19,7 +19,13 @@
 // What crosses: message types generated from .capnp schemas (bazel/capnp.bzl,
 // troupe_messages), to actor types that list them (`using Remote =
 // troupe::Accepts<Add, Get>`, actors/wire.h). A Ref inside such a message
-// stays usable on the receiving node and routes back to its actor.
+// stays usable on the receiving node and routes back to its actor. A send
+// of anything else through a Ref to a remote actor — a struct of your own,
+// a type the actor type does not list — fails at the sender with
+// InvalidArgument naming the type (TryTell returns it, Ask fails with it);
+// a Tell drops it, counted in stats().rejected_sends and logged as an
+// error once per kind ("... cannot be sent to another node: declare it in
+// a .capnp schema (troupe_messages)").
 //
 // Links (docs/protocol.md has the states and the frames): one connection
 // per pair of nodes, whichever dials first or both at once, used in both
@@ -196,7 +202,10 @@ struct NodeStats {
   uint64_t unknown_types = 0;      // messages of types the target does not accept
   uint64_t undecodable = 0;        // messages whose payload did not decode
   uint64_t stale_incarnation = 0;  // messages for an earlier incarnation of this node
-  uint64_t rejected_sends = 0;     // outbound bound reached, too large, or peer unreachable
+  // Sends not sent: the outbound bound reached, too large, the peer
+  // unreachable, or refused at the sender (a type that cannot cross: see
+  // the header comment).
+  uint64_t rejected_sends = 0;
   uint64_t reconnects = 0;         // links that healed (NodeUp with reconnected)
   // TLS: connections refused for a certificate (this node's or the
   // peer's), an old TLS version, a peer of the other mode, a stalled TLS

@@ -97,12 +97,15 @@ class HandshakeGate {
   absl::flat_hash_map<std::string, size_t> per_source_ ABSL_GUARDED_BY(mu_);
 };
 
-// Refused messages are logged once per (reason, actor type, message type),
-// then counted only; past kMaxKinds kinds, one line a second at most.
+// Refused messages are logged once per kind, then counted only; past
+// kMaxKinds kinds, one line a second at most. Inbound refusals are of a
+// kind per (reason, actor type, message type); sends refused at the sender
+// per the error's text (which names the message type).
 class RefusalLog {
  public:
   // True if this refusal is to be logged.
   bool ShouldLog(std::string_view reason, std::string_view actor_type, uint64_t type_id, absl::Time now);
+  bool ShouldLog(std::string kind, absl::Time now);
 
  private:
   static constexpr size_t kMaxKinds = 256;
@@ -170,6 +173,9 @@ class NodeState : public std::enable_shared_from_this<NodeState> {
 
   // --- Proxies (RemoteActor).
   absl::Status SendTo(Peer& peer, uint64_t incarnation, uint64_t actor, RemoteSend& send);
+  // A send to an actor on `peer_node` that its Ref refused (RemoteCell::
+  // RefusedAtSender): counted in rejected_sends, logged once per kind.
+  void RefusedAtSender(std::string_view peer_node, const absl::Status& error);
   void StopRemote(Peer& peer, uint64_t incarnation, uint64_t actor, const absl::Status& reason);
   // Sends a link (or unlink) frame: `from`, an actor of ours, and `actor`
   // of `peer`'s incarnation `incarnation`.

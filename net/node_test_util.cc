@@ -9,8 +9,10 @@
 
 #include <cstring>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 
@@ -22,6 +24,33 @@ NodeOptions Options(std::string name, std::string secret) {
   o.cluster_secret = std::move(secret);
   return o;
 }
+
+namespace {
+
+std::shared_ptr<spdlog::logger> RingLogger(const std::string& name,
+                                           const std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt>& sink) {
+  auto logger = std::make_shared<spdlog::logger>(name, sink);
+  logger->set_level(spdlog::level::info);
+  return logger;
+}
+
+}  // namespace
+
+LoggedSystem::LoggedSystem(const std::string& name)
+    : sink(std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(4096)),
+      system(ActorSystemOptions{.workers = 1, .name = name, .logger = RingLogger(name, sink)}) {}
+
+int LoggedSystem::CountLines(const std::vector<std::string>& parts) const {
+  int n = 0;
+  for (const std::string& line : sink->last_formatted()) {
+    bool all = true;
+    for (const std::string& p : parts) all = all && absl::StrContains(line, p);
+    n += all ? 1 : 0;
+  }
+  return n;
+}
+
+std::string LoggedSystem::All() const { return absl::StrJoin(sink->last_formatted(), ""); }
 
 void EventLog::Add(std::string line, uint64_t incarnation) {
   std::lock_guard<std::mutex> lock(mu_);

@@ -1,6 +1,7 @@
-// What the in-process node tests (node_test.cc, link_test.cc) share: test
-// actors, node options, a log of NodeUp/NodeDown/NodeLeft to wait on, and a
-// TCP relay whose connections a test can cut, to lose a link without
+// What the in-process node tests (node_test.cc, link_test.cc,
+// tls_node_test.cc) share: test actors, node options, a system whose log
+// lines a test can search, a log of NodeUp/NodeDown/NodeLeft to wait on,
+// and a TCP relay whose connections a test can cut, to lose a link without
 // stopping either node.
 //
 // Nothing here sleeps: waits are on futures or on a condition variable,
@@ -25,6 +26,8 @@
 #include "actors/actor_system.h"
 #include "net/node.h"
 #include "net/testdata/node_test_messages.troupe.h"
+#include "spdlog/logger.h"
+#include "spdlog/sinks/ringbuffer_sink.h"
 
 namespace troupe::nettest {
 
@@ -83,6 +86,18 @@ struct Watcher : Actor<Watcher> {
   void On(const ActorRef& target) { Monitor(target); }
   void On(const Down& d) { down.SetValue(d.reason.ToString()); }
   Promise<std::string> down;
+};
+
+// A system of one worker whose log lines (info and up, the last 4096) a
+// test can search.
+struct LoggedSystem {
+  explicit LoggedSystem(const std::string& name);
+  // The lines that contain every one of `parts`.
+  int CountLines(const std::vector<std::string>& parts) const;
+  std::string All() const;
+
+  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink;
+  ActorSystem system;
 };
 
 // The NodeUp/NodeDown/NodeLeft a node's subscriber saw, in order, as lines

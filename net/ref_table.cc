@@ -150,6 +150,8 @@ absl::Status RemoteActor::SendRemote(RemoteSend& send) noexcept {
   return node_->SendTo(*peer_, incarnation_, actor_, send);
 }
 
+void RemoteActor::RefusedAtSender(const absl::Status& error) noexcept { node_->RefusedAtSender(node_name_, error); }
+
 void RemoteActor::StopRemote(absl::Status reason) noexcept { node_->StopRemote(*peer_, incarnation_, actor_, reason); }
 
 void RemoteActor::WatchRemote(ActorCell* watcher, DownFactory make_down) noexcept {

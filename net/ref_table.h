@@ -92,6 +92,7 @@ class RemoteActor final : public RemoteCell {
               uint64_t actor);
 
   absl::Status SendRemote(RemoteSend& send) noexcept override;
+  void RefusedAtSender(const absl::Status& error) noexcept override;
   void StopRemote(absl::Status reason) noexcept override;
   void WatchRemote(ActorCell* watcher, DownFactory make_down) noexcept override;
   void UnwatchRemote(ActorCell* watcher, uint64_t monitor) noexcept override;

@@ -14,7 +14,6 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "actors/actor.h"
@@ -25,40 +24,12 @@
 #include "net/node_test_util.h"
 #include "net/raw_peer_test_util.h"
 #include "net/testdata/node_test_messages.troupe.h"
-#include "spdlog/sinks/ringbuffer_sink.h"
-#include "spdlog/spdlog.h"
 
 namespace troupe::nettest {
 namespace {
 
 using net::testing::PemCredentials;
 using net::testing::TestCa;
-
-// A system whose log lines a test can search.
-struct LoggedSystem {
-  explicit LoggedSystem(const std::string& name)
-      : sink(std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(4096)),
-        system(ActorSystemOptions{.workers = 1, .name = name, .logger = Logger(name, sink)}) {}
-  static std::shared_ptr<spdlog::logger> Logger(const std::string& name,
-                                                const std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt>& sink) {
-    auto logger = std::make_shared<spdlog::logger>(name, sink);
-    logger->set_level(spdlog::level::info);
-    return logger;
-  }
-  int CountLines(const std::vector<std::string>& parts) const {
-    int n = 0;
-    for (const std::string& line : sink->last_formatted()) {
-      bool all = true;
-      for (const std::string& p : parts) all = all && absl::StrContains(line, p);
-      n += all ? 1 : 0;
-    }
-    return n;
-  }
-  std::string All() const { return absl::StrJoin(sink->last_formatted(), ""); }
-
-  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink;
-  ActorSystem system;
-};
 
 NodeOptions TlsOptions(const std::string& name, const TestCa& ca, const PemCredentials& pem) {
   NodeOptions o;

@@ -1,0 +1,13 @@
+// Must NOT compile: Counter has no handler for Unknown. The test checks that
+// the first error is troupe's, naming both types (see compile_error_test.sh).
+#include "actors/actor.h"
+#include "actors/actor_system.h"
+
+struct Known {};
+struct Unknown {};
+
+struct Counter : troupe::Actor<Counter> {
+  int On(const Known&) { return 1; }
+};
+
+void Ask(troupe::Ref<Counter> c) { (void)c.Ask(Unknown{}); }
