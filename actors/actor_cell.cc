@@ -357,16 +357,23 @@ RemoteCell::RemoteCell(SystemCore* core) noexcept { InitProxy(core, core->NextPr
 
 void ActorCell::BeginExclusiveWait() noexcept { flags_ |= kExclusive; }
 
+bool ActorCell::HoldsUserMessages() const noexcept {
+  // Between instances of a supervised actor, and while one ends (waiting
+  // for its children): what is queued is for the next instance.
+  return (flags_ & kSuspended) || ((flags_ & kStopping) && !(flags_ & kForGood));
+}
+
 Message* ActorCell::NextMessage() noexcept {
-  if (!(flags_ & (kExclusive | kSuspended)) && extras_ != nullptr && !extras_->deferred.empty()) {
+  const bool hold = HoldsUserMessages();
+  if (!(flags_ & kExclusive) && !hold && extras_ != nullptr && !extras_->deferred.empty()) {
     return extras_->deferred.PopFront();
   }
   while (Message* m = inbox_.Pop()) {
     const Message::Kind kind = m->kind();
     if (kind == Message::Kind::kSystem) return m;
-    if (flags_ & kSuspended) {
-      // Between instances: continuations belong to the last one (Process
-      // bounces them); user messages wait for the next.
+    if (hold) {
+      // Continuations belong to the instance that ends (Process bounces
+      // them); user messages wait for the next.
       if (kind != Message::Kind::kUser) return m;
     } else if (!(flags_ & kExclusive) || kind == Message::Kind::kExclusiveResume) {
       return m;
@@ -377,7 +384,7 @@ Message* ActorCell::NextMessage() noexcept {
 }
 
 bool ActorCell::HasRunnableMessages() const noexcept {
-  if (!(flags_ & (kExclusive | kSuspended)) && extras_ != nullptr && !extras_->deferred.empty()) return true;
+  if (!(flags_ & kExclusive) && !HoldsUserMessages() && extras_ != nullptr && !extras_->deferred.empty()) return true;
   return inbox_.HasMessages();
 }
 

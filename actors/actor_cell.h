@@ -307,6 +307,7 @@ class ActorCell : public Runnable, public ContinuationContext {
   void set_exit_reason(absl::Status reason);
   Message* NextMessage() noexcept;
   bool HasRunnableMessages() const noexcept;
+  bool HoldsUserMessages() const noexcept;
   void Process(Message* m) noexcept;
   void ApplyPendingStop() noexcept;
   void HandleFailure(const char* where, std::exception_ptr error) noexcept;

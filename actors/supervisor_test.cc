@@ -400,5 +400,38 @@ TEST(Supervisor, ARestartedChildNeverResumesItsPredecessorsCoroutines) {
   EXPECT_EQ(*alive.Take(), 1);
 }
 
+struct Parent : Actor<Parent> {
+  explicit Parent(std::shared_ptr<Journal> journal) : journal(std::move(journal)) {}
+  void OnStart() { helper = Spawn<Worker>(std::string("helper"), journal); }
+  void On(const Add& m) { n += m.by; }
+  int On(const Get&) { return n; }
+  int On(const Poison&) { throw std::runtime_error("poisoned parent"); }
+  std::shared_ptr<Journal> journal;
+  Ref<Worker> helper;
+  int n = 0;
+};
+
+// With children, the failed instance waits for them to stop before it
+// ends: what is queued meanwhile must still wait for the next instance.
+TEST(Supervisor, AChildWithChildrenOfItsOwnKeepsItsQueueAcrossARestart) {
+  TestSystem sys;
+  auto journal = std::make_shared<Journal>();
+  SupervisorOptions o;
+  o.children.push_back(ChildSpec::Of<Parent>("p", journal));
+  Ref<Supervisor> sup = sys.Spawn<Supervisor>(std::move(o));
+  sys.RunUntilIdle();
+  Future<Ref<Parent>> got = ChildOf<Parent>(sup, "p");
+  sys.RunUntilIdle();
+  Ref<Parent> p = *got.Take();
+  p.Tell(Poison{});
+  for (int i = 0; i < 5; ++i) p.Tell(Add{1});
+  Future<int> v = p.Ask(Get{});
+  sys.RunUntilIdle();
+  Result<int> r = v.Take();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, 5);
+  EXPECT_EQ(sys.stats().dead_letters, 0u);
+}
+
 }  // namespace
 }  // namespace troupe

@@ -61,6 +61,8 @@ ABSL_FLAG(int64_t, big_pings, 20000, "big: pings per actor");
 ABSL_FLAG(int64_t, spawn_idle_actors, 1000000, "spawn-idle: actors");
 ABSL_FLAG(int, ask_latency_samples, 20000, "ask-latency: timed round trips");
 ABSL_FLAG(double, idle_seconds, 2.0, "idle-cpu: seconds measured");
+ABSL_FLAG(int64_t, restart_failures, 100000, "restart: failures (and restarts) of the one child");
+ABSL_FLAG(int64_t, link_fanout_actors, 100000, "link-fanout: actors linked to the one that fails");
 ABSL_FLAG(int64_t, remote_rtt_samples, 20000, "remote-rtt: timed round trips");
 ABSL_FLAG(int64_t, remote_oneway_messages, 1000000, "remote-oneway: messages");
 
@@ -88,6 +90,8 @@ Sizes SizesFromFlags() {
   s.spawn_idle_actors = absl::GetFlag(FLAGS_spawn_idle_actors);
   s.ask_latency_samples = absl::GetFlag(FLAGS_ask_latency_samples);
   s.idle_seconds = absl::GetFlag(FLAGS_idle_seconds);
+  s.restart_failures = absl::GetFlag(FLAGS_restart_failures);
+  s.link_fanout_actors = absl::GetFlag(FLAGS_link_fanout_actors);
   s.remote_rtt_samples = absl::GetFlag(FLAGS_remote_rtt_samples);
   s.remote_oneway_messages = absl::GetFlag(FLAGS_remote_oneway_messages);
   return s;

@@ -59,6 +59,9 @@ struct Sizes {
 
   double idle_seconds = 2.0;
 
+  int64_t restart_failures = 100000;     // one child, one failure and restart each
+  int64_t link_fanout_actors = 100000;   // linked to the one that fails
+
   int64_t remote_rtt_samples = 20000;         // after kRemoteRttWarmup (remote.h)
   int64_t remote_oneway_messages = 1000000;
 };
@@ -90,6 +93,8 @@ absl::StatusOr<std::vector<Measurement>> TroupeThreadRing(const Sizes&);
 absl::StatusOr<std::vector<Measurement>> TroupeChameneos(const Sizes&);
 absl::StatusOr<std::vector<Measurement>> TroupeBig(const Sizes&);
 absl::StatusOr<std::vector<Measurement>> TroupeSpawnIdle(const Sizes&);
+absl::StatusOr<std::vector<Measurement>> TroupeRestart(const Sizes&);
+absl::StatusOr<std::vector<Measurement>> TroupeLinkFanout(const Sizes&);
 absl::StatusOr<std::vector<Measurement>> TroupeAskLatency(const Sizes&);
 absl::StatusOr<std::vector<Measurement>> TroupeIdleCpu(const Sizes&);
 

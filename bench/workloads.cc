@@ -17,6 +17,10 @@ const std::vector<Workload>& AllWorkloads() {
       {"spawn-idle", "spawn actors that wait; time and resident bytes per actor", TroupeSpawnIdle, CafSpawnIdle},
       {"ask-latency", "request/reply round trip between two actors, p50 and p99", TroupeAskLatency, CafAskLatency},
       {"idle-cpu", "CPU of an idle system", TroupeIdleCpu, CafIdleCpu},
+      {"restart", "a one-for-one child that fails on every message: restarts per second (troupe only)",
+       TroupeRestart, nullptr},
+      {"link-fanout", "one actor linked to many fails: time until all have stopped (troupe only)",
+       TroupeLinkFanout, nullptr},
       // The remote workloads (bench/remote.h).
       {"remote-rtt", "request/reply round trip over loopback TCP, p50 and p99; troupe also over TLS",
        TroupeRemoteRtt, CafRemoteRtt, FloorRemoteRtt, TroupeRemoteRttTls},
