@@ -112,6 +112,11 @@ void WorkerPool::Shutdown() {
 
 bool WorkerPool::InWorker() const noexcept { return current_pool == this; }
 
+int WorkerPool::parked_workers() const {
+  std::lock_guard<std::mutex> lock(sleepers_mu_);
+  return static_cast<int>(sleepers_.size());
+}
+
 WorkerPool::Stats WorkerPool::stats() const noexcept {
   // Relaxed: statistics only.
   return {parks_.load(std::memory_order_relaxed), steals_.load(std::memory_order_relaxed),

@@ -44,7 +44,8 @@
 //   moodycamel ConcurrentQueue publishes items with release/acquire).
 //
 // Who may call what: Schedule from any thread; Yield from a worker running
-// the Runnable; Shutdown from outside the pool.
+// the Runnable; parked_workers from any thread; Shutdown from outside the
+// pool.
 //
 // Shutdown: (1) set shutdown_, (2) unpark every worker, (3) each worker
 // exits its loop at its next check (after the Runnable it is running
@@ -93,6 +94,9 @@ class WorkerPool final : public Executor {
   Stats stats() const noexcept;
   // True on one of this pool's worker threads.
   bool InWorker() const noexcept;
+  // Workers parked now: asleep, or committed to sleep and about to, with no
+  // wake-up sent to them yet. A snapshot, for tests and monitoring.
+  int parked_workers() const;
 
   static constexpr int kMaxLifoStreak = 3;
   static constexpr uint32_t kGlobalQueueInterval = 61;
@@ -129,7 +133,7 @@ class WorkerPool final : public Executor {
   std::atomic<uint64_t> steals_{0};
   std::atomic<uint64_t> injected_{0};
 
-  std::mutex sleepers_mu_;
+  mutable std::mutex sleepers_mu_;
   std::vector<int> sleepers_;  // parked worker indexes; guarded by sleepers_mu_
   std::once_flag shutdown_once_;
 };

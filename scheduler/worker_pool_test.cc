@@ -18,11 +18,17 @@ namespace {
 
 constexpr absl::Duration kGenerous = absl::Seconds(60);
 
+// Polls `condition` for at most kGenerous; false if it never held.
+template <class Condition>
+bool WaitUntil(Condition condition) {
+  const absl::Time deadline = absl::Now() + kGenerous;
+  while (!condition() && absl::Now() < deadline) std::this_thread::yield();
+  return condition();
+}
+
 // Waits for `done` for at most kGenerous; false if it never opened.
 bool WaitFor(std::latch& done) {
-  const absl::Time deadline = absl::Now() + kGenerous;
-  while (!done.try_wait() && absl::Now() < deadline) std::this_thread::yield();
-  return done.try_wait();
+  return WaitUntil([&done] { return done.try_wait(); });
 }
 
 // Counts its runs; the last expected run opens `done`.
@@ -129,26 +135,74 @@ TEST(WorkerPool, YieldingRunnablesInterleaveAndAllFinish) {
   for (Yielder& y : ys) EXPECT_EQ(y.left, 0);
 }
 
-// One Runnable at a time from outside, each after the pool has gone idle:
-// the park/unpark handshake must never lose a wake-up.
+// Counts its runs. Scheduled again only after its previous run returned.
+struct Ticker final : Runnable {
+  std::atomic<int> runs{0};
+  void Run() noexcept override { runs.fetch_add(1, std::memory_order_relaxed); }
+};
+
+// One Runnable at a time from outside, each scheduled only once every worker
+// has parked: the park/unpark handshake must never lose a wake-up.
 TEST(WorkerPool, WakeUpsAreNeverLostBetweenParkAndSchedule) {
-  WorkerPool pool({.workers = 2});
-  for (int i = 0; i < 5000; ++i) {
-    std::atomic<int64_t> remaining{1};
-    std::latch done(1);
-    Counted c;
-    c.remaining = &remaining;
-    c.done = &done;
-    pool.Schedule(&c);
-    ASSERT_TRUE(WaitFor(done)) << "wake-up lost at round " << i;
+  constexpr int kWorkers = 2;
+  constexpr int kRounds = 3000;
+  WorkerPool pool({.workers = kWorkers});
+  Ticker ticker;
+  for (int i = 0; i < kRounds; ++i) {
+    // All parked: the previous run has returned, and only a wake-up sent
+    // by this Schedule can get the item run.
+    ASSERT_TRUE(WaitUntil([&] { return pool.parked_workers() == kWorkers; }))
+        << "the workers did not all park before round " << i;
+    pool.Schedule(&ticker);
+    ASSERT_TRUE(WaitUntil([&] { return ticker.runs.load(std::memory_order_relaxed) == i + 1; }))
+        << "wake-up lost at round " << i;
   }
-  EXPECT_GT(pool.stats().parks, 0u);
+  EXPECT_GE(pool.stats().parks, static_cast<uint64_t>(kRounds));
 }
 
+// Counts, in its destructor, the threads that used it and have exited.
+struct ExitWitness {
+  std::atomic<int>* exited = nullptr;
+  ~ExitWitness() {
+    if (exited != nullptr) exited->fetch_add(1, std::memory_order_relaxed);
+  }
+};
+thread_local ExitWitness exit_witness;
+
+// Meets the other Meeters (so each runs on a worker of its own), then
+// leaves a witness on its worker's thread.
+struct Meeter final : Runnable {
+  std::latch* meet = nullptr;
+  std::atomic<int>* exited = nullptr;
+  std::atomic<bool> met{false};
+  void Run() noexcept override {
+    meet->count_down();
+    met.store(WaitFor(*meet), std::memory_order_relaxed);
+    exit_witness.exited = exited;
+  }
+};
+
 TEST(WorkerPool, ShutdownJoinsIdleWorkers) {
-  WorkerPool pool({.workers = 3});
+  constexpr int kWorkers = 3;
+  WorkerPool pool({.workers = kWorkers});
+  std::latch meet(kWorkers);
+  std::atomic<int> exited{0};
+  std::vector<Meeter> meeters(kWorkers);
+  for (Meeter& m : meeters) {
+    m.meet = &meet;
+    m.exited = &exited;
+    pool.Schedule(&m);
+  }
+  for (Meeter& m : meeters) ASSERT_TRUE(WaitUntil([&] { return m.met.load(std::memory_order_relaxed); }));
+  // Idle: every worker is parked, its thread waiting for work.
+  ASSERT_TRUE(WaitUntil([&] { return pool.parked_workers() == kWorkers; }));
+  EXPECT_EQ(exited.load(), 0);
   pool.Shutdown();
-  pool.Shutdown();  // idempotent
+  // Joined: each worker's thread has finished, thread-local destructors
+  // included, before Shutdown returns.
+  EXPECT_EQ(exited.load(), kWorkers);
+  pool.Shutdown();  // idempotent: returns at once
+  EXPECT_EQ(exited.load(), kWorkers);
 }
 
 }  // namespace
