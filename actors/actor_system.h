@@ -17,8 +17,11 @@
 //   2. every actor is asked to stop (parents stop their children first);
 //      each finishes the handler it is in, runs OnStop, and bounces what is
 //      left in its mailbox — every pending ask fails with Cancelled;
-//   3. once no actor is left: pending timers are destroyed unrun, the
-//      blocking pool drops queued jobs and joins, the workers are joined.
+//   3. once no actor is left, spawning closes: an actor spawned from then
+//      on is created stopped (asks to it fail with Cancelled); one whose
+//      spawn raced with the close is waited for like the others;
+//   4. then: pending timers are destroyed unrun, the blocking pool drops
+//      queued jobs and joins, the workers are joined.
 // A handler that never returns keeps its worker: Shutdown then gives up
 // after its timeout and returns DeadlineExceeded, leaving the workers
 // running rather than hanging.
@@ -69,7 +72,9 @@ class ActorSystem {
   ~ActorSystem();
 
   // Spawns an actor of type A constructed from `args`, outside any parent.
-  // After Shutdown the actor is created stopped: sends to it are dead letters.
+  // Once Shutdown has begun the actor is asked to stop at once; once it has
+  // found no actor left (step 3), the actor is created stopped: asks to it
+  // fail with Cancelled, tells are dead letters.
   template <class A, class... Args>
   Ref<A> Spawn(Args&&... args) {
     return internal::SpawnIn<A>(*core_, nullptr, std::forward<Args>(args)...);

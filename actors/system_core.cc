@@ -1,6 +1,8 @@
 #include "actors/system_core.h"
 
+#include <algorithm>
 #include <cstdlib>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -19,11 +21,13 @@ SystemCore::SystemCore(std::string name, std::unique_ptr<Executor> executor, std
 SystemCore::~SystemCore() = default;
 
 void SystemCore::Spawn(ActorCell* cell, ActorCell* parent, bool has_start_hook) {
-  if (executor_stopped_.load(std::memory_order_acquire)) {
+  // Live first, then the gate: seq_cst, pairs with Shutdown's step 4.
+  live_actors_.fetch_add(1, std::memory_order_seq_cst);
+  if (spawning_closed_.load(std::memory_order_seq_cst)) {
+    CountActorGone();  // Shutdown may be waiting on this count
     cell->InitDead(this, NextId());
     return;
   }
-  live_actors_.fetch_add(1, std::memory_order_relaxed);
   if (parent != nullptr) {
     cell->Init(this, NextId(), parent, has_start_hook);
     parent->AdoptChild(cell);
@@ -103,13 +107,33 @@ void SystemCore::ActorStopped(ActorCell* cell) noexcept {
     }
     cell->Release();  // the registry's reference
   }
-  // Release: this actor's writes happen-before Shutdown's acquire read. The
-  // notify is under mu_, after the count reached 0, so a Shutdown that saw
-  // the count above 0 under mu_ is already waiting and gets it.
+  CountActorGone();
+}
+
+void SystemCore::CountActorGone() noexcept {
+  // Release: this actor's writes happen-before Shutdown's read. The notify
+  // is under mu_, after the count reached 0, so a Shutdown that saw the
+  // count above 0 under mu_ is already waiting and gets it.
   if (live_actors_.fetch_sub(1, std::memory_order_release) == 1) {
     std::lock_guard<std::mutex> lock(mu_);
     all_stopped_.notify_all();
   }
+}
+
+bool SystemCore::WaitUntilNoActorIsLive(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return all_stopped_.wait_until(lock, deadline, [this] {
+    // seq_cst (so also acquire, pairing with CountActorGone): step 4's
+    // second read is one side of the Dekker pair with Spawn.
+    return live_actors_.load(std::memory_order_seq_cst) == 0;
+  });
+}
+
+void SystemCore::Unrunnable(ActorCell* cell, const char* what) noexcept {
+  logger_->critical("system {}: the executor {} actor {} ({}) after it shut down: a bug in the shutdown order",
+                    name_, what, cell->id(), std::string(cell->type_name()));
+  logger_->flush();
+  std::abort();
 }
 
 void SystemCore::BeginShutdown() {
@@ -134,15 +158,17 @@ void SystemCore::BeginShutdown() {
 
 absl::Status SystemCore::Shutdown(absl::Duration timeout) {
   BeginShutdown();
+  // Capped so that the deadline is a steady_clock time that cannot overflow.
+  const auto deadline = std::chrono::steady_clock::now() +
+                        absl::ToChronoNanoseconds(std::min(timeout, absl::Hours(24 * 365)));
   // 3. Wait for every actor to finish stopping (their queued asks fail with
   //    Cancelled as their mailboxes close).
-  bool all_stopped;
-  {
-    std::unique_lock<std::mutex> lock(mu_);
-    const auto deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
-    all_stopped = all_stopped_.wait_until(lock, deadline, [this] {
-      return live_actors_.load(std::memory_order_acquire) == 0;  // pairs with ActorStopped
-    });
+  // 4. Close spawning, then look again: a spawn that counted its actor live
+  //    before the close is seen here (seq_cst, pairs with Spawn).
+  bool all_stopped = WaitUntilNoActorIsLive(deadline);
+  if (all_stopped) {
+    spawning_closed_.store(true, std::memory_order_seq_cst);
+    all_stopped = WaitUntilNoActorIsLive(deadline);
   }
   if (!all_stopped) {
     const uint64_t left = live_actors_.load(std::memory_order_acquire);
@@ -151,13 +177,13 @@ absl::Status SystemCore::Shutdown(absl::Duration timeout) {
     return absl::DeadlineExceededError(
         absl::StrCat(left, " actors did not stop within ", absl::FormatDuration(timeout)));
   }
-  // 4. Timers: pending ones are destroyed unrun (ask deadlines with them).
+  // 5. Timers: pending ones are destroyed unrun (ask deadlines with them).
   timers_->Shutdown();
-  // 5. Blocking pool: queued jobs are destroyed, running ones finish.
+  // 6. Blocking pool: queued jobs are destroyed, running ones finish.
   blocking_->Shutdown();
-  // 6. Workers: nothing is left to run; join them.
-  executor_stopped_.store(true, std::memory_order_release);
-  executor_->Shutdown();
+  // 7. Executor: no actor is live and none can be spawned, so nothing is
+  //    queued and nothing will be.
+  for (Runnable* r : executor_->Shutdown()) Unrunnable(static_cast<ActorCell*>(r), "handed back");
   return absl::OkStatus();
 }
 

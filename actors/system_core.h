@@ -6,16 +6,33 @@
 //
 // Who may call what: everything is thread-safe unless noted.
 //
+// Spawning and Shutdown. Shutdown stops the executor only when no actor is
+// live and no spawn can make one live, so the executor is never handed an
+// actor it will not run. Spawn counts the actor live first and then reads
+// spawning_closed_; Shutdown, once it has seen no live actor, closes spawning
+// and then reads the count again. Either Shutdown's second read sees the new
+// actor (and waits for it to stop: it was asked to, as shutting_down_ was
+// already set), or the spawn sees spawning closed and makes the actor dead
+// from the start (its sends bounce with Cancelled). An executor that still
+// refuses a cell, or hands one back from its Shutdown, means this order is
+// broken: SystemCore logs the actor and aborts rather than leave its asks
+// hanging.
+//
 // Memory ordering: counters are relaxed (statistics; nothing is published
-// through them). live_actors_ is decremented with release and read with
-// acquire by Shutdown, so a finished actor's last writes happen-before
-// shutdown proceeds. shutting_down_ is a release store read with acquire.
+// through them). live_actors_ is decremented with release and read by
+// Shutdown with seq_cst (an acquire too), so a finished actor's last writes
+// happen-before shutdown proceeds. Spawn's increment of live_actors_ and
+// its load of spawning_closed_, and Shutdown's store to spawning_closed_
+// and its next load of live_actors_, are seq_cst: the Dekker pair above, in
+// which at least one side sees the other. shutting_down_ is a release
+// store read with acquire.
 
 #ifndef TROUPE_ACTORS_SYSTEM_CORE_H_
 #define TROUPE_ACTORS_SYSTEM_CORE_H_
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -46,6 +63,8 @@ class SystemCore {
 
   // Takes a freshly constructed cell, gives it its id and parent, and makes
   // it runnable. `parent` is the spawning actor, or nullptr from outside.
+  // Once Shutdown has closed spawning (step 4), the cell is made dead: it
+  // never runs and sends to it bounce.
   void Spawn(ActorCell* cell, ActorCell* parent, bool has_start_hook);
 
   // Ids for proxies of remote actors (RemoteCell); ActorCell::InitProxy
@@ -55,16 +74,28 @@ class SystemCore {
   // Called once by each cell when it has stopped.
   void ActorStopped(ActorCell* cell) noexcept;
 
-  void Schedule(Runnable* r) noexcept { executor_->Schedule(r); }
-  void Yield(Runnable* r) noexcept { executor_->Yield(r); }
+  void Schedule(ActorCell* cell) noexcept {
+    if (!executor_->Schedule(cell)) [[unlikely]] Unrunnable(cell, "refused");
+  }
+  void Yield(ActorCell* cell) noexcept {
+    if (!executor_->Yield(cell)) [[unlikely]] Unrunnable(cell, "refused");
+  }
 
   // Steps 1-2 of Shutdown: refuses new work and asks every actor to stop.
   // Idempotent.
   void BeginShutdown();
 
-  // Stops every actor, then the timers, the blocking pool and the workers.
+  // Shutdown, in order:
+  //   1-2. BeginShutdown;
+  //   3. wait until no actor is live;
+  //   4. close spawning, then wait again for a spawn that counted its actor
+  //      live just before (see "Spawning and Shutdown" above);
+  //   5. timers: pending ones are destroyed unrun (ask deadlines with them);
+  //   6. blocking pool: queued jobs are destroyed, running ones finish;
+  //   7. executor: nothing is left to run; its threads are joined.
   // Returns DeadlineExceeded if actors were still running handlers when
-  // `timeout` passed (the workers are then left running; see ActorSystem).
+  // `timeout` passed (steps 5-7 are then skipped: the threads are left
+  // running; see ActorSystem).
   absl::Status Shutdown(absl::Duration timeout);
 
   bool shutting_down() const noexcept { return shutting_down_.load(std::memory_order_acquire); }
@@ -90,6 +121,13 @@ class SystemCore {
   ActorId NextId() noexcept;
   static constexpr ActorId kIdBlock = 256;
 
+  // One actor fewer is live; wakes Shutdown when none is left.
+  void CountActorGone() noexcept;
+  // Waits until no actor is live; false if `deadline` passed first.
+  bool WaitUntilNoActorIsLive(std::chrono::steady_clock::time_point deadline);
+  // See "Spawning and Shutdown" above: logs `cell` and aborts.
+  [[noreturn]] void Unrunnable(ActorCell* cell, const char* what) noexcept;
+
   const std::string name_;
   const std::unique_ptr<Executor> executor_;
   const std::shared_ptr<TimerService> timers_;
@@ -100,7 +138,8 @@ class SystemCore {
   // The ActorSystem and every cell hold one.
   std::atomic<uint32_t> refs_{1};
   std::atomic<bool> shutting_down_{false};
-  std::atomic<bool> executor_stopped_{false};
+  // Set by Shutdown (step 4), read by Spawn; see "Spawning and Shutdown".
+  std::atomic<bool> spawning_closed_{false};
   std::atomic<uint64_t> next_id_{1};
   std::atomic<uint64_t> next_proxy_id_{1};  // a count: relaxed
   std::atomic<uint64_t> spawned_{0};
