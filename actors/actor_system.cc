@@ -28,7 +28,7 @@ std::unique_ptr<BlockingPool> MakeBlockingPool(const ActorSystemOptions& options
 ActorSystem::ActorSystem(ActorSystemOptions options)
     : ActorSystem(options,
                   std::make_unique<WorkerPool>(WorkerPool::Options{.workers = options.workers, .name = options.name}),
-                  std::make_shared<RealTimerService>()) {}
+                  std::make_shared<RealTimerService>(absl::Milliseconds(1), options.name + "-tmr")) {}
 
 ActorSystem::ActorSystem(ActorSystemOptions options, std::unique_ptr<Executor> executor,
                          std::shared_ptr<TimerService> timers) {

@@ -24,7 +24,11 @@
 //      queued jobs and joins, the workers are joined.
 // A handler that never returns keeps its worker: Shutdown then gives up
 // after its timeout and returns DeadlineExceeded, leaving the workers
-// running rather than hanging.
+// running rather than hanging. The system may still be destroyed: its
+// threads are stopped and joined once its last actor is gone, by whichever
+// thread drops the last reference — and when that is one of the system's
+// own (the stuck handler returning at last, or a timer callback or blocking
+// job destroyed with the last Ref), by a thread started for the purpose.
 
 #ifndef TROUPE_ACTORS_ACTOR_SYSTEM_H_
 #define TROUPE_ACTORS_ACTOR_SYSTEM_H_

@@ -1,7 +1,13 @@
 // Shutdown on the real pool when it races with other work: spawns and asks
-// from other threads while it runs. Every wait is bounded.
+// from other threads while it runs, and a system destroyed after Shutdown
+// gave up on a stuck handler. Every wait is bounded.
 
+#include <algorithm>
 #include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <latch>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -11,6 +17,7 @@
 #include "actors/actor.h"
 #include "actors/actor_system.h"
 #include "gtest/gtest.h"
+#include "scheduler/worker_pool.h"
 
 namespace troupe {
 namespace {
@@ -25,6 +32,11 @@ bool PollUntil(absl::Time deadline, Condition condition) {
     std::this_thread::yield();
   }
   return true;
+}
+
+// Waits for `latch` for at most kGenerous; false if it never opened.
+bool WaitFor(std::latch& latch) {
+  return PollUntil(absl::Now() + kGenerous, [&latch] { return latch.try_wait(); });
 }
 
 struct Echo : Actor<Echo> {
@@ -75,6 +87,145 @@ TEST(Shutdown, AsksToActorsSpawnedWhileItRunsAllEnd) {
     // A successful Shutdown leaves no actor behind, however late it was spawned.
     EXPECT_EQ(sys->stats().live, 0u) << "round " << round;
   }
+}
+
+// --- the last reference dropped on one of the system's own threads ---------
+//
+// After Shutdown gives up on a stuck handler the system's threads keep
+// running, and destroying the ActorSystem leaves its core to the last cell.
+// That cell may go on a worker (the stuck actor stopping at last), on the
+// timer thread (a callback holding a Ref) or on a blocking-pool thread (a
+// job holding one); none of them may join itself, and each must leave the
+// process with no thread of the system left.
+
+// The names of this process's threads, from /proc.
+std::vector<std::string> ThreadNames() {
+  std::vector<std::string> names;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    if (std::getline(comm, name)) names.push_back(name);
+  }
+  return names;
+}
+
+// The threads of the system named `system` (its workers, timer thread,
+// blocking-pool threads, and the thread that ends it), listed.
+std::string ThreadsOf(const std::string& system) {
+  std::string list;
+  for (const std::string& name : ThreadNames()) {
+    if (name.rfind(system + "-", 0) == 0) list += (list.empty() ? "" : " ") + name;
+  }
+  return list;
+}
+
+// True once no thread of `system` is left, within kGenerous.
+bool AllThreadsEnd(const std::string& system) {
+  return PollUntil(absl::Now() + kGenerous, [&] { return ThreadsOf(system).empty(); });
+}
+
+struct Block {
+  std::shared_ptr<std::latch> entered = std::make_shared<std::latch>(1);
+  std::shared_ptr<std::latch> release = std::make_shared<std::latch>(1);
+};
+
+// Holds its worker in a handler until released; says when its object is
+// destroyed (as it stops).
+struct Stuck : Actor<Stuck> {
+  explicit Stuck(std::shared_ptr<std::latch> destroyed) : destroyed(std::move(destroyed)) {}
+  ~Stuck() { destroyed->count_down(); }
+  void On(const Block& b) {
+    b.entered->count_down();
+    WaitFor(*b.release);
+  }
+  std::shared_ptr<std::latch> destroyed;
+};
+
+// A one-worker system whose only actor is stuck in a handler, and whose
+// Shutdown has given up on it.
+struct GaveUp {
+  GaveUp() {
+    // The threads the tests see go are there, under the names they look for.
+    EXPECT_TRUE(PollUntil(absl::Now() + kGenerous, [] {
+      const std::vector<std::string> names = ThreadNames();
+      return std::count(names.begin(), names.end(), "gaveup-w0") == 1 &&
+             std::count(names.begin(), names.end(), "gaveup-tmr") == 1;
+    })) << ThreadsOf("gaveup");
+    stuck.Tell(block);
+    EXPECT_TRUE(WaitFor(*block.entered));
+  }
+  // Shuts down (DeadlineExceeded) and destroys the system.
+  void ShutDownAndDestroy() {
+    pool = dynamic_cast<WorkerPool*>(&sys->core().executor());
+    EXPECT_NE(pool, nullptr);
+    EXPECT_EQ(sys->Shutdown(absl::Milliseconds(20)).code(), absl::StatusCode::kDeadlineExceeded);
+    sys.reset();
+  }
+  // Lets the handler return; the actor then stops on the worker. True once
+  // its object is destroyed.
+  bool Unstick() {
+    block.release->count_down();
+    return WaitFor(*destroyed);
+  }
+
+  std::unique_ptr<ActorSystem> sys = std::make_unique<ActorSystem>(ActorSystemOptions{.workers = 1, .name = "gaveup"});
+  std::shared_ptr<std::latch> destroyed = std::make_shared<std::latch>(1);
+  Ref<Stuck> stuck = sys->Spawn<Stuck>(destroyed);
+  Block block;
+  WorkerPool* pool = nullptr;  // valid while a cell holds the core
+};
+
+TEST(Shutdown, DestroyedAfterDeadlineExceededTheSystemEndsWhenItsStuckHandlerReturnsOnAWorker) {
+  GaveUp s;
+  s.stuck = Ref<Stuck>();  // the actor's own count is the last reference to its cell
+  s.ShutDownAndDestroy();
+  // The actor stops on the worker, whose release of the cell drops the
+  // system's last reference there.
+  ASSERT_TRUE(s.Unstick());
+  EXPECT_TRUE(AllThreadsEnd("gaveup")) << "left: " << ThreadsOf("gaveup");
+}
+
+TEST(Shutdown, DestroyedAfterDeadlineExceededTheSystemEndsWhenATimerCallbackDropsItsLastRef) {
+  GaveUp s;
+  auto entered = std::make_shared<std::latch>(1);
+  auto release = std::make_shared<std::latch>(1);
+  TimerService& timers = s.sys->core().timers();
+  ASSERT_TRUE(timers.Schedule(timers.Now(), [stuck = s.stuck, entered, release] {
+    entered->count_down();
+    WaitFor(*release);
+  }));
+  s.stuck = Ref<Stuck>();  // the callback's copy is the last Ref
+  ASSERT_TRUE(WaitFor(*entered));
+  s.ShutDownAndDestroy();
+  ASSERT_TRUE(s.Unstick());
+  // Parked: the worker is done with the actor's last turn. The callback's
+  // Ref keeps the cell, and so the system and its pool, alive.
+  ASSERT_TRUE(PollUntil(absl::Now() + kGenerous, [&] { return s.pool->parked_workers() == 1; }));
+  // The callback returns and is destroyed on the timer thread, with the
+  // system's last reference.
+  release->count_down();
+  EXPECT_TRUE(AllThreadsEnd("gaveup")) << "left: " << ThreadsOf("gaveup");
+}
+
+TEST(Shutdown, DestroyedAfterDeadlineExceededTheSystemEndsWhenABlockingJobDropsItsLastRef) {
+  GaveUp s;
+  auto entered = std::make_shared<std::latch>(1);
+  auto release = std::make_shared<std::latch>(1);
+  Future<int> job = s.sys->Blocking([stuck = s.stuck, entered, release] {
+    entered->count_down();
+    WaitFor(*release);
+    return 7;
+  });
+  s.stuck = Ref<Stuck>();  // the job's copy is the last Ref
+  ASSERT_TRUE(WaitFor(*entered));
+  s.ShutDownAndDestroy();
+  ASSERT_TRUE(s.Unstick());
+  ASSERT_TRUE(PollUntil(absl::Now() + kGenerous, [&] { return s.pool->parked_workers() == 1; }));
+  // The job returns and is destroyed on its pool thread, with the system's
+  // last reference.
+  release->count_down();
+  EXPECT_EQ(*job.Wait(kGenerous), 7);
+  EXPECT_TRUE(AllThreadsEnd("gaveup")) << "left: " << ThreadsOf("gaveup");
 }
 
 }  // namespace

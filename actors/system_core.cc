@@ -1,8 +1,12 @@
 #include "actors/system_core.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <cstdlib>
+#include <exception>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -18,7 +22,40 @@ SystemCore::SystemCore(std::string name, std::unique_ptr<Executor> executor, std
       logger_(std::move(logger)),
       batch_(batch > 0 ? batch : 1) {}
 
-SystemCore::~SystemCore() = default;
+SystemCore::~SystemCore() {
+  // Steps 5-7 of Shutdown, for a Shutdown that gave up (DeadlineExceeded)
+  // or never ran; each is idempotent. Never on one of these threads (see
+  // Destroy). Pending timer callbacks and queued blocking jobs hold no
+  // cell (a cell would hold this core), and nothing can be queued on the
+  // executor: a queued cell holds its own count, and so this core.
+  timers_->Shutdown();
+  blocking_->Shutdown();
+  for (Runnable* r : executor_->Shutdown()) Unrunnable(static_cast<ActorCell*>(r), "handed back");
+}
+
+bool SystemCore::OnOwnThread() const noexcept {
+  return executor_->IsOwnThread() || timers_->IsOwnThread() || blocking_->IsOwnThread();
+}
+
+void SystemCore::Destroy() noexcept {
+  if (!OnOwnThread()) {
+    delete this;
+    return;
+  }
+  // This thread belongs to a pool the destructor joins: delete from a new
+  // thread, which joins this one once it is back in its pool's loop.
+  try {
+    std::thread([this] {
+      const std::string thread_name = (name_ + "-end").substr(0, 15);
+      pthread_setname_np(pthread_self(), thread_name.c_str());
+      delete this;
+    }).detach();
+  } catch (const std::exception& e) {
+    logger_->critical("system {}: last reference dropped on one of its own threads, and no thread could be "
+                      "started to stop them ({}): its threads and memory are left as they are",
+                      name_, e.what());
+  }
+}
 
 void SystemCore::Spawn(ActorCell* cell, ActorCell* parent, bool has_start_hook) {
   // Live first, then the gate: seq_cst, pairs with Shutdown's step 4.

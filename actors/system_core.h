@@ -6,6 +6,19 @@
 //
 // Who may call what: everything is thread-safe unless noted.
 //
+// Lifetime: reference counted; the ActorSystem and every cell hold one. The
+// last Release deletes the core, and the destructor stops the timers, the
+// blocking pool and the executor, joining their threads (normally Shutdown
+// has done so already; after a Shutdown that returned DeadlineExceeded they
+// are still running). That last Release can happen on one of those very
+// threads: a stuck handler that finally returns on a worker, a timer
+// callback or a blocking job destroyed with the last Ref. No thread can join
+// itself, so then the deletion is handed to a thread started for it (named
+// <system>-end, detached), which joins them all — the releasing thread
+// among them, once it is back in its pool's loop, with its pool still
+// alive. If that thread cannot be started, the core and its threads are
+// left in place (logged), not freed under their feet.
+//
 // Spawning and Shutdown. Shutdown stops the executor only when no actor is
 // live and no spawn can make one live, so the executor is never handed an
 // actor it will not run. Spawn counts the actor live first and then reads
@@ -57,8 +70,9 @@ class SystemCore {
   SystemCore& operator=(const SystemCore&) = delete;
 
   void Retain() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  // acq_rel: the thread that deletes sees every other holder's writes.
   void Release() noexcept {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) Destroy();
   }
 
   // Takes a freshly constructed cell, gives it its id and parent, and makes
@@ -118,6 +132,11 @@ class SystemCore {
 
  private:
   ~SystemCore();
+  // Deletes the core here, or on a thread of its own if this thread is one
+  // the destructor must join (see Lifetime above).
+  void Destroy() noexcept;
+  // True on a thread of the executor, the timers or the blocking pool.
+  bool OnOwnThread() const noexcept;
   ActorId NextId() noexcept;
   static constexpr ActorId kIdBlock = 256;
 

@@ -3,8 +3,8 @@
 // or step by step on the testkit's manual executor (scheduler/manual_executor.h).
 //
 // Who may call what: Schedule from any thread; Yield only from inside the
-// Run() of the Runnable being yielded; Shutdown from a thread that is not
-// one of the executor's own.
+// Run() of the Runnable being yielded; IsOwnThread from any thread; Shutdown
+// from a thread that is not one of the executor's own.
 //
 // No Runnable is ever dropped: one is either run, refused (Schedule or
 // Yield returns false and the caller keeps it), or handed back by Shutdown.
@@ -33,6 +33,11 @@ class Executor {
   // after the work already queued here (fairness between actors). Returns
   // false like Schedule.
   [[nodiscard]] virtual bool Yield(Runnable* r) noexcept = 0;
+
+  // True if the calling thread is one of the executor's own: one that
+  // Shutdown would join, so Shutdown (and the executor's destructor) must
+  // not run on it.
+  virtual bool IsOwnThread() const noexcept = 0;
 
   // Stops the executor's threads and joins them, letting each finish the
   // Runnable it is running. From then on Schedule and Yield refuse. Returns

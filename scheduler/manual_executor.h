@@ -8,7 +8,8 @@
 // thread at a time — the test's.
 //
 // Shutdown hands back what is still queued, and Schedule and Yield refuse
-// from then on.
+// from then on. It has no threads of its own: IsOwnThread is always false,
+// and it may be destroyed anywhere.
 
 #ifndef TROUPE_SCHEDULER_MANUAL_EXECUTOR_H_
 #define TROUPE_SCHEDULER_MANUAL_EXECUTOR_H_
@@ -27,6 +28,7 @@ class ManualExecutor final : public Executor {
  public:
   bool Schedule(Runnable* r) noexcept override { return Push(r); }
   bool Yield(Runnable* r) noexcept override { return Push(r); }
+  bool IsOwnThread() const noexcept override { return false; }
   std::vector<Runnable*> Shutdown() override {
     std::lock_guard<std::mutex> lock(mu_);
     shut_down_ = true;

@@ -26,6 +26,7 @@ TEST(ManualExecutor, RunsQueuedRunnablesInOrderOnTheCallingThread) {
   EXPECT_EQ(b.runs, 0);
   EXPECT_EQ(executor.RunUntilIdle(), 1u);
   EXPECT_EQ(b.runs, 1);
+  EXPECT_FALSE(executor.IsOwnThread());
 }
 
 TEST(ManualExecutor, ShutdownHandsBackWhatIsQueuedAndRefusesLaterWork) {

@@ -129,7 +129,7 @@ std::vector<Runnable*> WorkerPool::Shutdown() {
   return unrun;
 }
 
-bool WorkerPool::InWorker() const noexcept { return current_pool == this; }
+bool WorkerPool::IsOwnThread() const noexcept { return current_pool == this; }
 
 int WorkerPool::parked_workers() const {
   std::lock_guard<std::mutex> lock(sleepers_mu_);

@@ -53,8 +53,8 @@
 //   own pushes need no gate: Shutdown joins the worker before it drains.
 //
 // Who may call what: Schedule from any thread; Yield from a worker running
-// the Runnable; parked_workers from any thread; Shutdown from outside the
-// pool.
+// the Runnable; IsOwnThread and parked_workers from any thread; Shutdown
+// from outside the pool.
 //
 // Shutdown, in order:
 //   1. close the injection gate: from here Schedule and Yield from outside
@@ -112,7 +112,7 @@ class WorkerPool final : public Executor {
   bool Schedule(Runnable* r) noexcept override;
   bool Yield(Runnable* r) noexcept override;
   // True on one of this pool's worker threads.
-  bool InWorker() const noexcept;
+  bool IsOwnThread() const noexcept override;
   // See "Shutdown, in order" above. Concurrent calls wait for the first;
   // later ones return nothing.
   std::vector<Runnable*> Shutdown() override;

@@ -162,6 +162,32 @@ TEST(WorkerPool, WakeUpsAreNeverLostBetweenParkAndSchedule) {
   EXPECT_GE(pool.stats().parks, static_cast<uint64_t>(kRounds));
 }
 
+// Records whether IsOwnThread holds, for its pool and another, where it runs.
+struct AskWhereAmI final : Runnable {
+  const WorkerPool* pool = nullptr;
+  const WorkerPool* other = nullptr;
+  std::atomic<bool> own{false}, in_other{true};
+  std::latch done{1};
+  void Run() noexcept override {
+    own.store(pool->IsOwnThread());
+    in_other.store(other->IsOwnThread());
+    done.count_down();
+  }
+};
+
+TEST(WorkerPool, IsOwnThreadOnlyOnItsWorkers) {
+  WorkerPool pool({.workers = 1});
+  WorkerPool other({.workers = 1});
+  AskWhereAmI ask;
+  ask.pool = &pool;
+  ask.other = &other;
+  ASSERT_TRUE(pool.Schedule(&ask));
+  ASSERT_TRUE(WaitFor(ask.done));
+  EXPECT_TRUE(ask.own.load());
+  EXPECT_FALSE(ask.in_other.load());
+  EXPECT_FALSE(pool.IsOwnThread());
+}
+
 // Counts, in its destructor, the threads that used it and have exited.
 struct ExitWitness {
   std::atomic<int>* exited = nullptr;
