@@ -47,11 +47,11 @@ ActorSystem::~ActorSystem() {
 
 absl::Status ActorSystem::Shutdown(absl::Duration timeout) {
   if (absl::Status s = internal::CheckMayBlock("ActorSystem::Shutdown"); !s.ok()) return s;
-  if (!shut_down_) {
-    shut_down_ = true;
-    shutdown_status_ = core_->Shutdown(timeout);
-  }
-  return shutdown_status_;
+  // Held for the whole first call: a concurrent caller waits here, then
+  // returns that call's result.
+  std::lock_guard<std::mutex> lock(shutdown_mu_);
+  if (!shutdown_status_.has_value()) shutdown_status_ = core_->Shutdown(timeout);
+  return *shutdown_status_;
 }
 
 ActorSystemStats ActorSystem::stats() const {

@@ -9,7 +9,8 @@
 //
 // Who may call what: every method from any thread, inside or outside
 // actors, except Shutdown (never from inside an actor or a blocking job: it
-// waits for actors to stop).
+// waits for actors to stop). Several threads may call Shutdown at once: the
+// first does the work, the others wait for it and return its result.
 //
 // Shutdown, in order (also run by the destructor):
 //   1. new spawns are stopped at once; sends to stopped actors fail with
@@ -35,9 +36,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "actors/actor.h"
@@ -103,7 +107,9 @@ class ActorSystem {
     return internal::BlockingIn(*core_, std::forward<Fn>(fn));
   }
 
-  // See the header comment. Idempotent; later calls return the first result.
+  // See the header comment. Every call returns the first call's result: a
+  // call made while the first is under way waits for it to finish (the
+  // later call's own timeout is not used).
   absl::Status Shutdown(absl::Duration timeout = absl::Seconds(30));
 
   ActorSystemStats stats() const;
@@ -121,8 +127,9 @@ class ActorSystem {
 
  private:
   internal::SystemCore* core_;
-  bool shut_down_ = false;
-  absl::Status shutdown_status_;
+  // Held through the first Shutdown, so that concurrent calls wait for it.
+  std::mutex shutdown_mu_;
+  std::optional<absl::Status> shutdown_status_ ABSL_GUARDED_BY(shutdown_mu_);  // the first result
 };
 
 }  // namespace troupe

@@ -1,6 +1,7 @@
 // Shutdown on the real pool when it races with other work: spawns and asks
-// from other threads while it runs, and a system destroyed after Shutdown
-// gave up on a stuck handler. Every wait is bounded.
+// from other threads while it runs, a system destroyed after Shutdown gave
+// up on a stuck handler, and several threads calling Shutdown at once.
+// Every wait is bounded.
 
 #include <algorithm>
 #include <atomic>
@@ -226,6 +227,45 @@ TEST(Shutdown, DestroyedAfterDeadlineExceededTheSystemEndsWhenABlockingJobDropsI
   release->count_down();
   EXPECT_EQ(*job.Wait(kGenerous), 7);
   EXPECT_TRUE(AllThreadsEnd("gaveup")) << "left: " << ThreadsOf("gaveup");
+}
+
+// --- concurrent Shutdown calls ---------------------------------------------
+
+// Says, from OnStop, that Shutdown has begun (it asks every actor to stop).
+struct StopWitness : Actor<StopWitness> {
+  explicit StopWitness(std::shared_ptr<std::latch> stopped) : stopped(std::move(stopped)) {}
+  void OnStop(const absl::Status&) { stopped->count_down(); }
+  std::shared_ptr<std::latch> stopped;
+};
+
+TEST(Shutdown, ConcurrentCallsWaitForTheFirstAndAllReturnItsResult) {
+  constexpr int kLaterCallers = 4;
+  auto destroyed = std::make_shared<std::latch>(1);
+  auto began = std::make_shared<std::latch>(1);
+  Block block;
+  ActorSystem sys({.workers = 2, .name = "concurrent"});
+  sys.Spawn<Stuck>(destroyed).Tell(block);
+  ASSERT_TRUE(WaitFor(*block.entered));
+  sys.Spawn<StopWitness>(began);
+  // The first call waits for the stuck handler until its timeout.
+  absl::Status first;
+  std::thread first_caller([&] { first = sys.Shutdown(absl::Seconds(2)); });
+  EXPECT_TRUE(WaitFor(*began));  // the first call is under way
+  std::vector<absl::Status> later(kLaterCallers);
+  std::vector<std::thread> later_callers;
+  for (int i = 0; i < kLaterCallers; ++i) {
+    later_callers.emplace_back([&, i] { later[i] = sys.Shutdown(kGenerous); });
+  }
+  first_caller.join();
+  for (std::thread& t : later_callers) t.join();
+  EXPECT_EQ(first.code(), absl::StatusCode::kDeadlineExceeded) << first;
+  // The later calls waited for the first: they return its result (its
+  // timeout in the message, not theirs) rather than one of their own, or
+  // one read before the first call had finished.
+  for (const absl::Status& s : later) EXPECT_EQ(s, first);
+  EXPECT_EQ(sys.Shutdown(), first);
+  block.release->count_down();
+  EXPECT_TRUE(WaitFor(*destroyed));
 }
 
 }  // namespace
