@@ -12,6 +12,16 @@
 #include "absl/strings/str_cat.h"
 
 namespace troupe::internal {
+namespace {
+
+// Serial numbers for SystemCore::serial_: the runtime's one process-wide
+// variable, a counter that holds nothing. Relaxed: only uniqueness matters.
+uint64_t NextSystemSerial() noexcept {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
+}  // namespace
 
 SystemCore::SystemCore(std::string name, std::unique_ptr<Executor> executor, std::shared_ptr<TimerService> timers,
                        std::unique_ptr<BlockingPool> blocking, std::shared_ptr<spdlog::logger> logger, int batch)
@@ -20,7 +30,8 @@ SystemCore::SystemCore(std::string name, std::unique_ptr<Executor> executor, std
       timers_(std::move(timers)),
       blocking_(std::move(blocking)),
       logger_(std::move(logger)),
-      batch_(batch > 0 ? batch : 1) {}
+      batch_(batch > 0 ? batch : 1),
+      serial_(NextSystemSerial()) {}
 
 SystemCore::~SystemCore() {
   // Steps 5-7 of Shutdown, for a Shutdown that gave up (DeadlineExceeded)
@@ -115,15 +126,17 @@ void SystemCore::RegisterTopLevel(ActorCell* cell, bool has_start_hook) {
 
 ActorId SystemCore::NextId() noexcept {
   // Each thread takes ids in blocks, so spawning on several workers does not
-  // contend on one counter. Per thread, tagged with the system it belongs to.
+  // contend on one counter. Per thread, tagged with the system it belongs to
+  // by its serial number, never its address: a system allocated where an
+  // earlier one was must not take over that one's block.
   struct Block {
-    const SystemCore* core = nullptr;
+    uint64_t system = 0;  // serial_ of the block's system; 0: none
     ActorId next = 0;
     ActorId end = 0;
   };
   thread_local Block block;
-  if (block.core != this || block.next == block.end) {
-    block.core = this;
+  if (block.system != serial_ || block.next == block.end) {
+    block.system = serial_;
     // Relaxed: ids only need to be unique; nothing is published through them.
     block.next = next_id_.fetch_add(kIdBlock, std::memory_order_relaxed);
     block.end = block.next + kIdBlock;

@@ -153,6 +153,10 @@ class SystemCore {
   const std::unique_ptr<BlockingPool> blocking_;
   const std::shared_ptr<spdlog::logger> logger_;
   const int batch_;
+  // Unique among the process's systems for its whole run (an address is
+  // not: a later system may be allocated where this one was). Tags the
+  // per-thread id blocks of NextId.
+  const uint64_t serial_;
 
   // The ActorSystem and every cell hold one.
   std::atomic<uint32_t> refs_{1};
