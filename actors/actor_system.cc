@@ -28,7 +28,7 @@ std::unique_ptr<BlockingPool> MakeBlockingPool(const ActorSystemOptions& options
 ActorSystem::ActorSystem(ActorSystemOptions options)
     : ActorSystem(options,
                   std::make_unique<WorkerPool>(WorkerPool::Options{.workers = options.workers, .name = options.name}),
-                  std::make_shared<RealTimerService>()) {}
+                  std::make_shared<RealTimerService>(absl::Milliseconds(1), options.name + "-tmr")) {}
 
 ActorSystem::ActorSystem(ActorSystemOptions options, std::unique_ptr<Executor> executor,
                          std::shared_ptr<TimerService> timers) {
@@ -47,11 +47,11 @@ ActorSystem::~ActorSystem() {
 
 absl::Status ActorSystem::Shutdown(absl::Duration timeout) {
   if (absl::Status s = internal::CheckMayBlock("ActorSystem::Shutdown"); !s.ok()) return s;
-  if (!shut_down_) {
-    shut_down_ = true;
-    shutdown_status_ = core_->Shutdown(timeout);
-  }
-  return shutdown_status_;
+  // Held for the whole first call: a concurrent caller waits here, then
+  // returns that call's result.
+  std::lock_guard<std::mutex> lock(shutdown_mu_);
+  if (!shutdown_status_.has_value()) shutdown_status_ = core_->Shutdown(timeout);
+  return *shutdown_status_;
 }
 
 ActorSystemStats ActorSystem::stats() const {

@@ -9,7 +9,8 @@
 //
 // Who may call what: every method from any thread, inside or outside
 // actors, except Shutdown (never from inside an actor or a blocking job: it
-// waits for actors to stop).
+// waits for actors to stop). Several threads may call Shutdown at once: the
+// first does the work, the others wait for it and return its result.
 //
 // Shutdown, in order (also run by the destructor):
 //   1. new spawns are stopped at once; sends to stopped actors fail with
@@ -21,20 +22,30 @@
 //      handlers) are stopped immediately: what is left in their mailboxes is
 //      bounced unhandled (asks fail with Cancelled) and they get
 //      min(timeout, 5 s) more to return from the handler they are in;
-//   4. once no actor is left: pending timers are destroyed unrun, the
-//      blocking pool drops queued jobs and joins, the workers are joined.
+//   4. once no actor is left, spawning closes: an actor spawned from then
+//      on is created stopped (asks to it fail with Cancelled); one whose
+//      spawn raced with the close is waited for like the others;
+//   5. then: pending timers are destroyed unrun, the blocking pool drops
+//      queued jobs and joins, the workers are joined.
 // A handler that never returns keeps its worker: Shutdown then gives up
 // and returns DeadlineExceeded, leaving the workers running rather than
-// hanging.
+// hanging. The system may still be destroyed: its
+// threads are stopped and joined once its last actor is gone, by whichever
+// thread drops the last reference — and when that is one of the system's
+// own (the stuck handler returning at last, or a timer callback or blocking
+// job destroyed with the last Ref), by a thread started for the purpose.
 
 #ifndef TROUPE_ACTORS_ACTOR_SYSTEM_H_
 #define TROUPE_ACTORS_ACTOR_SYSTEM_H_
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "actors/actor.h"
@@ -75,7 +86,9 @@ class ActorSystem {
   ~ActorSystem();
 
   // Spawns an actor of type A constructed from `args`, outside any parent.
-  // After Shutdown the actor is created stopped: sends to it are dead letters.
+  // Once Shutdown has begun the actor is asked to stop at once; once it has
+  // found no actor left (step 3), the actor is created stopped: asks to it
+  // fail with Cancelled, tells are dead letters.
   template <class A, class... Args>
   Ref<A> Spawn(Args&&... args) {
     return internal::SpawnIn<A>(*core_, nullptr, {}, std::forward<Args>(args)...);
@@ -100,7 +113,9 @@ class ActorSystem {
     return internal::BlockingIn(*core_, std::forward<Fn>(fn));
   }
 
-  // See the header comment. Idempotent; later calls return the first result.
+  // See the header comment. Every call returns the first call's result: a
+  // call made while the first is under way waits for it to finish (the
+  // later call's own timeout is not used).
   absl::Status Shutdown(absl::Duration timeout = absl::Seconds(30));
 
   ActorSystemStats stats() const;
@@ -142,8 +157,9 @@ class ActorSystem {
 
  private:
   internal::SystemCore* core_;
-  bool shut_down_ = false;
-  absl::Status shutdown_status_;
+  // Held through the first Shutdown, so that concurrent calls wait for it.
+  std::mutex shutdown_mu_;
+  std::optional<absl::Status> shutdown_status_ ABSL_GUARDED_BY(shutdown_mu_);  // the first result
 };
 
 }  // namespace troupe

@@ -356,24 +356,44 @@ TEST(Actor, PeriodicTimerRepeatsUntilCancelled) {
   Ref<Counter> c = sys.Spawn<Counter>();
   TimerId t = sys.SendPeriodically(absl::Seconds(1), c, Add{.by = 1});
   sys.AdvanceBy(absl::Seconds(3));
-  sys.CancelTimer(t);
-  sys.AdvanceBy(absl::Seconds(3));
-  Future<int64_t> v = c.Ask(Get{});
+  Future<int64_t> before = c.Ask(Get{});
   sys.RunUntilIdle();
-  EXPECT_EQ(*v.Take(), 3);
+  EXPECT_EQ(*before.Take(), 3);  // it repeats: once per second
+  EXPECT_TRUE(sys.CancelTimer(t));
+  EXPECT_EQ(sys.core_for_test().timers().Pending(), 0u);
+  sys.AdvanceBy(absl::Seconds(3));
+  Future<int64_t> after = c.Ask(Get{});
+  sys.RunUntilIdle();
+  EXPECT_EQ(*after.Take(), 3);  // no fire after the cancel
+  EXPECT_FALSE(sys.CancelTimer(t));  // the series is gone
 }
 
 TEST(Actor, AskDeadlinePassesOnVirtualTime) {
+  // A Keeper that says how many of the replies it sends complete an ask.
+  struct LateKeeper : Actor<LateKeeper> {
+    std::vector<Reply<std::string>> waiting;
+    void On(const Hold&, Reply<std::string> reply) { waiting.push_back(std::move(reply)); }
+    int On(const Answer&) {
+      int completed = 0;
+      for (Reply<std::string>& r : waiting) completed += r.Send("released") ? 1 : 0;
+      waiting.clear();
+      return completed;
+    }
+  };
   TestSystem sys;
-  Ref<Keeper> k = sys.Spawn<Keeper>();
+  Ref<LateKeeper> k = sys.Spawn<LateKeeper>();
   Future<std::string> a = k.Ask(Hold{}, absl::Seconds(2));
   sys.AdvanceBy(absl::Seconds(1));
   EXPECT_FALSE(a.ready());
   sys.AdvanceBy(absl::Seconds(1));
-  EXPECT_EQ(a.Take().status().code(), absl::StatusCode::kDeadlineExceeded);
-  // The late reply is ignored.
-  k.Tell(Answer{});
+  ASSERT_TRUE(a.ready());
+  // The late reply is ignored: it completes nothing, and the ask keeps the
+  // deadline's error.
+  Future<int> completed = k.Ask(Answer{});
   sys.RunUntilIdle();
+  EXPECT_EQ(*completed.Take(), 0);
+  EXPECT_EQ(a.Take().status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(sys.stats().failures, 0u);
 }
 
 TEST(Actor, ReplyBeforeTheDeadlineCancelsItsTimer) {

@@ -1,7 +1,12 @@
 #include "actors/system_core.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <cstdlib>
+#include <exception>
+#include <string>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -9,6 +14,16 @@
 #include "actors/registry.h"
 
 namespace troupe::internal {
+namespace {
+
+// Serial numbers for SystemCore::serial_: the runtime's one process-wide
+// variable, a counter that holds nothing. Relaxed: only uniqueness matters.
+uint64_t NextSystemSerial() noexcept {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
+}  // namespace
 
 SystemCore::SystemCore(std::string name, std::unique_ptr<Executor> executor, std::shared_ptr<TimerService> timers,
                        std::unique_ptr<BlockingPool> blocking, std::shared_ptr<spdlog::logger> logger, int batch)
@@ -19,11 +34,45 @@ SystemCore::SystemCore(std::string name, std::unique_ptr<Executor> executor, std
       logger_(std::move(logger)),
       batch_(batch > 0 ? batch : 1),
       registry_(std::make_unique<Registry>()),
-      dead_letter_reports_(std::make_unique<DeadLetters>([timers = timers_.get()] { return timers->Now(); })) {
+      dead_letter_reports_(std::make_unique<DeadLetters>([timers = timers_.get()] { return timers->Now(); })),
+      serial_(NextSystemSerial()) {
   registry_->set_core(this);
 }
 
-SystemCore::~SystemCore() = default;
+SystemCore::~SystemCore() {
+  // Steps 5-7 of Shutdown, for a Shutdown that gave up (DeadlineExceeded)
+  // or never ran; each is idempotent. Never on one of these threads (see
+  // Destroy). Pending timer callbacks and queued blocking jobs hold no
+  // cell (a cell would hold this core), and nothing can be queued on the
+  // executor: a queued cell holds its own count, and so this core.
+  timers_->Shutdown();
+  blocking_->Shutdown();
+  for (Runnable* r : executor_->Shutdown()) Unrunnable(static_cast<ActorCell*>(r), "handed back");
+}
+
+bool SystemCore::OnOwnThread() const noexcept {
+  return executor_->IsOwnThread() || timers_->IsOwnThread() || blocking_->IsOwnThread();
+}
+
+void SystemCore::Destroy() noexcept {
+  if (!OnOwnThread()) {
+    delete this;
+    return;
+  }
+  // This thread belongs to a pool the destructor joins: delete from a new
+  // thread, which joins this one once it is back in its pool's loop.
+  try {
+    std::thread([this] {
+      const std::string thread_name = (name_ + "-end").substr(0, 15);
+      pthread_setname_np(pthread_self(), thread_name.c_str());
+      delete this;
+    }).detach();
+  } catch (const std::exception& e) {
+    logger_->critical("system {}: last reference dropped on one of its own threads, and no thread could be "
+                      "started to stop them ({}): its threads and memory are left as they are",
+                      name_, e.what());
+  }
+}
 
 void SystemCore::ForgetNames(ActorCell* cell) noexcept { registry_->Forget(cell); }
 
@@ -33,10 +82,6 @@ void SystemCore::ReportDeadLetter(ActorCell* target, std::string_view type, cons
 }
 
 void SystemCore::Spawn(ActorCell* cell, ActorCell* parent, bool has_start_hook, SpawnOptions options) {
-  if (executor_stopped_.load(std::memory_order_acquire)) {
-    cell->InitDead(this, NextId());
-    return;
-  }
   if (parent != nullptr && !parent->MayAdoptChildren()) {
     // From the parent's OnStop or destructor: a child would outlive it.
     logger_->error("actor {} ({}) spawned a child after it stopped (in OnStop or its destructor): the {} never runs",
@@ -44,7 +89,13 @@ void SystemCore::Spawn(ActorCell* cell, ActorCell* parent, bool has_start_hook, 
     cell->InitDead(this, NextId());
     return;
   }
-  live_actors_.fetch_add(1, std::memory_order_relaxed);
+  // Live first, then the gate: seq_cst, pairs with Shutdown's step 5.
+  live_actors_.fetch_add(1, std::memory_order_seq_cst);
+  if (spawning_closed_.load(std::memory_order_seq_cst)) {
+    CountActorGone();  // Shutdown may be waiting on this count
+    cell->InitDead(this, NextId());
+    return;
+  }
   if (parent != nullptr) {
     cell->Init(this, NextId(), parent, has_start_hook);
     if (options.link) cell->LinkAtSpawn(parent);  // before anything can schedule the child
@@ -97,15 +148,17 @@ void SystemCore::RegisterTopLevel(ActorCell* cell, bool has_start_hook) {
 
 ActorId SystemCore::NextId() noexcept {
   // Each thread takes ids in blocks, so spawning on several workers does not
-  // contend on one counter. Per thread, tagged with the system it belongs to.
+  // contend on one counter. Per thread, tagged with the system it belongs to
+  // by its serial number, never its address: a system allocated where an
+  // earlier one was must not take over that one's block.
   struct Block {
-    const SystemCore* core = nullptr;
+    uint64_t system = 0;  // serial_ of the block's system; 0: none
     ActorId next = 0;
     ActorId end = 0;
   };
   thread_local Block block;
-  if (block.core != this || block.next == block.end) {
-    block.core = this;
+  if (block.system != serial_ || block.next == block.end) {
+    block.system = serial_;
     // Relaxed: ids only need to be unique; nothing is published through them.
     block.next = next_id_.fetch_add(kIdBlock, std::memory_order_relaxed);
     block.end = block.next + kIdBlock;
@@ -126,13 +179,33 @@ void SystemCore::ActorStopped(ActorCell* cell) noexcept {
     }
     cell->Release();  // the registry's reference
   }
-  // Release: this actor's writes happen-before Shutdown's acquire read. The
-  // notify is under mu_, after the count reached 0, so a Shutdown that saw
-  // the count above 0 under mu_ is already waiting and gets it.
+  CountActorGone();
+}
+
+void SystemCore::CountActorGone() noexcept {
+  // Release: this actor's writes happen-before Shutdown's read. The notify
+  // is under mu_, after the count reached 0, so a Shutdown that saw the
+  // count above 0 under mu_ is already waiting and gets it.
   if (live_actors_.fetch_sub(1, std::memory_order_release) == 1) {
     std::lock_guard<std::mutex> lock(mu_);
     all_stopped_.notify_all();
   }
+}
+
+bool SystemCore::WaitUntilNoActorIsLive(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return all_stopped_.wait_until(lock, deadline, [this] {
+    // seq_cst (so also acquire, pairing with CountActorGone): step 4's
+    // second read is one side of the Dekker pair with Spawn.
+    return live_actors_.load(std::memory_order_seq_cst) == 0;
+  });
+}
+
+void SystemCore::Unrunnable(ActorCell* cell, const char* what) noexcept {
+  logger_->critical("system {}: the executor {} actor {} ({}) after it shut down: a bug in the shutdown order",
+                    name_, what, cell->id(), std::string(cell->type_name()));
+  logger_->flush();
+  std::abort();
 }
 
 void SystemCore::BeginShutdown() {
@@ -172,19 +245,15 @@ void SystemCore::StopAllNow() {
   }
 }
 
-bool SystemCore::WaitAllStopped(absl::Duration timeout) {
-  std::unique_lock<std::mutex> lock(mu_);
-  const auto deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
-  return all_stopped_.wait_until(lock, deadline, [this] {
-    return live_actors_.load(std::memory_order_acquire) == 0;  // pairs with ActorStopped
-  });
-}
 
 absl::Status SystemCore::Shutdown(absl::Duration timeout) {
   BeginShutdown();
+  // Capped so that the deadline is a steady_clock time that cannot overflow.
+  auto deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(std::min(timeout, absl::Hours(24 * 365)));
   // 3. Wait for every actor to finish stopping (their queued asks fail with
   //    Cancelled as their mailboxes close).
-  if (!WaitAllStopped(timeout)) {
+  bool all_stopped = WaitUntilNoActorIsLive(deadline);
+  if (!all_stopped) {
     // 4. Past the drain deadline: stop the rest immediately, so that queued
     //    messages are bounced instead of handled, and give the handlers
     //    running now a grace period to return.
@@ -192,21 +261,30 @@ absl::Status SystemCore::Shutdown(absl::Duration timeout) {
     logger_->warn("system {}: {} actors still stopping after {}; stopping them immediately", name_,
                   live_actors_.load(std::memory_order_acquire), absl::FormatDuration(timeout));
     StopAllNow();
-    if (!WaitAllStopped(grace)) {
-      const uint64_t left = live_actors_.load(std::memory_order_acquire);
-      logger_->error("system {}: {} actors still running handlers after {}; workers left running", name_, left,
-                     absl::FormatDuration(timeout + grace));
-      return absl::DeadlineExceededError(
-          absl::StrCat(left, " actors did not stop within ", absl::FormatDuration(timeout + grace)));
-    }
+    deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(grace);
+    all_stopped = WaitUntilNoActorIsLive(deadline);
+    timeout += grace;
   }
-  // 5. Timers: pending ones are destroyed unrun (ask deadlines with them).
+  // 5. Close spawning, then look again: a spawn that counted its actor live
+  //    before the close is seen here (seq_cst, pairs with Spawn).
+  if (all_stopped) {
+    spawning_closed_.store(true, std::memory_order_seq_cst);
+    all_stopped = WaitUntilNoActorIsLive(deadline);
+  }
+  if (!all_stopped) {
+    const uint64_t left = live_actors_.load(std::memory_order_acquire);
+    logger_->error("system {}: {} actors still running handlers after {}; workers left running", name_, left,
+                   absl::FormatDuration(timeout));
+    return absl::DeadlineExceededError(
+        absl::StrCat(left, " actors did not stop within ", absl::FormatDuration(timeout)));
+  }
+  // 6. Timers: pending ones are destroyed unrun (ask deadlines with them).
   timers_->Shutdown();
-  // 6. Blocking pool: queued jobs are destroyed, running ones finish.
+  // 7. Blocking pool: queued jobs are destroyed, running ones finish.
   blocking_->Shutdown();
-  // 7. Workers: nothing is left to run; join them.
-  executor_stopped_.store(true, std::memory_order_release);
-  executor_->Shutdown();
+  // 8. Executor: no actor is live and none can be spawned, so nothing is
+  //    queued and nothing will be.
+  for (Runnable* r : executor_->Shutdown()) Unrunnable(static_cast<ActorCell*>(r), "handed back");
   return absl::OkStatus();
 }
 

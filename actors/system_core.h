@@ -6,16 +6,46 @@
 //
 // Who may call what: everything is thread-safe unless noted.
 //
+// Lifetime: reference counted; the ActorSystem and every cell hold one. The
+// last Release deletes the core, and the destructor stops the timers, the
+// blocking pool and the executor, joining their threads (normally Shutdown
+// has done so already; after a Shutdown that returned DeadlineExceeded they
+// are still running). That last Release can happen on one of those very
+// threads: a stuck handler that finally returns on a worker, a timer
+// callback or a blocking job destroyed with the last Ref. No thread can join
+// itself, so then the deletion is handed to a thread started for it (named
+// <system>-end, detached), which joins them all — the releasing thread
+// among them, once it is back in its pool's loop, with its pool still
+// alive. If that thread cannot be started, the core and its threads are
+// left in place (logged), not freed under their feet.
+//
+// Spawning and Shutdown. Shutdown stops the executor only when no actor is
+// live and no spawn can make one live, so the executor is never handed an
+// actor it will not run. Spawn counts the actor live first and then reads
+// spawning_closed_; Shutdown, once it has seen no live actor, closes spawning
+// and then reads the count again. Either Shutdown's second read sees the new
+// actor (and waits for it to stop: it was asked to, as shutting_down_ was
+// already set), or the spawn sees spawning closed and makes the actor dead
+// from the start (its sends bounce with Cancelled). An executor that still
+// refuses a cell, or hands one back from its Shutdown, means this order is
+// broken: SystemCore logs the actor and aborts rather than leave its asks
+// hanging.
+//
 // Memory ordering: counters are relaxed (statistics; nothing is published
-// through them). live_actors_ is decremented with release and read with
-// acquire by Shutdown, so a finished actor's last writes happen-before
-// shutdown proceeds. shutting_down_ is a release store read with acquire.
+// through them). live_actors_ is decremented with release and read by
+// Shutdown with seq_cst (an acquire too), so a finished actor's last writes
+// happen-before shutdown proceeds. Spawn's increment of live_actors_ and
+// its load of spawning_closed_, and Shutdown's store to spawning_closed_
+// and its next load of live_actors_, are seq_cst: the Dekker pair above, in
+// which at least one side sees the other. shutting_down_ is a release
+// store read with acquire.
 
 #ifndef TROUPE_ACTORS_SYSTEM_CORE_H_
 #define TROUPE_ACTORS_SYSTEM_CORE_H_
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -53,12 +83,16 @@ class SystemCore {
   SystemCore& operator=(const SystemCore&) = delete;
 
   void Retain() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  // acq_rel: the thread that deletes sees every other holder's writes.
   void Release() noexcept {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) Destroy();
   }
 
   // Takes a freshly constructed cell, gives it its id and parent, and makes
   // it runnable. `parent` is the spawning actor, or nullptr from outside.
+  // Once Shutdown has closed spawning (step 5), the cell is made dead: it
+  // never runs and sends to it bounce. So is a child spawned by a parent
+  // that has stopped (from its OnStop or destructor).
   void Spawn(ActorCell* cell, ActorCell* parent, bool has_start_hook, SpawnOptions options = {});
 
   // Ids for proxies of remote actors (RemoteCell); ActorCell::InitProxy
@@ -68,8 +102,12 @@ class SystemCore {
   // Called once by each cell when it has stopped.
   void ActorStopped(ActorCell* cell) noexcept;
 
-  void Schedule(Runnable* r) noexcept { executor_->Schedule(r); }
-  void Yield(Runnable* r) noexcept { executor_->Yield(r); }
+  void Schedule(ActorCell* cell) noexcept {
+    if (!executor_->Schedule(cell)) [[unlikely]] Unrunnable(cell, "refused");
+  }
+  void Yield(ActorCell* cell) noexcept {
+    if (!executor_->Yield(cell)) [[unlikely]] Unrunnable(cell, "refused");
+  }
 
   // Steps 1-2 of Shutdown: refuses new work and asks every actor to stop.
   // Idempotent.
@@ -78,10 +116,19 @@ class SystemCore {
   // Asks every actor to stop immediately (RequestStopNow). Idempotent.
   void StopAllNow();
 
-  // Stops every actor, then the timers, the blocking pool and the workers.
-  // Actors left after `timeout` are stopped immediately and given
-  // min(timeout, kStopNowGrace) more; DeadlineExceeded if some were still
-  // running handlers then (the workers are left running; see ActorSystem).
+  // Shutdown, in order:
+  //   1-2. BeginShutdown;
+  //   3. wait until no actor is live, at most `timeout`;
+  //   4. past it, stop the actors left immediately (StopAllNow) and wait
+  //      min(timeout, kStopNowGrace) more;
+  //   5. close spawning, then wait again for a spawn that counted its actor
+  //      live just before (see "Spawning and Shutdown" above);
+  //   6. timers: pending ones are destroyed unrun (ask deadlines with them);
+  //   7. blocking pool: queued jobs are destroyed, running ones finish;
+  //   8. executor: nothing is left to run; its threads are joined.
+  // Returns DeadlineExceeded if actors were still running handlers at the
+  // end of step 4 (steps 5-8 are then skipped: the threads are left
+  // running; see ActorSystem).
   absl::Status Shutdown(absl::Duration timeout);
   static constexpr absl::Duration kStopNowGrace = absl::Seconds(5);
 
@@ -111,10 +158,20 @@ class SystemCore {
 
  private:
   ~SystemCore();
+  // Deletes the core here, or on a thread of its own if this thread is one
+  // the destructor must join (see Lifetime above).
+  void Destroy() noexcept;
+  // True on a thread of the executor, the timers or the blocking pool.
+  bool OnOwnThread() const noexcept;
   ActorId NextId() noexcept;
-  // True once no actor is left; false if `timeout` passed first.
-  bool WaitAllStopped(absl::Duration timeout);
   static constexpr ActorId kIdBlock = 256;
+
+  // One actor fewer is live; wakes Shutdown when none is left.
+  void CountActorGone() noexcept;
+  // Waits until no actor is live; false if `deadline` passed first.
+  bool WaitUntilNoActorIsLive(std::chrono::steady_clock::time_point deadline);
+  // See "Spawning and Shutdown" above: logs `cell` and aborts.
+  [[noreturn]] void Unrunnable(ActorCell* cell, const char* what) noexcept;
 
   const std::string name_;
   const std::unique_ptr<Executor> executor_;
@@ -124,11 +181,16 @@ class SystemCore {
   const int batch_;
   const std::unique_ptr<Registry> registry_;
   const std::unique_ptr<DeadLetters> dead_letter_reports_;
+  // Unique among the process's systems for its whole run (an address is
+  // not: a later system may be allocated where this one was). Tags the
+  // per-thread id blocks of NextId.
+  const uint64_t serial_;
 
   // The ActorSystem and every cell hold one.
   std::atomic<uint32_t> refs_{1};
   std::atomic<bool> shutting_down_{false};
-  std::atomic<bool> executor_stopped_{false};
+  // Set by Shutdown (step 5), read by Spawn; see "Spawning and Shutdown".
+  std::atomic<bool> spawning_closed_{false};
   std::atomic<uint64_t> next_id_{1};
   std::atomic<uint64_t> next_proxy_id_{1};  // a count: relaxed
   std::atomic<uint64_t> spawned_{0};

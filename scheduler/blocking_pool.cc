@@ -188,6 +188,8 @@ void BlockingPool::Shutdown() {
   drained_cv_.notify_all();
 }
 
+bool BlockingPool::IsOwnThread() const noexcept { return current_pool == this; }
+
 int BlockingPool::threads() const {
   std::lock_guard<std::mutex> lock(mu_);
   return static_cast<int>(workers_.size());

@@ -24,7 +24,8 @@
 //     waiting or joining. The destructor, called later from another thread,
 //     does the waiting and joining.
 //   - The destructor must not run on one of the pool's own threads; that
-//     aborts the process with a message.
+//     aborts the process with a message. IsOwnThread tells, from any thread,
+//     whether the caller is one of them.
 //
 // Jobs and errors. A job is an `absl::AnyInvocable<void() &&>`, run at most
 // once. It returns nothing: a caller that wants a result or an error wraps
@@ -124,6 +125,10 @@ class BlockingPool {
   // thread-safe. Returns once no job is running and every thread is joined,
   // except when called from one of this pool's own jobs (see above).
   void Shutdown();
+
+  // True if the calling thread is one of this pool's threads (running a job,
+  // or idle between jobs).
+  bool IsOwnThread() const noexcept;
 
   // Snapshots, for tests and monitoring: they may be stale when returned.
   // Live threads, running a job or idle.

@@ -145,6 +145,16 @@ TEST(BlockingPool, RunsJobsOnThreadsOtherThanTheCaller) {
   EXPECT_EQ(pool.threads(), 1);
 }
 
+TEST(BlockingPool, IsOwnThreadOnlyOnItsOwnThreads) {
+  BlockingPool pool;
+  BlockingPool other;
+  std::promise<std::pair<bool, bool>> seen;
+  std::future<std::pair<bool, bool>> result = seen.get_future();
+  ASSERT_TRUE(pool.Submit([&] { seen.set_value({pool.IsOwnThread(), other.IsOwnThread()}); }));
+  EXPECT_EQ(result.get(), std::make_pair(true, false));
+  EXPECT_FALSE(pool.IsOwnThread());
+}
+
 TEST(BlockingPool, ReturnsEveryResultThroughItsPromise) {
   BlockingPool pool({.max_threads = 4});
   std::vector<std::future<int>> results;

@@ -6,6 +6,10 @@
 // Who may call what: Schedule and Yield from any thread (a test may send from
 // helper threads; the queue is locked). RunOne and RunUntilIdle from one
 // thread at a time — the test's.
+//
+// Shutdown hands back what is still queued, and Schedule and Yield refuse
+// from then on. It has no threads of its own: IsOwnThread is always false,
+// and it may be destroyed anywhere.
 
 #ifndef TROUPE_SCHEDULER_MANUAL_EXECUTOR_H_
 #define TROUPE_SCHEDULER_MANUAL_EXECUTOR_H_
@@ -13,18 +17,24 @@
 #include <cstddef>
 #include <deque>
 #include <mutex>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "scheduler/executor.h"
 
 namespace troupe {
 
 class ManualExecutor final : public Executor {
  public:
-  void Schedule(Runnable* r) noexcept override { Push(r); }
-  void Yield(Runnable* r) noexcept override { Push(r); }
-  void Shutdown() override {
+  bool Schedule(Runnable* r) noexcept override { return Push(r); }
+  bool Yield(Runnable* r) noexcept override { return Push(r); }
+  bool IsOwnThread() const noexcept override { return false; }
+  std::vector<Runnable*> Shutdown() override {
     std::lock_guard<std::mutex> lock(mu_);
+    shut_down_ = true;
+    std::vector<Runnable*> unrun(queue_.begin(), queue_.end());
     queue_.clear();
+    return unrun;
   }
 
   // Runs the oldest queued Runnable. False if none was queued.
@@ -54,13 +64,16 @@ class ManualExecutor final : public Executor {
   }
 
  private:
-  void Push(Runnable* r) noexcept {
+  bool Push(Runnable* r) noexcept {
     std::lock_guard<std::mutex> lock(mu_);
+    if (shut_down_) return false;
     queue_.push_back(r);
+    return true;
   }
 
   mutable std::mutex mu_;
-  std::deque<Runnable*> queue_;  // guarded by mu_
+  std::deque<Runnable*> queue_ ABSL_GUARDED_BY(mu_);
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace troupe

@@ -1,5 +1,7 @@
 #include "scheduler/timer_service.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <utility>
 
@@ -184,8 +186,18 @@ void WheelTimerService::RunDue(std::unique_lock<std::mutex>& lock,
 
 // RealTimerService ---------------------------------------------------------
 
-RealTimerService::RealTimerService(absl::Duration resolution)
-    : WheelTimerService(absl::Now(), resolution), thread_([this] { Loop(); }) {}
+namespace {
+
+// The service whose timer thread this is, or null on any other thread. Set
+// once by the timer thread as it starts; read only by the thread itself.
+thread_local const RealTimerService* current_service = nullptr;
+
+}  // namespace
+
+RealTimerService::RealTimerService(absl::Duration resolution, std::string thread_name)
+    : WheelTimerService(absl::Now(), resolution),
+      thread_name_(thread_name.substr(0, 15)),
+      thread_([this] { Loop(); }) {}
 
 RealTimerService::~RealTimerService() {
   Shutdown();
@@ -211,7 +223,11 @@ void RealTimerService::OnEarlierWorkLocked(absl::Time deadline) {
   }
 }
 
+bool RealTimerService::IsOwnThread() const noexcept { return current_service == this; }
+
 void RealTimerService::Loop() {
+  current_service = this;
+  pthread_setname_np(pthread_self(), thread_name_.c_str());
   std::vector<Due> due;
   std::unique_lock<std::mutex> lock(mu_);
   while (!shut_down_) {

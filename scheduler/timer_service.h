@@ -22,8 +22,9 @@
 //     order on the calling thread, with Now() equal to each callback's
 //     deadline while it runs.
 //
-// Threading: Now, Schedule, SchedulePeriodic, Cancel, Pending, IsPending and
-// Shutdown may be called from any thread, including from inside a callback.
+// Threading: Now, Schedule, SchedulePeriodic, Cancel, Pending, IsPending,
+// IsOwnThread and Shutdown may be called from any thread, including from
+// inside a callback.
 //
 // Locking: the mutex is never held while a callback runs or while a callback
 // is destroyed, so callbacks may call Schedule/Cancel on their own service,
@@ -54,6 +55,7 @@
 #include <cstdint>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -119,6 +121,11 @@ class TimerService {
   // Stops the service: destroys every pending callback without running it
   // (outside the lock). Idempotent. See the implementations for threads.
   virtual void Shutdown() = 0;
+
+  // True if the calling thread is the service's own timer thread, the one
+  // its callbacks run on and its destructor joins: the destructor must not
+  // run there.
+  virtual bool IsOwnThread() const noexcept = 0;
 };
 
 namespace timer_internal {
@@ -191,17 +198,21 @@ class WheelTimerService : public TimerService {
 // Threads: the constructor starts the timer thread; callbacks run on it.
 // Shutdown() stops and joins it, waiting for a callback in progress; called
 // from a callback, Shutdown() does not wait and the destructor joins
-// instead. The destructor must not run on the timer thread.
+// instead. The destructor must not run on the timer thread (IsOwnThread
+// tells; the actor layer hands such a destruction to another thread).
 class RealTimerService final : public timer_internal::WheelTimerService {
  public:
   // `resolution` is the wheel's tick: callbacks run up to about one
-  // resolution after their deadline.
+  // resolution after their deadline. The timer thread is named
+  // `thread_name`, cut to its first 15 bytes (the kernel's limit).
   explicit RealTimerService(
-      absl::Duration resolution = absl::Milliseconds(1));
+      absl::Duration resolution = absl::Milliseconds(1),
+      std::string thread_name = "troupe-timer");
   ~RealTimerService() override;
 
   absl::Time Now() const override { return absl::Now(); }
   void Shutdown() override;
+  bool IsOwnThread() const noexcept override;
 
  private:
   absl::Time NowLocked() const override { return absl::Now(); }
@@ -214,6 +225,7 @@ class RealTimerService final : public timer_internal::WheelTimerService {
   // notify it). Guarded by mu_.
   absl::Time wake_at_ = absl::InfinitePast();
   std::mutex join_mu_;  // serializes joining thread_ (Shutdown, destructor)
+  const std::string thread_name_;  // already cut to 15 bytes
   std::thread thread_;  // last: starts after everything above exists
 };
 
@@ -224,7 +236,9 @@ class RealTimerService final : public timer_internal::WheelTimerService {
 // Threads: Schedule/Cancel/Now/Pending from any thread. AdvanceBy,
 // AdvanceTo and NextDeadline from one thread at a time, not from inside a
 // callback. Shutdown() from any thread; a callback running in AdvanceTo at
-// that moment finishes, and nothing runs after it.
+// that moment finishes, and nothing runs after it. It has no thread of its
+// own (IsOwnThread is false); it must outlive the AdvanceTo calls made on
+// it, callbacks included.
 class ManualTimerService final : public timer_internal::WheelTimerService {
  public:
   // Where virtual time starts by default: 2001-09-09T01:46:40Z
@@ -237,6 +251,7 @@ class ManualTimerService final : public timer_internal::WheelTimerService {
   ~ManualTimerService() override;
 
   absl::Time Now() const override;
+  bool IsOwnThread() const noexcept override { return false; }
 
   // Moves virtual time forward, running every callback due by then in
   // deadline order; Now() equals each callback's deadline while it runs

@@ -1,5 +1,7 @@
 #include "scheduler/timer_service.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -399,6 +401,30 @@ TEST(RealTimerService, PastDeadlineFiresOnTheTimerThreadNotInsideSchedule) {
   });
   ASSERT_TRUE(Ready(thread));
   EXPECT_NE(thread.get(), std::this_thread::get_id());
+}
+
+TEST(RealTimerService, IsOwnThreadOnlyOnItsNamedTimerThread) {
+  RealTimerService timers(absl::Milliseconds(1), "a-timer-thread-named-at-length");
+  RealTimerService other;
+  ManualTimerService manual;
+  struct Seen {
+    bool own, other, manual;
+    std::string name;
+  };
+  std::promise<Seen> seen;
+  std::future<Seen> result = seen.get_future();
+  timers.Schedule(absl::InfinitePast(), [&]() {
+    char name[16] = {};
+    pthread_getname_np(pthread_self(), name, sizeof(name));
+    seen.set_value({timers.IsOwnThread(), other.IsOwnThread(), manual.IsOwnThread(), name});
+  });
+  ASSERT_TRUE(Ready(result));
+  const Seen s = result.get();
+  EXPECT_TRUE(s.own);
+  EXPECT_FALSE(s.other);
+  EXPECT_FALSE(s.manual);
+  EXPECT_EQ(s.name, "a-timer-thread-");  // cut to the kernel's 15 bytes
+  EXPECT_FALSE(timers.IsOwnThread());
 }
 
 TEST(RealTimerService, EarlierDeadlineWakesTheSleepingThread) {

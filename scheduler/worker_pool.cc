@@ -24,6 +24,10 @@ constexpr uint32_t kNotified = 2;
 // Rounds of stealing over every victim before a searcher gives up and parks.
 constexpr int kSearchRounds = 2;
 
+// The injection gate's closed bit; the bits below count outside callers
+// between the gate and their enqueue.
+constexpr uint32_t kInjectionClosed = uint32_t{1} << 31;
+
 }  // namespace
 
 struct WorkerPool::Worker {
@@ -100,17 +104,37 @@ WorkerPool::WorkerPool(Options options) : injector_(std::make_unique<Injector>()
 
 WorkerPool::~WorkerPool() { Shutdown(); }
 
-void WorkerPool::Shutdown() {
-  std::call_once(shutdown_once_, [this] {
+std::vector<Runnable*> WorkerPool::Shutdown() {
+  std::vector<Runnable*> unrun;
+  std::call_once(shutdown_once_, [this, &unrun] {
+    // 1. Close the gate, then wait for the outside calls already past it.
+    injecting_.fetch_or(kInjectionClosed, std::memory_order_relaxed);
+    // Acquire: pairs with Inject's release fetch_sub, so their enqueues
+    // happen-before the drain below.
+    while (injecting_.load(std::memory_order_acquire) != kInjectionClosed) std::this_thread::yield();
+    // 2-3. Stop the workers and join them.
     shutdown_.store(true, std::memory_order_release);  // pairs with the loop's acquire
     for (auto& w : workers_) Unpark(w->park);
     for (auto& w : workers_) {
       if (w->thread.joinable()) w->thread.join();
     }
+    // 4. No thread runs or schedules here any more (joined, gate closed):
+    //    take everything still queued, as the owner of every queue.
+    for (auto& w : workers_) {
+      if (Runnable* r = std::exchange(w->lifo, nullptr)) unrun.push_back(r);
+      while (Runnable* r = w->queue.Pop()) unrun.push_back(r);
+    }
+    while (Runnable* r = PopInjected()) unrun.push_back(r);
   });
+  return unrun;
 }
 
-bool WorkerPool::InWorker() const noexcept { return current_pool == this; }
+bool WorkerPool::IsOwnThread() const noexcept { return current_pool == this; }
+
+int WorkerPool::parked_workers() const {
+  std::lock_guard<std::mutex> lock(sleepers_mu_);
+  return static_cast<int>(sleepers_.size());
+}
 
 WorkerPool::Stats WorkerPool::stats() const noexcept {
   // Relaxed: statistics only.
@@ -118,25 +142,25 @@ WorkerPool::Stats WorkerPool::stats() const noexcept {
           injected_.load(std::memory_order_relaxed)};
 }
 
-void WorkerPool::Schedule(Runnable* r) noexcept {
+bool WorkerPool::Schedule(Runnable* r) noexcept {
   if (current_pool == this) {
     Worker& w = *current_worker;
     if (Runnable* previous = std::exchange(w.lifo, r)) {
       PushLocal(w, previous);
       NotifyParked();  // the displaced one is stealable now
     }
-    return;
+    return true;
   }
-  Inject(r);
+  return Inject(r);
 }
 
-void WorkerPool::Yield(Runnable* r) noexcept {
+bool WorkerPool::Yield(Runnable* r) noexcept {
   if (current_pool == this) {
     PushLocal(*current_worker, r);
     NotifyParked();
-    return;
+    return true;
   }
-  Inject(r);
+  return Inject(r);
 }
 
 void WorkerPool::PushLocal(Worker& w, Runnable* r) noexcept {
@@ -146,10 +170,20 @@ void WorkerPool::PushLocal(Worker& w, Runnable* r) noexcept {
   });
 }
 
-void WorkerPool::Inject(Runnable* r) noexcept {
+bool WorkerPool::Inject(Runnable* r) noexcept {
+  // Relaxed: this RMW and Shutdown's fetch_or are ordered by the word's
+  // modification order, which is all the check needs.
+  if (injecting_.fetch_add(1, std::memory_order_relaxed) & kInjectionClosed) {
+    injecting_.fetch_sub(1, std::memory_order_relaxed);
+    return false;  // Shutdown has begun: `r` stays with the caller
+  }
   injector_->queue.enqueue(r);
   injected_.fetch_add(1, std::memory_order_relaxed);  // statistics
   NotifyParked();
+  // Release: the enqueue happens-before Shutdown's drain (its acquire load).
+  // Last: Shutdown, and so the pool's destruction, waits for this call.
+  injecting_.fetch_sub(1, std::memory_order_release);
+  return true;
 }
 
 Runnable* WorkerPool::PopInjected() noexcept {

@@ -42,14 +42,33 @@
 // - shutdown_: release store in Shutdown, acquire load in the worker loop.
 // - Run queue and injection queue orderings are their own (see run_queue.h;
 //   moodycamel ConcurrentQueue publishes items with release/acquire).
+// - injecting_: the injection gate, one word: bit 31 closed, the rest the
+//   Schedule/Yield calls from outside the pool that are between the gate and
+//   their enqueue. An outside call takes a place with a relaxed fetch_add
+//   (it only needs to know whether the gate was closed first: all RMWs on
+//   the word are totally ordered) and gives it back with a release
+//   fetch_sub after enqueueing; Shutdown closes the gate with a fetch_or
+//   and waits, with acquire loads, until no place is taken, so every
+//   accepted injection happens-before the drain (step 4 below). A worker's
+//   own pushes need no gate: Shutdown joins the worker before it drains.
 //
 // Who may call what: Schedule from any thread; Yield from a worker running
-// the Runnable; Shutdown from outside the pool.
+// the Runnable; IsOwnThread and parked_workers from any thread; Shutdown
+// from outside the pool.
 //
-// Shutdown: (1) set shutdown_, (2) unpark every worker, (3) each worker
-// exits its loop at its next check (after the Runnable it is running
-// returns), (4) join all. Queued Runnables are not run (the actor layer
-// stops every actor before it shuts the pool down).
+// Shutdown, in order:
+//   1. close the injection gate: from here Schedule and Yield from outside
+//      the pool return false; wait for the outside calls already past the
+//      gate to finish enqueueing;
+//   2. set shutdown_ and unpark every worker;
+//   3. each worker exits its loop at its next check (after the Runnable it is
+//      running returns; what that Runnable schedules from the worker is still
+//      accepted, into the worker's own slot and queue); join them all;
+//   4. drain every LIFO slot, local queue and the injection queue, and hand
+//      what was never run back to the caller.
+// So a Runnable is run, refused, or handed back; never dropped. The actor
+// layer stops every actor before it shuts the pool down, so it expects
+// nothing back.
 
 #ifndef TROUPE_SCHEDULER_WORKER_POOL_H_
 #define TROUPE_SCHEDULER_WORKER_POOL_H_
@@ -83,16 +102,26 @@ class WorkerPool final : public Executor {
   };
 
   explicit WorkerPool(Options options);
+  // Calls Shutdown. Runnables it would hand back are lost with the pool:
+  // call Shutdown first to get them. Must not run on a worker of this pool.
   ~WorkerPool() override;
 
-  void Schedule(Runnable* r) noexcept override;
-  void Yield(Runnable* r) noexcept override;
-  void Shutdown() override;
+  // From a worker of this pool, Schedule and Yield always accept (until the
+  // worker exits, what it schedules is handed back by Shutdown if never
+  // run); from any other thread they return false once Shutdown has begun.
+  bool Schedule(Runnable* r) noexcept override;
+  bool Yield(Runnable* r) noexcept override;
+  // True on one of this pool's worker threads.
+  bool IsOwnThread() const noexcept override;
+  // See "Shutdown, in order" above. Concurrent calls wait for the first;
+  // later ones return nothing.
+  std::vector<Runnable*> Shutdown() override;
 
   int workers() const noexcept { return static_cast<int>(workers_.size()); }
   Stats stats() const noexcept;
-  // True on one of this pool's worker threads.
-  bool InWorker() const noexcept;
+  // Workers parked now: asleep, or committed to sleep and about to, with no
+  // wake-up sent to them yet. A snapshot, for tests and monitoring.
+  int parked_workers() const;
 
   static constexpr int kMaxLifoStreak = 3;
   static constexpr uint32_t kGlobalQueueInterval = 61;
@@ -107,7 +136,7 @@ class WorkerPool final : public Executor {
   Runnable* Search(Worker& w);
   Runnable* PopInjected() noexcept;
   void PushLocal(Worker& w, Runnable* r) noexcept;
-  void Inject(Runnable* r) noexcept;
+  bool Inject(Runnable* r) noexcept;
 
   // The idle protocol; see the header comment.
   void NotifyParked() noexcept;
@@ -125,11 +154,13 @@ class WorkerPool final : public Executor {
   // Low 16 bits: searching workers; high 16 bits: unparked workers.
   std::atomic<uint32_t> idle_;
   std::atomic<bool> shutdown_{false};
+  // The injection gate; see the header's memory-ordering notes.
+  std::atomic<uint32_t> injecting_{0};
   std::atomic<uint64_t> parks_{0};
   std::atomic<uint64_t> steals_{0};
   std::atomic<uint64_t> injected_{0};
 
-  std::mutex sleepers_mu_;
+  mutable std::mutex sleepers_mu_;
   std::vector<int> sleepers_;  // parked worker indexes; guarded by sleepers_mu_
   std::once_flag shutdown_once_;
 };
