@@ -557,17 +557,23 @@ void ActorCell::OnChildStopped(ActorCell* child, const absl::Status& reason) noe
   }
 }
 
-void ActorCell::FinishInstance() noexcept {
-  const absl::Status reason = exit_reason();
+void ActorCell::EndInstance(const absl::Status& reason) noexcept {
   try {
     HandleStop(reason);
   } catch (...) {
     core_->CountFailure();
     core_->log().error("actor {} ({}) OnStop threw: {}", id_, type_name(), Describe(std::current_exception()));
   }
+  // The user's object goes first; what it or OnStop started (timers,
+  // continuations) is cleaned up after it.
   DestroyState();
   CancelTimers();
   WithdrawContinuations();
+}
+
+void ActorCell::FinishInstance() noexcept {
+  const absl::Status reason = exit_reason();
+  EndInstance(reason);
   if (extras_ != nullptr) {
     EndMonitors();
     // Continuations of this instance already queued are still listed until
@@ -608,17 +614,7 @@ void ActorCell::Restart() noexcept {
 void ActorCell::FinishStop() noexcept {
   flags_ |= kStopped;
   const absl::Status reason = exit_reason();
-  try {
-    HandleStop(reason);
-  } catch (...) {
-    core_->CountFailure();
-    core_->log().error("actor {} ({}) OnStop threw: {}", id_, type_name(), Describe(std::current_exception()));
-  }
-  // The user's object goes first; what it or OnStop started (timers,
-  // continuations, monitors) is cleaned up after it.
-  DestroyState();
-  CancelTimers();
-  WithdrawContinuations();
+  EndInstance(reason);
   MessageList rest = inbox_.Close();
   if (extras_ != nullptr) rest.Append(std::move(extras_->deferred));
   if (!rest.empty()) {

@@ -313,6 +313,7 @@ class ActorCell : public Runnable, public ContinuationContext {
   void HandleFailure(const char* where, std::exception_ptr error) noexcept;
   void BounceHere(Message* m, const absl::Status& reason) noexcept;
   void BeginStop(absl::Status reason, bool now, bool for_good = false) noexcept;
+  void EndInstance(const absl::Status& reason) noexcept;
   void FinishInstance() noexcept;
   void Restart() noexcept;
   void ReportTerminated(const absl::Status& reason) noexcept;

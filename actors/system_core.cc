@@ -213,22 +213,12 @@ void SystemCore::BeginShutdown() {
   //    Cancelled.
   if (shutting_down_.exchange(true, std::memory_order_acq_rel)) return;
   // 2. Ask every top-level actor to stop; each stops its children first.
-  std::vector<ActorCell*> roots;
-  for (TopLevelShard& shard : top_level_) {
-    std::lock_guard<std::mutex> lock(shard.mu);
-    for (ActorCell* cell : shard.cells) {
-      if (cell == nullptr) continue;
-      cell->Retain();
-      roots.push_back(cell);
-    }
-  }
-  for (ActorCell* cell : roots) {
-    cell->RequestStop(absl::CancelledError("the system is shutting down"));
-    cell->Release();
-  }
+  StopRoots(/*now=*/false);
 }
 
-void SystemCore::StopAllNow() {
+void SystemCore::StopAllNow() { StopRoots(/*now=*/true); }
+
+void SystemCore::StopRoots(bool now) {
   std::vector<ActorCell*> roots;
   for (TopLevelShard& shard : top_level_) {
     std::lock_guard<std::mutex> lock(shard.mu);
@@ -238,9 +228,14 @@ void SystemCore::StopAllNow() {
       roots.push_back(cell);
     }
   }
-  // Each stops its children immediately too.
+  // Each stops its children first (immediately too, for `now`).
   for (ActorCell* cell : roots) {
-    cell->RequestStopNow(absl::CancelledError("the system is shutting down"));
+    absl::Status reason = absl::CancelledError("the system is shutting down");
+    if (now) {
+      cell->RequestStopNow(std::move(reason));
+    } else {
+      cell->RequestStop(std::move(reason));
+    }
     cell->Release();
   }
 }

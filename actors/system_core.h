@@ -115,6 +115,8 @@ class SystemCore {
 
   // Asks every actor to stop immediately (RequestStopNow). Idempotent.
   void StopAllNow();
+  // Asks every top-level actor to stop, in order or immediately.
+  void StopRoots(bool now);
 
   // Shutdown, in order:
   //   1-2. BeginShutdown;
