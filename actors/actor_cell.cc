@@ -333,10 +333,11 @@ Message* ActorCell::MakeLinkExit(ActorCell* target, const absl::Status& reason, 
 }
 
 bool ActorCell::MarkRegistered() noexcept {
-  // Acquire-release RMWs on refs_ pair with FinishStop's: if it came first,
-  // its Close happens-before this check.
-  refs_.fetch_or(kRegisteredBit, std::memory_order_acq_rel);
-  return inbox_.IsClosed();
+  // All four operations of the pair are seq_cst: this RMW and the check
+  // after it, FinishStop's Close and its load of refs_. In their single
+  // total order either the load sees the bit or the check sees the close.
+  refs_.fetch_or(kRegisteredBit, std::memory_order_seq_cst);
+  return inbox_.IsClosedSeqCst();
 }
 
 void ActorCell::EnqueueUrgent(Message* m) noexcept {
@@ -639,8 +640,9 @@ void ActorCell::FinishStop() noexcept {
     Retain();  // moves into the signal
     parent->Enqueue(Signal::ChildEvent(Signal::What::kChildStopped, this, reason));
   }
-  // After the Close above; pairs with MarkRegistered (registry.h).
-  if (refs_.fetch_and(~kRegisteredBit, std::memory_order_acq_rel) & kRegisteredBit) core_->ForgetNames(this);
+  // After the Close above; pairs with MarkRegistered (registry.h). A plain
+  // load on x86: actors without names pay no atomic write as they stop.
+  if (refs_.load(std::memory_order_seq_cst) & kRegisteredBit) core_->ForgetNames(this);
   core_->ActorStopped(this);
   // Run releases the alive count as this turn ends.
 }

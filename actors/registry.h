@@ -12,11 +12,13 @@
 // actors; nothing blocks for longer than the table's lock.
 //
 // Memory ordering: the table is guarded by a mutex. An actor carries a bit
-// (ActorCell::MarkRegistered, a seq_cst RMW) saying it has names, so that
-// an actor without any pays nothing as it stops; Register sets the bit and
-// then checks that the actor had not stopped, the actor closes its mailbox
-// and then reads the bit (both seq_cst), so one of them sees the other and
-// the name is always released.
+// (ActorCell::MarkRegistered) saying it has names, so that an actor without
+// any pays nothing as it stops. Register sets the bit (a seq_cst RMW) and
+// then checks that the actor has not closed its mailbox (a seq_cst load);
+// a stopping actor closes its mailbox (a seq_cst exchange) and then reads
+// the bit (a seq_cst load). In the single total order of the four, one of
+// the two reads sees the other side's write, so the name is always
+// released: by the actor, or by Register undoing itself.
 
 #ifndef TROUPE_ACTORS_REGISTRY_H_
 #define TROUPE_ACTORS_REGISTRY_H_

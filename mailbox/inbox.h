@@ -118,7 +118,9 @@ class Inbox {
       rest.PushBack(m);
     }
     // Acquire: pairs with Push's release, so the messages are complete.
-    const uintptr_t head = head_.exchange(kClosed, std::memory_order_acquire);
+    // seq_cst (the same instruction on x86): one side of the registry's
+    // Dekker pair with IsClosedSeqCst (actors/registry.h).
+    const uintptr_t head = head_.exchange(kClosed, std::memory_order_seq_cst);
     if (!IsTag(head)) {
       Message* stack = reinterpret_cast<Message*>(head);
       Message* fifo = Reverse(stack);
@@ -129,6 +131,9 @@ class Inbox {
 
   // Any thread; a snapshot that may be stale by the time it returns.
   bool IsClosed() const noexcept { return head_.load(std::memory_order_relaxed) == kClosed; }
+  // The same, seq_cst: ordered with Close and with other seq_cst operations
+  // in their single total order.
+  bool IsClosedSeqCst() const noexcept { return head_.load(std::memory_order_seq_cst) == kClosed; }
 
  private:
   static constexpr uintptr_t kRunning = 0;
