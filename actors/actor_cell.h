@@ -15,8 +15,18 @@
 //                          cancelled, its waiting continuations are withdrawn
 //                          from their futures and destroyed, the mailbox
 //                          closes and bounces what is left, watchers get
-//                          Down, monitors it held are removed at their
-//                          targets, the parent hears of it
+//                          Down, linked actors their exit, monitors it held
+//                          are removed at their targets, its registry names
+//                          go, the parent hears of it
+//   stopping  -> suspended a supervised actor's stop that is not for good:
+//                          the same up to the object's end (OnStop, the
+//                          object, its timers, continuations and monitors),
+//                          but the mailbox, what is queued, links and
+//                          watchers stay; user messages are held, neither
+//                          run nor bounced, and the supervisor is told
+//   suspended -> started   RequestRestart: a new object is built in the cell
+//                          and OnStart runs; the held messages run first
+//   suspended -> stopped   RequestStopForGood
 //
 // Two kinds of stop request:
 //   ordered    (RequestStop) a system message in mailbox order: messages
@@ -44,7 +54,9 @@
 // set with release by a sender of an urgent signal (an immediate stop, a
 // link's exit) after it pushed the signal, and read with acquire by Run
 // before each message, so a consumer that sees the bit finds the signal in
-// the inbox. Mailbox ordering is Inbox's.
+// the inbox. The next bit (kRegisteredBit) says the actor has registry
+// names; see actors/registry.h for its ordering. Mailbox ordering is
+// Inbox's.
 
 #ifndef TROUPE_ACTORS_ACTOR_CELL_H_
 #define TROUPE_ACTORS_ACTOR_CELL_H_
