@@ -26,33 +26,11 @@
 namespace troupe::nettest {
 namespace {
 
-// Short heartbeats, so that a lost link is noticed within the test.
-NodeOptions Quick(std::string name) {
-  NodeOptions o = Options(std::move(name));
-  o.heartbeat_interval = absl::Milliseconds(50);
-  o.heartbeat_timeout = absl::Milliseconds(400);
-  o.handshake_timeout = absl::Seconds(2);
-  o.reconnect_min = absl::Milliseconds(10);
-  o.reconnect_max = absl::Milliseconds(100);
-  return o;
-}
-
-// Polls `condition` until it holds or `timeout` passes.
-template <class Condition>
-bool Eventually(Condition condition, absl::Duration timeout = kWait) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!condition()) {
-    if (absl::Now() >= deadline) return false;
-    std::this_thread::yield();
-  }
-  return true;
-}
-
 TEST(Link, TwoNodesDiallingEachOtherAtOnceEndUpWithOneLinkThatLasts) {
   for (int round = 0; round < 20; ++round) {
     SCOPED_TRACE(absl::StrCat("round ", round));
     ActorSystem a_sys({.workers = 1, .name = "a"}), b_sys({.workers = 1, .name = "b"});
-    Node a(a_sys, Quick("a")), b(b_sys, Quick("b"));
+    Node a(a_sys, QuickOptions("a")), b(b_sys, QuickOptions("b"));
     const std::string a_address = a.Listen("127.0.0.1:0").value();
     const std::string b_address = b.Listen("127.0.0.1:0").value();
     ASSERT_TRUE(a.Publish("counter", a_sys.Spawn<Counter>()).ok());
@@ -90,9 +68,9 @@ TEST(Link, TwoNodesDiallingEachOtherAtOnceEndUpWithOneLinkThatLasts) {
 TEST(Link, ARestartedNodeGetsNothingThroughRefsToItsEarlierRunAndIsSeenAsANewIncarnation) {
   TcpRelay relay;  // a's advertised address: the test opens and closes the way to a
   ActorSystem b_sys({.workers = 1, .name = "b"});
-  Node b(b_sys, Quick("b"));  // does not listen: a cannot dial it
+  Node b(b_sys, QuickOptions("b"));  // does not listen: a cannot dial it
   std::shared_ptr<EventLog> events = Record(b_sys, b);
-  NodeOptions ao = Quick("a");
+  NodeOptions ao = QuickOptions("a");
   ao.advertise_address = relay.address();
   Ref<Counter> old;
   std::string a_address;
@@ -140,7 +118,7 @@ TEST(Link, ARestartedNodeGetsNothingThroughRefsToItsEarlierRunAndIsSeenAsANewInc
 TEST(Link, ALinkCutWithoutALeaveIsReportedDownAndHealsByItselfAsTheSameIncarnation) {
   TcpRelay relay;
   ActorSystem a_sys({.workers = 1, .name = "a"}), b_sys({.workers = 1, .name = "b"});
-  Node a(a_sys, Quick("a")), b(b_sys, Quick("b"));
+  Node a(a_sys, QuickOptions("a")), b(b_sys, QuickOptions("b"));
   const std::string a_address = a.Listen("127.0.0.1:0").value();
   ASSERT_TRUE(b.Listen("127.0.0.1:0").ok());
   relay.SetTarget(a_address);
@@ -166,7 +144,7 @@ TEST(Link, ALinkCutWithoutALeaveIsReportedDownAndHealsByItselfAsTheSameIncarnati
 
 TEST(Link, AMessageOfATypeTheActorDoesNotAcceptIsRefusedAloneNamingBothTypes) {
   ActorSystem a_sys({.workers = 1, .name = "a"}), b_sys({.workers = 1, .name = "b"});
-  Node a(a_sys, Quick("a")), b(b_sys, Quick("b"));
+  Node a(a_sys, QuickOptions("a")), b(b_sys, QuickOptions("b"));
   const std::string address = a.Listen("127.0.0.1:0").value();
   ASSERT_TRUE(a.Publish("mute", a_sys.Spawn<Mute>()).ok());
   ASSERT_TRUE(a.Publish("counter", a_sys.Spawn<Counter>()).ok());
@@ -224,7 +202,7 @@ struct LocalFirst : Actor<LocalFirst> {
 TEST(Link, ATellThatCannotCrossIsCountedAtTheSenderAndLoggedOncePerTypeSayingWhatToDo) {
   ActorSystem a_sys({.workers = 1, .name = "a"});
   LoggedSystem b_sys("b");
-  Node a(a_sys, Quick("a")), b(b_sys.system, Quick("b"));
+  Node a(a_sys, QuickOptions("a")), b(b_sys.system, QuickOptions("b"));
   const std::string address = a.Listen("127.0.0.1:0").value();
   ASSERT_TRUE(a.Publish("local-first", a_sys.Spawn<LocalFirst>()).ok());
   ASSERT_TRUE(a.Publish("mute", a_sys.Spawn<Mute>()).ok());
@@ -261,9 +239,9 @@ TEST(Link, ATellThatCannotCrossIsCountedAtTheSenderAndLoggedOncePerTypeSayingWha
 
 TEST(Link, AMessageOverThePeersFrameLimitFailsAtTheSenderAndTheLinkCarriesOn) {
   ActorSystem a_sys({.workers = 1, .name = "a"}), b_sys({.workers = 1, .name = "b"});
-  NodeOptions ao = Quick("a");
+  NodeOptions ao = QuickOptions("a");
   ao.max_frame_bytes = 64 * 1024;
-  Node a(a_sys, ao), b(b_sys, Quick("b"));
+  Node a(a_sys, ao), b(b_sys, QuickOptions("b"));
   const std::string address = a.Listen("127.0.0.1:0").value();
   ASSERT_TRUE(a.Publish("counter", a_sys.Spawn<Counter>()).ok());
   Ref<Counter> remote = b.Lookup<Counter>(address, "counter").Wait(kWait).value();
@@ -277,9 +255,9 @@ TEST(Link, AMessageOverThePeersFrameLimitFailsAtTheSenderAndTheLinkCarriesOn) {
 
 TEST(Link, NodesWithDifferentHeartbeatSettingsAreRefusedNamingBothValues) {
   ActorSystem a_sys({.workers = 1, .name = "a"}), b_sys({.workers = 1, .name = "b"});
-  NodeOptions bo = Quick("b");
+  NodeOptions bo = QuickOptions("b");
   bo.heartbeat_interval = absl::Milliseconds(200);
-  Node a(a_sys, Quick("a")), b(b_sys, bo);
+  Node a(a_sys, QuickOptions("a")), b(b_sys, bo);
   const std::string address = a.Listen("127.0.0.1:0").value();
   ASSERT_TRUE(a.Publish("counter", a_sys.Spawn<Counter>()).ok());
   absl::Status s = b.Lookup<Counter>(address, "counter").Wait(kWait).status();
@@ -293,9 +271,9 @@ TEST(Link, NodesWithDifferentHeartbeatSettingsAreRefusedNamingBothValues) {
 
 TEST(Link, ASenderThatFindsTheQueueFullCanWaitForRoom) {
   ActorSystem a_sys({.workers = 1, .name = "a"}), b_sys({.workers = 1, .name = "b"});
-  NodeOptions bo = Quick("b");
+  NodeOptions bo = QuickOptions("b");
   bo.max_outbound_bytes = 64 * 1024;
-  Node a(a_sys, Quick("a")), b(b_sys, bo);
+  Node a(a_sys, QuickOptions("a")), b(b_sys, bo);
   const std::string address = a.Listen("127.0.0.1:0").value();
   ASSERT_TRUE(a.Publish("counter", a_sys.Spawn<Counter>()).ok());
   Ref<Counter> remote = b.Lookup<Counter>(address, "counter").Wait(kWait).value();

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "actors/actor.h"
 #include "actors/actor_system.h"
@@ -35,6 +36,29 @@ inline constexpr char kSecret[] = "node-test-secret";
 inline const absl::Duration kWait = absl::Seconds(20);
 
 NodeOptions Options(std::string name, std::string secret = kSecret);
+
+// Options with short heartbeats and redials, so that a lost link is noticed
+// and healed within a test.
+inline NodeOptions QuickOptions(std::string name) {
+  NodeOptions o = Options(std::move(name));
+  o.heartbeat_interval = absl::Milliseconds(50);
+  o.heartbeat_timeout = absl::Milliseconds(400);
+  o.handshake_timeout = absl::Seconds(2);
+  o.reconnect_min = absl::Milliseconds(10);
+  o.reconnect_max = absl::Milliseconds(100);
+  return o;
+}
+
+// Polls `condition` every millisecond until it holds or `timeout` passes.
+template <class Condition>
+bool Eventually(Condition condition, absl::Duration timeout = kWait) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!condition()) {
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return true;
+}
 
 struct Collector : Actor<Collector> {
   using Remote = Accepts<Note>;

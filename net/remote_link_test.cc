@@ -23,15 +23,6 @@
 namespace troupe::nettest {
 namespace {
 
-NodeOptions Quick(std::string name) {
-  NodeOptions o = Options(std::move(name));
-  o.heartbeat_interval = absl::Milliseconds(50);
-  o.heartbeat_timeout = absl::Milliseconds(400);
-  o.reconnect_min = absl::Milliseconds(10);
-  o.reconnect_max = absl::Milliseconds(100);
-  return o;
-}
-
 // How an actor stopped, set from its OnStop on a worker, read by the test.
 class StopRecord {
  public:
@@ -41,17 +32,16 @@ class StopRecord {
   }
   // Polls until the actor stopped or `timeout` passed.
   std::optional<absl::Status> WaitFor(absl::Duration timeout = kWait) {
-    const absl::Time deadline = absl::Now() + timeout;
-    for (;;) {
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (reason_.has_value() || absl::Now() >= deadline) return reason_;
-      }
-      std::this_thread::yield();
-    }
+    (void)Eventually([&] { return Get().has_value(); }, timeout);
+    return Get();
   }
 
  private:
+  std::optional<absl::Status> Get() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return reason_;
+  }
+
   std::mutex mu_;
   std::optional<absl::Status> reason_;
 };
@@ -89,7 +79,7 @@ struct Observer : Actor<Observer> {
 };
 
 struct TwoNodes {
-  TwoNodes() : a_sys({.workers = 1, .name = "a"}), b_sys({.workers = 1, .name = "b"}), a(a_sys, Quick("a")), b(b_sys, Quick("b")) {}
+  TwoNodes() : a_sys({.workers = 1, .name = "a"}), b_sys({.workers = 1, .name = "b"}), a(a_sys, QuickOptions("a")), b(b_sys, QuickOptions("b")) {}
   ActorSystem a_sys, b_sys;
   Node a, b;
 };

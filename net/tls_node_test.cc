@@ -42,16 +42,6 @@ NodeOptions TlsOptions(const std::string& name, const TestCa& ca, const PemCrede
 
 NodeOptions TlsOptions(const std::string& name, const TestCa& ca) { return TlsOptions(name, ca, ca.IssueFor(name)); }
 
-template <class F>
-bool Eventually(F condition, absl::Duration timeout = kWait) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!condition()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return true;
-}
-
 TEST(TlsNodes, ThreeNodesTellAskPassRefsMonitorAndSpawnOverTls) {
   TestCa ca;
   LoggedSystem a_sys("a"), b_sys("b"), c_sys("c");
