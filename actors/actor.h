@@ -115,8 +115,9 @@ Message* MakeDown(ActorCell* target, const absl::Status& reason, uint64_t monito
 template <class A>
 concept HasStartHook = requires(A& a) { a.OnStart(); };
 
+// `options` may be null: no link, not supervised.
 template <class A, class... Args>
-Ref<A> SpawnIn(SystemCore& core, ActorCell* parent, SpawnOptions options, Args&&... args) {
+Ref<A> SpawnIn(SystemCore& core, ActorCell* parent, SpawnOptions* options, Args&&... args) {
   static_assert(std::is_base_of_v<Actor<A>, A>, "troupe: an actor type must derive from troupe::Actor<itself>");
   auto* box = new ActorBox<A>();
   try {
@@ -126,7 +127,7 @@ Ref<A> SpawnIn(SystemCore& core, ActorCell* parent, SpawnOptions options, Args&&
     throw;
   }
   box->Retain();  // the Ref we return
-  core.Spawn(box, parent, HasStartHook<A>, std::move(options));
+  core.Spawn(box, parent, HasStartHook<A>, options);
   return Ref<A>::Adopt(box);
 }
 
@@ -203,13 +204,14 @@ class Actor {
   // letters — and logs an error: a child must not outlive its parent.
   template <class C, class... Args>
   Ref<C> Spawn(Args&&... args) {
-    return internal::SpawnIn<C>(cell_->core(), cell_, {}, std::forward<Args>(args)...);
+    return internal::SpawnIn<C>(cell_->core(), cell_, nullptr, std::forward<Args>(args)...);
   }
   // Spawn, linked to this actor before the child can run (so no exit can
   // be missed in between).
   template <class C, class... Args>
   Ref<C> SpawnLink(Args&&... args) {
-    return internal::SpawnIn<C>(cell_->core(), cell_, {.link = true, .rebuild = {}}, std::forward<Args>(args)...);
+    internal::SpawnOptions options{.link = true, .rebuild = {}};
+    return internal::SpawnIn<C>(cell_->core(), cell_, &options, std::forward<Args>(args)...);
   }
 
   // Links this actor with `other` (Erlang's link): both ways, at most once

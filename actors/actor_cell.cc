@@ -102,6 +102,9 @@ class ActorCell::Signal final : public Message {
   }
 
   What what() const noexcept { return what_; }
+  // Whether bouncing it reports the reason anywhere; the others are just
+  // dropped when their receiver has stopped.
+  bool bounce_needs_reason() const noexcept { return what_ == What::kWatch || what_ == What::kLink; }
 
   void Deliver(void* receiver) override {
     std::unique_ptr<Signal> self(this);
@@ -181,11 +184,25 @@ ActorCell::~ActorCell() {
     for (ActorCell* other : extras_->links) other->Release();
     delete extras_;
   }
-  if (core_ != nullptr) core_->Release();
+  // A child's reference is to its parent (released by Destroy).
+  if (core_ != nullptr && parent_ == nullptr) core_->Release();
+}
+
+void ActorCell::Destroy() noexcept {
+  ActorCell* cell = this;
+  do {
+    ActorCell* parent = cell->parent_;
+    delete cell;
+    cell = parent;
+  } while (cell != nullptr && (cell->refs_.fetch_sub(1, std::memory_order_acq_rel) & kCountMask) == 1);
 }
 
 void ActorCell::Init(SystemCore* core, ActorId id, ActorCell* parent, bool has_start_hook) noexcept {
-  core->Retain();
+  if (parent != nullptr) {
+    parent->Retain();  // see parent_
+  } else {
+    core->Retain();
+  }
   core_ = core;
   id_ = id;
   parent_ = parent;
@@ -247,6 +264,10 @@ bool ActorCell::Enqueue(Message* m) noexcept {
       core_->Schedule(this);
       return true;
     case Inbox::PushResult::kClosed: {
+      if (m->kind() == Message::Kind::kSystem && !static_cast<Signal*>(m)->bounce_needs_reason()) {
+        delete static_cast<Signal*>(m);  // a stop or a child's event for an actor already gone
+        return false;
+      }
       const std::string_view type = m->type_name();
       const absl::Status reason = StoppedError();
       if (m->Bounce(reason)) core_->ReportDeadLetter(this, type, reason);
@@ -365,6 +386,12 @@ bool ActorCell::HoldsUserMessages() const noexcept {
 }
 
 Message* ActorCell::NextMessage() noexcept {
+  // The common state: no co_await holds the actor, no instance is ending,
+  // nothing deferred. Every message then runs in mailbox order.
+  if (!(flags_ & (kExclusive | kSuspended | kStopping)) && (extras_ == nullptr || extras_->deferred.empty()))
+      [[likely]] {
+    return inbox_.Pop();
+  }
   const bool hold = HoldsUserMessages();
   if (!(flags_ & kExclusive) && !hold && extras_ != nullptr && !extras_->deferred.empty()) {
     return extras_->deferred.PopFront();
@@ -385,7 +412,7 @@ Message* ActorCell::NextMessage() noexcept {
 }
 
 bool ActorCell::HasRunnableMessages() const noexcept {
-  if (!(flags_ & kExclusive) && !HoldsUserMessages() && extras_ != nullptr && !extras_->deferred.empty()) return true;
+  if (extras_ != nullptr && !extras_->deferred.empty() && !(flags_ & kExclusive) && !HoldsUserMessages()) return true;
   return inbox_.HasMessages();
 }
 
@@ -545,6 +572,10 @@ void ActorCell::BeginStop(absl::Status reason, bool now, bool for_good) noexcept
 void ActorCell::StopChildren(bool now) noexcept {
   if (extras_ == nullptr || StopChildrenInOrder(now)) return;
   for (ActorCell* child : extras_->children) {
+    // A closed mailbox: the child has finished stopping, and its
+    // child-stopped signal is on its way (a stale read only sends a stop
+    // that bounces).
+    if (child->inbox_.IsClosed()) continue;
     child->RequestStopForGood(absl::CancelledError(absl::StrCat("parent actor ", id_, " stopped")), now);
   }
 }

@@ -45,7 +45,8 @@
 // Lifetime: the cell is reference counted. Refs hold a count each; the cell
 // holds one on itself from spawn until the end of the turn in which it
 // stopped (the "alive" count), which is what keeps a scheduled cell alive
-// until it runs. The cell is deleted when the last count goes; the user's
+// until it runs; and a child's cell holds one on its parent's (see
+// parent_). The cell is deleted when the last count goes; the user's
 // object already went when the actor stopped.
 //
 // Memory ordering: refs_ is incremented relaxed (a count only; the caller
@@ -126,7 +127,7 @@ class ActorCell : public Runnable, public ContinuationContext {
   // Any thread.
   void Retain() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
   void Release() noexcept {
-    if ((refs_.fetch_sub(1, std::memory_order_acq_rel) & kCountMask) == 1) delete this;
+    if ((refs_.fetch_sub(1, std::memory_order_acq_rel) & kCountMask) == 1) Destroy();
   }
   // For tables that point to cells without holding them (net/'s proxies):
   // takes a reference unless the count already reached zero (the cell is
@@ -340,6 +341,10 @@ class ActorCell : public Runnable, public ContinuationContext {
   void UnlistPending(PendingContinuation* c) noexcept;
   void OnChildStopped(ActorCell* child, const absl::Status& reason) noexcept;
   absl::Status BounceReason() const;
+  // The last reference went: deletes this cell, and then each ancestor
+  // whose last reference was this child's (in a loop: a deep chain of
+  // actors cannot overflow the stack).
+  void Destroy() noexcept;
 
   // Holders: Refs, the alive count, pending continuations. Top bit:
   // kUrgentBit.
@@ -349,8 +354,12 @@ class ActorCell : public Runnable, public ContinuationContext {
   Inbox inbox_;
   SystemCore* core_ = nullptr;
   ActorId id_ = 0;
-  // The spawning actor, or null. It outlives us: it stops only after its
-  // children have.
+  // The spawning actor, or null. A child holds a reference to its parent's
+  // cell for its own cell's whole life, instead of one to the core: the
+  // parent's cell holds the core (itself, or through its own parent, up to
+  // a top-level actor), so spawning and freeing a child touches only the
+  // parent's count, not one that every worker writes. The parent's actor
+  // outlives the child's anyway: it stops only after its children have.
   ActorCell* parent_ = nullptr;
   // Children, watchers, monitors, timers, waiting continuations, deferred
   // messages, exit reason: allocated on first use, so an idle leaf actor

@@ -91,7 +91,7 @@ class ActorSystem {
   // fail with Cancelled, tells are dead letters.
   template <class A, class... Args>
   Ref<A> Spawn(Args&&... args) {
-    return internal::SpawnIn<A>(*core_, nullptr, {}, std::forward<Args>(args)...);
+    return internal::SpawnIn<A>(*core_, nullptr, nullptr, std::forward<Args>(args)...);
   }
 
   // Tells `to` `msg` after `delay`.

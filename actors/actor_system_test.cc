@@ -5,7 +5,10 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <future>
 #include <latch>
 #include <memory>
 #include <stdexcept>
@@ -303,6 +306,56 @@ TEST(ActorSystem, ShutdownEndsBusyActorsAndPendingAsksWithoutHanging) {
   EXPECT_EQ(s.Ask(Never{}).Wait(kGenerous).status().code(), absl::StatusCode::kCancelled);
 }
 
+// --- cells that outlive their actors ------------------------------------------------
+
+// Each link of the chain spawns the next in OnStart; the last hands its Ref
+// out. A child's cell holds its parent's, so that Ref holds the whole chain.
+struct ChainLink : Actor<ChainLink> {
+  ChainLink(int left, std::shared_ptr<std::promise<Ref<ChainLink>>> last) : left(left), last(std::move(last)) {}
+  void OnStart() {
+    if (left == 0) {
+      last->set_value(Self());
+    } else {
+      Spawn<ChainLink>(left - 1, last);
+    }
+  }
+  void On(const Never&) {}
+  int left;
+  std::shared_ptr<std::promise<Ref<ChainLink>>> last;
+};
+
+TEST(ActorSystem, AChildsRefOutlivesItsParentAndTheSystem) {
+  auto sys = std::make_unique<ActorSystem>(ActorSystemOptions{.workers = 2});
+  auto last = std::make_shared<std::promise<Ref<ChainLink>>>();
+  std::future<Ref<ChainLink>> got = last->get_future();
+  sys->Spawn<ChainLink>(3, last);
+  ASSERT_EQ(got.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  Ref<ChainLink> grandchild = got.get();
+  ASSERT_TRUE(sys->Shutdown(absl::Seconds(30)).ok());
+  sys.reset();
+  // Its parents and the system are gone; the cell and what it points to
+  // (the core, through its ancestors) are not.
+  absl::Status sent = grandchild.Ask(Never{}).Wait(kGenerous);
+  EXPECT_EQ(sent.code(), absl::StatusCode::kCancelled) << sent;
+}
+
+TEST(ActorSystem, TheLastRefToTheEndOfADeepChainFreesItWithoutRecursing) {
+  // Deep enough that freeing the cells one inside another would overflow
+  // the stack.
+  constexpr int kDepth = 200000;
+  auto sys = std::make_unique<ActorSystem>(ActorSystemOptions{.workers = 2});
+  auto last = std::make_shared<std::promise<Ref<ChainLink>>>();
+  std::future<Ref<ChainLink>> got = last->get_future();
+  sys->Spawn<ChainLink>(kDepth, last);
+  ASSERT_EQ(got.wait_for(std::chrono::seconds(120)), std::future_status::ready);
+  Ref<ChainLink> end = got.get();
+  EXPECT_EQ(sys->stats().live, uint64_t{kDepth} + 1);
+  ASSERT_TRUE(sys->Shutdown(absl::Seconds(60)).ok());
+  EXPECT_EQ(sys->stats().live, 0u);
+  sys.reset();
+  end = Ref<ChainLink>();  // the chain's last reference: every cell, then the core
+}
+
 TEST(ActorSystem, SeveralSystemsLiveInOneProcess) {
   ActorSystem a({.workers = 1, .name = "a"});
   ActorSystem b({.workers = 1, .name = "b"});
@@ -334,14 +387,20 @@ TEST(ActorSystem, AnIdleSystemUsesUnderOnePercentOfACore) {
   ActorSystem sys({.workers = 2});
   Ref<Echo> e = sys.Spawn<Echo>();
   ASSERT_EQ(*e.Ask(1).Wait(kGenerous), 1);  // warm: workers ran and went idle
-  const double cpu_before = CpuSeconds();
-  const absl::Time start = absl::Now();
-  // The measurement itself: one second of an idle system.
-  absl::SleepFor(absl::Seconds(1));
-  const double cpu = CpuSeconds() - cpu_before;
-  const double wall = absl::ToDoubleSeconds(absl::Now() - start);
-  std::printf("idle system: %.3f%% of one core over %.2f s\n", 100 * cpu / wall, wall);
-  EXPECT_LT(cpu / wall, 0.01) << "idle system used " << cpu << " s of CPU in " << wall << " s";
+  // One-second windows of an idle system, up to three: a loaded machine
+  // can delay the workers' last search before they park into the first
+  // window, but a system that spins or polls uses its share in every one.
+  double best = 1.0;
+  for (int window = 0; window < 3 && best >= 0.01; ++window) {
+    const double cpu_before = CpuSeconds();
+    const absl::Time start = absl::Now();
+    absl::SleepFor(absl::Seconds(1));  // the measurement itself
+    const double cpu = CpuSeconds() - cpu_before;
+    const double wall = absl::ToDoubleSeconds(absl::Now() - start);
+    std::printf("idle system: %.3f%% of one core over %.2f s\n", 100 * cpu / wall, wall);
+    best = std::min(best, cpu / wall);
+  }
+  EXPECT_LT(best, 0.01) << "the idle system used " << 100 * best << "% of a core in its quietest second";
 }
 
 }  // namespace

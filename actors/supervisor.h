@@ -191,7 +191,7 @@ ChildSpec ChildSpec::Of(std::string name, Args... args) {
     };
     return std::apply(
         [&](const auto&... a) -> ActorRef {
-          return internal::SpawnIn<A>(parent->core(), parent, std::move(options), a...);
+          return internal::SpawnIn<A>(parent->core(), parent, &options, a...);
         },
         args);
   };

@@ -81,31 +81,42 @@ void SystemCore::ReportDeadLetter(ActorCell* target, std::string_view type, cons
   dead_letter_reports_->Report(target, type, reason);
 }
 
-void SystemCore::Spawn(ActorCell* cell, ActorCell* parent, bool has_start_hook, SpawnOptions options) {
-  if (parent != nullptr && !parent->MayAdoptChildren()) {
-    // From the parent's OnStop or destructor: a child would outlive it.
-    logger_->error("actor {} ({}) spawned a child after it stopped (in OnStop or its destructor): the {} never runs",
-                   parent->id(), parent->type_name(), cell->type_name());
-    cell->InitDead(this, NextId());
-    return;
-  }
-  // Live first, then the gate: seq_cst, pairs with Shutdown's step 5.
-  live_actors_.fetch_add(1, std::memory_order_seq_cst);
-  if (spawning_closed_.load(std::memory_order_seq_cst)) {
-    CountActorGone();  // Shutdown may be waiting on this count
-    cell->InitDead(this, NextId());
-    return;
-  }
+void SystemCore::Spawn(ActorCell* cell, ActorCell* parent, bool has_start_hook, SpawnOptions* options) {
+  spawned_.Add();
   if (parent != nullptr) {
+    if (!parent->MayAdoptChildren()) [[unlikely]] {
+      // From the parent's OnStop or destructor: a child would outlive it.
+      logger_->error("actor {} ({}) spawned a child after it stopped (in OnStop or its destructor): the {} never runs",
+                     parent->id(), parent->type_name(), cell->type_name());
+      SpawnDead(cell);
+      return;
+    }
+    // Not counted live: the parent, running this handler, is (see
+    // "Spawning and Shutdown"). Its stop, if it has begun, reaches the
+    // child through AdoptChild.
     cell->Init(this, NextId(), parent, has_start_hook);
-    if (options.link) cell->LinkAtSpawn(parent);  // before anything can schedule the child
-    if (options.rebuild) cell->SetSupervised(std::move(options.rebuild));
+    if (options != nullptr) {
+      if (options->link) cell->LinkAtSpawn(parent);  // before anything can schedule the child
+      if (options->rebuild) cell->SetSupervised(std::move(options->rebuild));
+    }
     parent->AdoptChild(cell);
   } else {
+    // Live first, then the gate: seq_cst, pairs with Shutdown's step 5.
+    live_top_level_.fetch_add(1, std::memory_order_seq_cst);
+    if (spawning_closed_.load(std::memory_order_seq_cst)) {
+      CountTopLevelGone();  // Shutdown may be waiting on this count
+      SpawnDead(cell);
+      return;
+    }
     RegisterTopLevel(cell, has_start_hook);
+    if (shutting_down()) cell->RequestStop(absl::CancelledError("the system is shutting down"));
   }
-  if (shutting_down()) cell->RequestStop(absl::CancelledError("the system is shutting down"));
   if (has_start_hook) Schedule(cell);
+}
+
+void SystemCore::SpawnDead(ActorCell* cell) noexcept {
+  stopped_.Add();
+  cell->InitDead(this, NextId());
 }
 
 // A top-level actor's id names its registry slot: bit 63 set (ids of
@@ -121,7 +132,6 @@ constexpr ActorId kSlotMask = (ActorId{1} << kSlotBits) - 1;
 
 void SystemCore::RegisterTopLevel(ActorCell* cell, bool has_start_hook) {
   static_assert(kTopLevelShards == 1 << kShardBits);
-  spawned_.fetch_add(1, std::memory_order_relaxed);  // statistics
   const size_t s = (reinterpret_cast<uintptr_t>(cell) >> 7) % kTopLevelShards;
   TopLevelShard& shard = top_level_[s];
   cell->Retain();  // the registry's reference
@@ -163,11 +173,11 @@ ActorId SystemCore::NextId() noexcept {
     block.next = next_id_.fetch_add(kIdBlock, std::memory_order_relaxed);
     block.end = block.next + kIdBlock;
   }
-  spawned_.fetch_add(1, std::memory_order_relaxed);  // statistics
   return block.next++;
 }
 
 void SystemCore::ActorStopped(ActorCell* cell) noexcept {
+  stopped_.Add();
   if (const ActorId id = cell->id(); id & kTopLevelBit) {
     TopLevelShard& shard = top_level_[id & (kTopLevelShards - 1)];
     const uint32_t slot = static_cast<uint32_t>((id >> kShardBits) & kSlotMask);
@@ -178,15 +188,15 @@ void SystemCore::ActorStopped(ActorCell* cell) noexcept {
       shard.free_slots.push_back(slot);
     }
     cell->Release();  // the registry's reference
+    CountTopLevelGone();
   }
-  CountActorGone();
 }
 
-void SystemCore::CountActorGone() noexcept {
+void SystemCore::CountTopLevelGone() noexcept {
   // Release: this actor's writes happen-before Shutdown's read. The notify
   // is under mu_, after the count reached 0, so a Shutdown that saw the
   // count above 0 under mu_ is already waiting and gets it.
-  if (live_actors_.fetch_sub(1, std::memory_order_release) == 1) {
+  if (live_top_level_.fetch_sub(1, std::memory_order_release) == 1) {
     std::lock_guard<std::mutex> lock(mu_);
     all_stopped_.notify_all();
   }
@@ -195,9 +205,9 @@ void SystemCore::CountActorGone() noexcept {
 bool SystemCore::WaitUntilNoActorIsLive(std::chrono::steady_clock::time_point deadline) {
   std::unique_lock<std::mutex> lock(mu_);
   return all_stopped_.wait_until(lock, deadline, [this] {
-    // seq_cst (so also acquire, pairing with CountActorGone): step 4's
+    // seq_cst (so also acquire, pairing with CountTopLevelGone): step 4's
     // second read is one side of the Dekker pair with Spawn.
-    return live_actors_.load(std::memory_order_seq_cst) == 0;
+    return live_top_level_.load(std::memory_order_seq_cst) == 0;
   });
 }
 
@@ -254,7 +264,7 @@ absl::Status SystemCore::Shutdown(absl::Duration timeout) {
     //    running now a grace period to return.
     const absl::Duration grace = std::min(timeout, kStopNowGrace);
     logger_->warn("system {}: {} actors still stopping after {}; stopping them immediately", name_,
-                  live_actors_.load(std::memory_order_acquire), absl::FormatDuration(timeout));
+                  live_actors(), absl::FormatDuration(timeout));
     StopAllNow();
     deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(grace);
     all_stopped = WaitUntilNoActorIsLive(deadline);
@@ -267,7 +277,7 @@ absl::Status SystemCore::Shutdown(absl::Duration timeout) {
     all_stopped = WaitUntilNoActorIsLive(deadline);
   }
   if (!all_stopped) {
-    const uint64_t left = live_actors_.load(std::memory_order_acquire);
+    const uint64_t left = live_actors();
     logger_->error("system {}: {} actors still running handlers after {}; workers left running", name_, left,
                    absl::FormatDuration(timeout));
     return absl::DeadlineExceededError(

@@ -6,7 +6,9 @@
 //
 // Who may call what: everything is thread-safe unless noted.
 //
-// Lifetime: reference counted; the ActorSystem and every cell hold one. The
+// Lifetime: reference counted; the ActorSystem, every top-level or dead
+// cell and every proxy hold one; a child's cell holds its parent's cell
+// instead, and so the core through its top-level ancestor. The
 // last Release deletes the core, and the destructor stops the timers, the
 // blocking pool and the executor, joining their threads (normally Shutdown
 // has done so already; after a Shutdown that returned DeadlineExceeded they
@@ -21,24 +23,35 @@
 //
 // Spawning and Shutdown. Shutdown stops the executor only when no actor is
 // live and no spawn can make one live, so the executor is never handed an
-// actor it will not run. Spawn counts the actor live first and then reads
-// spawning_closed_; Shutdown, once it has seen no live actor, closes spawning
-// and then reads the count again. Either Shutdown's second read sees the new
-// actor (and waits for it to stop: it was asked to, as shutting_down_ was
-// already set), or the spawn sees spawning closed and makes the actor dead
-// from the start (its sends bounce with Cancelled). An executor that still
-// refuses a cell, or hands one back from its Shutdown, means this order is
-// broken: SystemCore logs the actor and aborts rather than leave its asks
-// hanging.
+// actor it will not run. Only top-level actors (spawned from outside any
+// actor) are counted for this: a parent finishes stopping only after all
+// its children have, so no top-level actor left means no actor left, and
+// no handler running that could spawn a child. Spawning a child therefore
+// touches no shared counter. A top-level spawn counts its actor live first
+// and then reads spawning_closed_; Shutdown, once it has seen no live
+// actor, closes spawning and then reads the count again. Either Shutdown's
+// second read sees the new actor (and waits for it to stop: it was asked
+// to, as shutting_down_ was already set), or the spawn sees spawning closed
+// and makes the actor dead from the start (its sends bounce with
+// Cancelled). An executor that still refuses a cell, or hands one back from
+// its Shutdown, means this order is broken: SystemCore logs the actor and
+// aborts rather than leave its asks hanging.
 //
-// Memory ordering: counters are relaxed (statistics; nothing is published
-// through them). live_actors_ is decremented with release and read by
-// Shutdown with seq_cst (an acquire too), so a finished actor's last writes
-// happen-before shutdown proceeds. Spawn's increment of live_actors_ and
-// its load of spawning_closed_, and Shutdown's store to spawning_closed_
-// and its next load of live_actors_, are seq_cst: the Dekker pair above, in
-// which at least one side sees the other. shutting_down_ is a release
-// store read with acquire.
+// Memory ordering: the statistics are relaxed or striped (nothing is
+// published through them). live_top_level_ is decremented with release and
+// read by Shutdown with seq_cst (an acquire too), so a finished top-level
+// actor's last writes — and through each parent's child-stopped signal,
+// every descendant's writes up to that signal — happen-before shutdown
+// proceeds. Spawn's increment of live_top_level_ and its load of
+// spawning_closed_, and Shutdown's store to spawning_closed_ and its next
+// load of live_top_level_, are seq_cst: the Dekker pair above, in which at
+// least one side sees the other. shutting_down_ is a release store read
+// with acquire.
+//
+// Layout: refs_, which top-level spawns, proxies and freed top-level cells
+// write from any thread, has a cache line of its own, so those writes do
+// not evict the fields every turn reads (the executor, the batch,
+// shutting_down_).
 
 #ifndef TROUPE_ACTORS_SYSTEM_CORE_H_
 #define TROUPE_ACTORS_SYSTEM_CORE_H_
@@ -55,6 +68,7 @@
 
 #include "absl/status/status.h"
 #include "actors/actor_cell.h"
+#include "actors/striped_counter.h"
 #include "scheduler/blocking_pool.h"
 #include "scheduler/executor.h"
 #include "scheduler/timer_service.h"
@@ -93,7 +107,9 @@ class SystemCore {
   // Once Shutdown has closed spawning (step 5), the cell is made dead: it
   // never runs and sends to it bounce. So is a child spawned by a parent
   // that has stopped (from its OnStop or destructor).
-  void Spawn(ActorCell* cell, ActorCell* parent, bool has_start_hook, SpawnOptions options = {});
+  // `options` may be null (no link, not supervised); its rebuild is moved
+  // from.
+  void Spawn(ActorCell* cell, ActorCell* parent, bool has_start_hook, SpawnOptions* options = nullptr);
 
   // Ids for proxies of remote actors (RemoteCell); ActorCell::InitProxy
   // adds kRemoteBit, so they never meet an actor's id.
@@ -155,8 +171,17 @@ class SystemCore {
   uint64_t dropped() const noexcept { return dropped_.load(std::memory_order_relaxed); }
   uint64_t dead_letters() const noexcept { return dead_letters_.load(std::memory_order_relaxed); }
   uint64_t failures() const noexcept { return failures_.load(std::memory_order_relaxed); }
-  uint64_t spawned() const noexcept { return spawned_.load(std::memory_order_relaxed); }
-  uint64_t live_actors() const noexcept { return live_actors_.load(std::memory_order_acquire); }
+  uint64_t spawned() const noexcept { return spawned_.Sum(); }
+  // Actors spawned and not yet stopped (statistics; exact once the stops
+  // to count happen-before the call).
+  uint64_t live_actors() const noexcept {
+    const uint64_t stopped = stopped_.Sum();  // first: see StripedCounter
+    const uint64_t spawned = spawned_.Sum();
+    return spawned > stopped ? spawned - stopped : 0;
+  }
+  // Top-level actors not yet stopped: 0 means no actor is live (see
+  // "Spawning and Shutdown").
+  uint64_t live_top_level() const noexcept { return live_top_level_.load(std::memory_order_acquire); }
 
  private:
   ~SystemCore();
@@ -168,8 +193,10 @@ class SystemCore {
   ActorId NextId() noexcept;
   static constexpr ActorId kIdBlock = 256;
 
-  // One actor fewer is live; wakes Shutdown when none is left.
-  void CountActorGone() noexcept;
+  // One top-level actor fewer is live; wakes Shutdown when none is left.
+  void CountTopLevelGone() noexcept;
+  // `cell` never runs: stopped from the start.
+  void SpawnDead(ActorCell* cell) noexcept;
   // Waits until no actor is live; false if `deadline` passed first.
   bool WaitUntilNoActorIsLive(std::chrono::steady_clock::time_point deadline);
   // See "Spawning and Shutdown" above: logs `cell` and aborts.
@@ -188,21 +215,22 @@ class SystemCore {
   // per-thread id blocks of NextId.
   const uint64_t serial_;
 
-  // The ActorSystem and every cell hold one.
-  std::atomic<uint32_t> refs_{1};
   std::atomic<bool> shutting_down_{false};
   // Set by Shutdown (step 5), read by Spawn; see "Spawning and Shutdown".
   std::atomic<bool> spawning_closed_{false};
-  std::atomic<uint64_t> next_id_{1};
+  // See Lifetime; on a line of its own (see Layout).
+  alignas(64) std::atomic<uint32_t> refs_{1};
+  alignas(64) std::atomic<uint64_t> next_id_{1};
   std::atomic<uint64_t> next_proxy_id_{1};  // a count: relaxed
-  std::atomic<uint64_t> spawned_{0};
-  std::atomic<uint64_t> live_actors_{0};
+  std::atomic<uint64_t> live_top_level_{0};
   std::atomic<uint64_t> dead_letters_{0};
   std::atomic<uint64_t> failures_{0};
   std::atomic<uint64_t> dropped_{0};
+  StripedCounter spawned_;
+  StripedCounter stopped_;
 
   std::mutex mu_;
-  std::condition_variable all_stopped_;  // signalled under mu_ when live_actors_ hits 0
+  std::condition_variable all_stopped_;  // signalled under mu_ when live_top_level_ hits 0
 
   // Actors spawned from outside any actor, each with a reference held here;
   // children are tracked by their parents. A table of slots per shard (the

@@ -265,10 +265,19 @@ void WorkerPool::StopSearching(Worker& w) noexcept {
   if (Searching(previous) == 1) NotifyParked();
 }
 
+uint32_t WorkerPool::IdleStateAfterPublishing() noexcept {
+  // Ordered after the caller's publication of the work (see the header's
+  // Dekker note).
+#if TROUPE_TSAN
+  return idle_.fetch_add(0, std::memory_order_seq_cst);
+#else
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  return idle_.load(std::memory_order_seq_cst);
+#endif
+}
+
 void WorkerPool::NotifyParked() noexcept {
-  // An RMW, not a load: orders after the caller's publication of the work
-  // (see the header's Dekker note).
-  uint32_t state = idle_.fetch_add(0, std::memory_order_seq_cst);
+  uint32_t state = IdleStateAfterPublishing();
   if (Searching(state) != 0 || Unparked(state) >= workers_.size()) return;
   int index;
   {
@@ -302,7 +311,9 @@ void WorkerPool::Park(Worker& w) {
     sleepers_.push_back(w.index);
   }
   // Work published while we were leaving the count may have seen us
-  // searching and woken nobody: look once more.
+  // searching and woken nobody: look once more. The fence is this side's
+  // half of the Dekker pair (see the header).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   if (was_last_searcher && AnyWorkVisible()) NotifyParked();
   parks_.fetch_add(1, std::memory_order_relaxed);  // statistics
   for (;;) {

@@ -31,11 +31,16 @@
 // that saw it searching.
 //
 // Memory ordering:
-// - idle_ changes with seq_cst RMWs; a producer reads it with a seq_cst RMW
-//   (fetch_add of 0) after publishing work. Either the producer sees the
-//   searcher (which then re-checks the queues after leaving the count and
-//   sees the work), or the searcher's re-check sees the work: a Dekker pair
-//   made of RMWs, with no standalone fence, so TSan checks it.
+// - idle_ changes with seq_cst RMWs. A producer, after publishing work,
+//   issues a seq_cst fence and loads idle_; a searcher that leaves the
+//   count (an RMW) issues a seq_cst fence before it re-checks the queues.
+//   Either the producer sees the searcher (which then re-checks the queues
+//   after leaving the count and sees the work), or the searcher's re-check
+//   sees the work: a Dekker pair. A load, not an RMW, because every local
+//   push makes this check: an RMW would take the line from the other
+//   workers each time. TSan does not model fences, so under TSan the
+//   producer reads with an RMW (fetch_add of 0) instead, the form TSan
+//   checks.
 // - Per worker `park_` (empty / parked / notified): Unpark is an exchange
 //   (release: what the waker did happens-before the woken worker's run);
 //   Park consumes the token with an acquire CAS.
@@ -79,6 +84,17 @@
 #include <mutex>
 #include <string>
 #include <thread>
+
+#if defined(__SANITIZE_THREAD__)
+#define TROUPE_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TROUPE_TSAN 1
+#endif
+#endif
+#ifndef TROUPE_TSAN
+#define TROUPE_TSAN 0
+#endif
 #include <vector>
 
 #include "mailbox/message_cache.h"
@@ -140,6 +156,8 @@ class WorkerPool final : public Executor {
 
   // The idle protocol; see the header comment.
   void NotifyParked() noexcept;
+  // idle_ as a producer reads it after publishing work (see Memory ordering).
+  uint32_t IdleStateAfterPublishing() noexcept;
   bool TryStartSearching(Worker& w) noexcept;
   void StopSearching(Worker& w) noexcept;
   void Park(Worker& w);

@@ -63,7 +63,7 @@ class TestSystem : public ActorSystem {
   absl::Status ShutdownAndRun() {
     core().BeginShutdown();
     RunUntilIdle();
-    if (core().live_actors() > 0) {
+    if (core().live_top_level() > 0) {
       // Stopping in order did not finish (an actor waits for something
       // that never comes): stop the rest immediately, as Shutdown would.
       core().StopAllNow();
