@@ -1,0 +1,182 @@
+// Membership with the static provider, three nodes in one process, each on
+// its own ActorSystem, linked over loopback. Waits are bounded: on views
+// polled with a deadline, or on an event log.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cluster/cluster.h"
+#include "gtest/gtest.h"
+#include "net/node_test_util.h"
+
+namespace troupe::cluster {
+namespace {
+
+using nettest::Eventually;
+using nettest::EventLog;
+
+// Records MemberChanged ("<name> up", ...) and HostingChanged ("hosting",
+// "not hosting") lines.
+struct ClusterRecorder : Actor<ClusterRecorder> {
+  explicit ClusterRecorder(std::shared_ptr<EventLog> log) : log(std::move(log)) {}
+  void On(const MemberChanged& c) {
+    log->Add(c.member.name + " " + std::string(MemberStateName(c.member.state)), c.member.incarnation);
+  }
+  void On(const HostingChanged& h) { log->Add(h.hosting ? "hosting" : "not hosting", 0); }
+  std::shared_ptr<EventLog> log;
+};
+
+// One member: a system, a listening node and, once Join is called, its
+// Cluster.
+struct TestMember {
+  explicit TestMember(const std::string& name, const std::string& address = "127.0.0.1:0")
+      : system(std::make_unique<ActorSystem>(ActorSystemOptions{.workers = 1, .name = name})),
+        node(std::make_unique<Node>(*system, nettest::QuickOptions(name))) {
+    absl::StatusOr<std::string> bound = node->Listen(address);
+    EXPECT_TRUE(bound.ok()) << bound.status();
+    if (bound.ok()) this->address = *bound;
+  }
+  ~TestMember() { Stop(); }
+
+  void Join(const std::vector<std::string>& members) {
+    cluster = std::make_unique<Cluster>(*system, *node,
+                                        ClusterOptions{.static_members = members,
+                                                       .retry_interval = absl::Milliseconds(20),
+                                                       .ask_timeout = absl::Seconds(2)});
+    ASSERT_TRUE(cluster->status().ok()) << cluster->status();
+    events = std::make_shared<EventLog>();
+    cluster->Subscribe(system->Spawn<ClusterRecorder>(events));
+  }
+
+  // The states this member sees, as "name:state" sorted by address.
+  std::vector<std::string> States() const {
+    std::vector<std::string> out;
+    for (const Member& m : cluster->view().members) out.push_back(m.name + ":" + std::string(MemberStateName(m.state)));
+    return out;
+  }
+
+  void Stop() {
+    cluster.reset();
+    if (node) node->Shutdown();
+    node.reset();
+    if (system) {
+      EXPECT_TRUE(system->Shutdown(absl::Seconds(10)).ok());
+    }
+    system.reset();
+  }
+
+  std::unique_ptr<ActorSystem> system;
+  std::unique_ptr<Node> node;
+  std::unique_ptr<Cluster> cluster;
+  std::shared_ptr<EventLog> events;
+  std::string address;
+};
+
+std::vector<std::string> AllUp(const std::vector<TestMember*>& members) {
+  std::vector<std::pair<std::string, std::string>> by_address;
+  for (TestMember* m : members) by_address.emplace_back(m->address, m->node->name() + ":up");
+  std::sort(by_address.begin(), by_address.end());
+  std::vector<std::string> out;
+  for (auto& [address, state] : by_address) out.push_back(state);
+  return out;
+}
+
+TEST(StaticMembership, ThreeMembersAgreeThatAllAreUpAndHost) {
+  TestMember a("a"), b("b"), c("c");
+  const std::vector<std::string> list{a.address, b.address, c.address};
+  a.Join(list);
+  b.Join(list);
+  c.Join(list);
+  const std::vector<std::string> want = AllUp({&a, &b, &c});
+  for (TestMember* m : {&a, &b, &c}) {
+    ASSERT_TRUE(Eventually([&] { return m->States() == want; })) << m->node->name() << " sees "
+                                                                  << ::testing::PrintToString(m->States());
+    EXPECT_TRUE(m->cluster->hosting());
+    // Incarnations agree with the nodes themselves.
+    for (const Member& seen : m->cluster->view().members) {
+      for (TestMember* other : {&a, &b, &c}) {
+        if (other->node->name() == seen.name) {
+          EXPECT_EQ(seen.incarnation, other->node->incarnation());
+        }
+      }
+    }
+  }
+  EXPECT_GE(a.events->WaitFor("hosting"), 0);
+}
+
+TEST(StaticMembership, AMemberThatLeavesIsSeenLeavingThenRemoved) {
+  TestMember a("a"), b("b"), c("c");
+  const std::vector<std::string> list{a.address, b.address, c.address};
+  for (TestMember* m : {&a, &b, &c}) m->Join(list);
+  ASSERT_TRUE(Eventually([&] { return a.States() == AllUp({&a, &b, &c}); }));
+  ASSERT_TRUE(Eventually([&] { return b.States() == AllUp({&a, &b, &c}); }));
+  ASSERT_TRUE(c.cluster->Leave().Wait(nettest::kWait).ok());
+  const int leaving = a.events->WaitFor("c leaving");
+  ASSERT_GE(leaving, 0) << ::testing::PrintToString(a.events->Lines());
+  c.Stop();
+  EXPECT_GT(a.events->WaitFor("c removed", nettest::kWait, leaving), leaving);
+  EXPECT_GE(b.events->WaitFor("c removed"), 0);
+  // Two of three: still a majority.
+  EXPECT_TRUE(Eventually([&] { return a.States() == AllUp({&a, &b}); }));
+  EXPECT_TRUE(a.cluster->hosting());
+  EXPECT_TRUE(b.cluster->hosting());
+}
+
+TEST(StaticMembership, AMemberLeftAloneStopsHostingAndStartsAgainWhenOthersReturn) {
+  TestMember a("a");
+  auto b = std::make_unique<TestMember>("b");
+  auto c = std::make_unique<TestMember>("c");
+  const std::string b_address = b->address, c_address = c->address;
+  const std::vector<std::string> list{a.address, b_address, c_address};
+  a.Join(list);
+  b->Join(list);
+  c->Join(list);
+  ASSERT_TRUE(Eventually([&] { return a.States().size() == 3; }));
+  ASSERT_GE(a.events->WaitFor("hosting"), 0);
+  b->Stop();
+  c->Stop();
+  const int alone = a.events->WaitFor("not hosting");
+  ASSERT_GE(alone, 0) << ::testing::PrintToString(a.events->Lines());
+  EXPECT_FALSE(a.cluster->hosting());
+  // b restarts where it listened: a new incarnation, and a majority again.
+  b = std::make_unique<TestMember>("b", b_address);
+  ASSERT_EQ(b->address, b_address);
+  b->Join(list);
+  EXPECT_GT(a.events->WaitFor("hosting", nettest::kWait, alone), alone);
+  ASSERT_TRUE(Eventually([&] { return a.States() == AllUp({&a, b.get()}); }));
+  for (const Member& m : a.cluster->view().members) {
+    if (m.name == "b") {
+      EXPECT_EQ(m.incarnation, b->node->incarnation());
+    }
+  }
+}
+
+TEST(StaticMembership, OnAnEvenSplitOnlyTheHalfWithTheLowestAddressHosts) {
+  auto x = std::make_unique<TestMember>("x");
+  auto y = std::make_unique<TestMember>("y");
+  const std::vector<std::string> list{x->address, y->address};
+  x->Join(list);
+  y->Join(list);
+  ASSERT_TRUE(Eventually([&] { return x->States().size() == 2 && y->States().size() == 2; }));
+  EXPECT_TRUE(x->cluster->hosting());
+  EXPECT_TRUE(y->cluster->hosting());
+  // Stop the lower one: the other is half without the lowest, so it stops.
+  std::unique_ptr<TestMember>& lower = x->address < y->address ? x : y;
+  std::unique_ptr<TestMember>& higher = x->address < y->address ? y : x;
+  lower->Stop();
+  EXPECT_GE(higher->events->WaitFor("not hosting"), 0) << ::testing::PrintToString(higher->events->Lines());
+}
+
+TEST(StaticMembership, OptionsThatCannotWorkAreRefusedWithTheReason) {
+  TestMember a("a");
+  Cluster none(*a.system, *a.node, ClusterOptions{});
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kInvalidArgument);
+  Cluster elsewhere(*a.system, *a.node, ClusterOptions{.static_members = {"127.0.0.1:1", "127.0.0.1:2"}});
+  EXPECT_EQ(elsewhere.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(elsewhere.status().message().find(a.address), std::string::npos) << elsewhere.status();
+  EXPECT_FALSE(none.Leave().Wait(nettest::kWait).ok());
+}
+
+}  // namespace
+}  // namespace troupe::cluster
