@@ -16,8 +16,9 @@
 namespace troupe::internal {
 namespace {
 
-// Serial numbers for SystemCore::serial_: the runtime's one process-wide
-// variable, a counter that holds nothing. Relaxed: only uniqueness matters.
+// Serial numbers for SystemCore::serial_: one of the runtime's two
+// process-wide variables, both counters that hold nothing (the other deals
+// threads their StripedCounter slots). Relaxed: only uniqueness matters.
 uint64_t NextSystemSerial() noexcept {
   static std::atomic<uint64_t> next{1};
   return next.fetch_add(1, std::memory_order_relaxed);

@@ -9,7 +9,7 @@
 namespace troupe::cluster {
 
 Cluster::Cluster(ActorSystem& system, Node& node, ClusterOptions options)
-    : system_(system), node_(node), view_(std::make_shared<internal::SharedView>()) {
+    : node_(node), view_(std::make_shared<internal::SharedView>()) {
   const std::string self = node.address();
   if (self.empty()) {
     status_ = absl::FailedPreconditionError("cluster: the node does not listen; call Node::Listen first");

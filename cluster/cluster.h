@@ -83,7 +83,6 @@ class Cluster {
   Future<void> Leave();
 
  private:
-  ActorSystem& system_;
   Node& node_;
   absl::Status status_;
   std::shared_ptr<internal::SharedView> view_;

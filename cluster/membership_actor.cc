@@ -79,9 +79,10 @@ void MembershipActor::Learn(const wire::Hello& hello) {
   k.member.incarnation = hello.incarnation;
   k.peer = hello.membership;
   if (!same) k.member.state = MemberState::kJoining;
-  const MemberState next = hello.leaving ? MemberState::kLeaving : MemberState::kUp;
-  if (k.member.state == MemberState::kJoining || k.member.state == MemberState::kDown) SetState(k, next);
-  if (hello.leaving && k.member.state == MemberState::kUp) SetState(k, MemberState::kLeaving);
+  const MemberState s = k.member.state;
+  if (s == MemberState::kJoining || s == MemberState::kDown || (s == MemberState::kUp && hello.leaving)) {
+    SetState(k, hello.leaving ? MemberState::kLeaving : MemberState::kUp);
+  }
 }
 
 void MembershipActor::On(const wire::Leaving& leaving) {
