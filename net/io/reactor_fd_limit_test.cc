@@ -33,6 +33,7 @@ namespace {
 
 using testing::Bytes;
 using testing::EchoHandler;
+using testing::Eventually;
 using testing::kWait;
 using testing::LoggedReactorOptions;
 using testing::Pattern;
@@ -110,17 +111,6 @@ uint64_t ShedInLog(const TestLog& log) {
     }
   }
   return total;
-}
-
-// Polls `done` until it holds or the deadline passes.
-template <class Done>
-bool Eventually(Done done, absl::Duration timeout = kWait) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!done()) {
-    if (absl::Now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return true;
 }
 
 TEST(ReactorFdLimit, ListenerOutOfDescriptorsShedsConnectionsAndKeepsAccepting) {

@@ -18,6 +18,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "net/io/reactor.h"
@@ -30,6 +31,19 @@ namespace troupe::net::testing {
 inline constexpr absl::Duration kWait = absl::Seconds(10);
 
 using Bytes = std::vector<uint8_t>;
+
+// Polls `condition` every 2 ms until it holds (true) or `timeout` passes
+// (false): for state another thread reaches on its own time, such as a
+// counter the sending I/O thread bumps after the peer already read.
+template <class Condition>
+bool Eventually(Condition condition, absl::Duration timeout = kWait) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!condition()) {
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  return true;
+}
 
 // A logger that keeps its last lines, for asserting what was logged.
 struct TestLog {

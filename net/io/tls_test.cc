@@ -28,6 +28,7 @@ namespace {
 
 using testing::Bytes;
 using testing::ConnectAndWait;
+using testing::Eventually;
 using testing::EchoHandler;
 using testing::LoggedReactorOptions;
 using testing::NumberedFrame;
@@ -54,17 +55,6 @@ ConnectionOptions TlsOptions(const TestCa& ca, const PemCredentials& pem) {
   ConnectionOptions o;
   o.tls = config.ok() ? *config : nullptr;
   return o;
-}
-
-// Polls `condition` until it holds or the deadline passes.
-template <class F>
-bool Eventually(F condition, absl::Duration timeout = testing::kWait) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!condition()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(2));
-  }
-  return true;
 }
 
 // The server's side of its n-th connection closes with `code`, its reason
