@@ -1,6 +1,8 @@
 #include "cluster/cluster.h"
 
 #include <algorithm>
+#include <atomic>
+#include <vector>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -9,7 +11,7 @@
 namespace troupe::cluster {
 
 Cluster::Cluster(ActorSystem& system, Node& node, ClusterOptions options)
-    : node_(node), view_(std::make_shared<internal::SharedView>()) {
+    : system_(system), node_(node), view_(std::make_shared<internal::SharedView>()) {
   const std::string self = node.address();
   if (self.empty()) {
     status_ = absl::FailedPreconditionError("cluster: the node does not listen; call Node::Listen first");
@@ -41,6 +43,15 @@ Cluster::Cluster(ActorSystem& system, Node& node, ClusterOptions options)
 }
 
 Cluster::~Cluster() {
+  absl::flat_hash_map<std::string, RegionEntry> regions;
+  {
+    std::lock_guard<std::mutex> lock(regions_mu_);
+    regions.swap(regions_);
+  }
+  for (auto& [type, entry] : regions) {
+    node_.Unpublish(internal::RegionName(type));
+    entry.ref.Stop();
+  }
   if (membership_) {
     node_.Unpublish(internal::kPublishedName);
     membership_.Stop();
@@ -56,7 +67,62 @@ Future<void> Cluster::Leave() {
     failed.SetError(absl::Status(status_.code(), std::string(status_.message())));  // unshared
     return f;
   }
-  return membership_.Ask(internal::BeginLeave{});
+  std::vector<Ref<internal::ShardRegion>> regions;
+  {
+    std::lock_guard<std::mutex> lock(regions_mu_);
+    for (const auto& [type, entry] : regions_) regions.push_back(entry.ref);
+  }
+  Promise<void> promise;
+  Future<void> done = promise.GetFuture();
+  // The regions hear of the leave (a MemberChanged) before the leave's
+  // reply, so before they are asked to wait for its handoffs.
+  membership_.Ask(internal::BeginLeave{})
+      .OnCompleteInline([regions = std::move(regions), promise = std::move(promise)](absl::Status&& s) mutable {
+        if (!s.ok() || regions.empty()) {
+          promise.Complete(std::move(s));
+          return;
+        }
+        auto shared = std::make_shared<Promise<void>>(std::move(promise));
+        auto left = std::make_shared<std::atomic<size_t>>(regions.size());
+        for (const Ref<internal::ShardRegion>& region : regions) {
+          region.Ask(internal::AwaitHandedOff{}).OnCompleteInline([shared, left](absl::Status&& r) {
+            if (!r.ok()) shared->SetError(std::move(r));
+            if (left->fetch_sub(1, std::memory_order_acq_rel) == 1) shared->SetValue();
+          });
+        }
+      });
+  return done;
+}
+
+absl::Status Cluster::AddRegion(std::string_view type, uint32_t shards, internal::RegionConfig config) {
+  std::lock_guard<std::mutex> lock(regions_mu_);
+  if (regions_.contains(std::string(type))) {
+    return absl::AlreadyExistsError(absl::StrCat("cluster: entities of ", std::string(type), " already run on this node"));
+  }
+  std::shared_ptr<internal::RegionCounters> counters = config.counters;
+  Ref<internal::ShardRegion> region = system_.Spawn<internal::ShardRegion>(std::move(config));
+  if (absl::Status s = node_.Publish(internal::RegionName(type), region); !s.ok()) {
+    region.Stop();
+    return s;
+  }
+  regions_.emplace(std::string(type), RegionEntry{.ref = region, .shards = shards, .counters = std::move(counters)});
+  // After publishing: the members' events start its placement.
+  Subscribe(region);
+  return absl::OkStatus();
+}
+
+void Cluster::FindRegion(std::string_view type, Ref<internal::ShardRegion>* region, uint32_t* shards) const {
+  std::lock_guard<std::mutex> lock(regions_mu_);
+  auto it = regions_.find(std::string(type));
+  if (it == regions_.end()) return;
+  *region = it->second.ref;
+  *shards = it->second.shards;
+}
+
+RegionStats Cluster::RegionStatsOf(std::string_view type) const {
+  std::lock_guard<std::mutex> lock(regions_mu_);
+  auto it = regions_.find(std::string(type));
+  return it == regions_.end() ? RegionStats{} : it->second.counters->Get();
 }
 
 }  // namespace troupe::cluster

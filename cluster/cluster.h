@@ -27,14 +27,19 @@
 #define TROUPE_CLUSTER_CLUSTER_H_
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "actors/actor_system.h"
+#include "cluster/entity.h"
 #include "cluster/membership.h"
 #include "cluster/membership_actor.h"
+#include "cluster/placement.h"
+#include "cluster/shard_region.h"
 #include "net/node.h"
 
 namespace troupe::cluster {
@@ -78,15 +83,66 @@ class Cluster {
     }});
   }
 
-  // Announces that this node leaves: every member sees it leaving, then
-  // removed once its Node shuts down (Node::Shutdown after this).
+  // Runs entities of type E on this node (cluster/entity.h): call it on
+  // every node, with the same options, before asking for handles.
+  // AlreadyExists if it was called for E before; the status() error if the
+  // cluster does not run.
+  template <class E>
+  absl::Status StartEntities(EntityOptions options = {}) {
+    if (!status_.ok()) return absl::Status(status_.code(), std::string(status_.message()));
+    if (options.shards == 0) return absl::InvalidArgumentError("cluster: EntityOptions::shards must be positive");
+    const uint32_t shards = options.shards;
+    return AddRegion(troupe::internal::TypeName<E>(), shards,
+                     internal::RegionConfig{
+                         .node = &node_,
+                         .entity_type = std::string(troupe::internal::TypeName<E>()),
+                         .options = std::move(options),
+                         .spawn = &internal::SpawnEntity<E>,
+                         .counters = std::make_shared<internal::RegionCounters>(),
+                     });
+  }
+
+  // The handle of E's entity `key`; not valid() unless StartEntities<E>
+  // has run on this node.
+  template <class E>
+  EntityRef<E> Entity(std::string key) const {
+    Ref<internal::ShardRegion> region;
+    uint32_t shards = 0;
+    FindRegion(troupe::internal::TypeName<E>(), &region, &shards);
+    if (!region) return EntityRef<E>();
+    const uint32_t shard = ShardOf(key, shards);
+    return EntityRef<E>(std::move(region), std::move(key), shard);
+  }
+
+  // What this node's region of E has done; zeros without one.
+  template <class E>
+  RegionStats entity_stats() const {
+    return RegionStatsOf(troupe::internal::TypeName<E>());
+  }
+
+  // Announces that this node leaves: every member sees it leaving, and its
+  // shards move to the other members. Completes once they have been handed
+  // over (each within EntityOptions::handoff_timeout); then Node::Shutdown,
+  // and the members see it removed.
   Future<void> Leave();
 
  private:
+  struct RegionEntry {
+    Ref<internal::ShardRegion> ref;
+    uint32_t shards = 0;
+    std::shared_ptr<internal::RegionCounters> counters;
+  };
+  absl::Status AddRegion(std::string_view type, uint32_t shards, internal::RegionConfig config);
+  void FindRegion(std::string_view type, Ref<internal::ShardRegion>* region, uint32_t* shards) const;
+  RegionStats RegionStatsOf(std::string_view type) const;
+
+  ActorSystem& system_;
   Node& node_;
   absl::Status status_;
   std::shared_ptr<internal::SharedView> view_;
   Ref<internal::MembershipActor> membership_;
+  mutable std::mutex regions_mu_;
+  absl::flat_hash_map<std::string, RegionEntry> regions_;  // by entity type; guarded by regions_mu_
 };
 
 }  // namespace troupe::cluster

@@ -2,9 +2,13 @@
 
 #include <unistd.h>
 
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "capnp/message.h"
+#include "capnp/serialize.h"
+#include "kj/exception.h"
 #include "absl/time/time.h"
 #include "actors/actor.h"
 #include "net/frame_codec.h"
@@ -550,6 +554,55 @@ void Node::RegisterSpawn(std::string_view actor_type, uint64_t args_type, intern
 
 void Node::AddSubscriber(const ActorRef& subscriber, NodeEvents events) {
   state_->AddSubscriber(subscriber, std::move(events));
+}
+
+absl::StatusOr<std::string> Node::EncodeNested(uint64_t type_id, internal::EncodeFn encode, const void* value) {
+  if (encode == nullptr) return std::string();  // a void reply: nothing to encode
+  capnp::MallocMessageBuilder message;
+  absl::Status status;
+  kj::Maybe<kj::Exception> error = kj::runCatchingExceptions([&] {
+    WireWriter writer(message.initRoot<capnp::AnyPointer>(), &state_->refs());
+    encode(value, writer);
+    status = writer.status();
+  });
+  KJ_IF_MAYBE(e, error) { status = absl::InternalError(e->getDescription().cStr()); }
+  if (!status.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a message of type id ", type_id, " does not encode: ", status.message()));
+  }
+  const kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
+  const kj::ArrayPtr<const kj::byte> bytes = words.asBytes();
+  return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+}
+
+absl::Status Node::DecodeNestedWith(std::string_view bytes, absl::FunctionRef<absl::Status(WireReader&)> decode) {
+  if (bytes.empty() || bytes.size() % sizeof(capnp::word) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("a nested message of ", bytes.size(),
+                                                   " bytes is not a Cap'n Proto message (a whole number of words)"));
+  }
+  // Copied: the bytes sit inside another message, not necessarily aligned.
+  kj::Array<capnp::word> words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
+  std::memcpy(words.begin(), bytes.data(), bytes.size());
+  absl::Status status;
+  kj::Maybe<kj::Exception> error = kj::runCatchingExceptions([&] {
+    capnp::FlatArrayMessageReader message(words);
+    WireReader reader(message.getRoot<capnp::AnyPointer>(), &state_->refs());
+    status = decode(reader);
+  });
+  KJ_IF_MAYBE(e, error) {
+    status = absl::InvalidArgumentError(absl::StrCat("malformed nested message: ", e->getDescription().cStr()));
+  }
+  return status;
+}
+
+absl::Status Node::DeliverNested(const ActorRef& target, uint64_t type_id, std::string_view bytes,
+                                 std::unique_ptr<internal::ReplyRoute> route) {
+  if (!target || target.cell()->is_remote()) {
+    return absl::InvalidArgumentError("DeliverNested needs a local actor");
+  }
+  return DecodeNestedWith(bytes, [&](WireReader& reader) {
+    return target.cell()->DeliverRemote(type_id, reader, std::move(route));
+  });
 }
 
 }  // namespace troupe

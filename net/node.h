@@ -91,11 +91,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 
 #include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -342,6 +344,33 @@ class Node {
   // name this node or is expired). Listen, Lookup and SpawnOn return it.
   absl::Status ready() const;
 
+  // Messages inside messages, for layers above net/ that carry a message
+  // in one of their own (cluster/ routes entity messages through its shard
+  // regions). EncodeNested gives the standalone Cap'n Proto encoding of a
+  // wire-type value, its Refs written as addresses, as a send would; an
+  // encoding error (InvalidArgument) names the type. Any node can decode
+  // the bytes.
+  absl::StatusOr<std::string> EncodeNested(uint64_t type_id, internal::EncodeFn encode, const void* value);
+  // Decodes `bytes` as a message of `type_id` for `target`, a local actor,
+  // and queues it as a send from another node would be: a tell, or an ask
+  // whose reply goes to `route`. The errors of such a send: Unimplemented
+  // for a type the actor does not accept, InvalidArgument for bytes that do
+  // not decode, ResourceExhausted for a full bounded mailbox; `route` is
+  // dropped unanswered then, and the caller reports the error.
+  absl::Status DeliverNested(const ActorRef& target, uint64_t type_id, std::string_view bytes,
+                             std::unique_ptr<internal::ReplyRoute> route);
+  // Decodes EncodeNested's bytes of a T (void: nothing to decode).
+  template <class T>
+  absl::StatusOr<T> DecodeNested(std::string_view bytes) {
+    std::optional<absl::StatusOr<T>> out;
+    absl::Status s = DecodeNestedWith(bytes, [&out](WireReader& in) {
+      out.emplace(WireTraits<T>::Decode(in));
+      return out->status();
+    });
+    if (!s.ok()) return s;
+    return *std::move(out);
+  }
+
   const std::string& name() const;
   uint64_t incarnation() const;
   // The address Listen bound, or empty.
@@ -368,6 +397,7 @@ class Node {
                 const void* args, absl::Duration timeout, internal::RefCallback done);
   void RegisterSpawn(std::string_view actor_type, uint64_t args_type, internal::SpawnFactory factory);
   void AddSubscriber(const ActorRef& subscriber, NodeEvents events);
+  absl::Status DecodeNestedWith(std::string_view bytes, absl::FunctionRef<absl::Status(WireReader&)> decode);
 
   ActorSystem& system_;
   std::shared_ptr<internal::NodeState> state_;

@@ -1,0 +1,336 @@
+// Sharded entities on a static cluster, every member in this process on its
+// own ActorSystem, linked over loopback: activation, the handle from every
+// node, passivation, restarts, keep-majority, and a join and a graceful
+// leave during a stream of increments. The test entity keeps its state in
+// a store outside the entities, as a real one keeps it in a database: what
+// OnStop saves, the next activation loads. It checks that each sender's
+// messages arrive in order and that a key never has two activations.
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "cluster/cluster.h"
+#include "cluster/cluster_test_util.h"
+#include "cluster/testdata/entity_test.troupe.h"
+#include "gtest/gtest.h"
+#include "net/node_test_util.h"
+
+namespace troupe::cluster {
+namespace {
+
+using clustertest::TestMember;
+using nettest::Eventually;
+
+// What the entities save and load, and what they saw go wrong.
+struct Store {
+  struct State {
+    int64_t count = 0;
+    absl::flat_hash_map<std::string, int64_t> next_seq;  // by sender
+  };
+  std::mutex mu;
+  absl::flat_hash_map<std::string, State> states;
+  absl::flat_hash_map<std::string, int> active;  // live activations by key
+  std::vector<std::string> violations;
+
+  void Reset() {
+    std::lock_guard<std::mutex> lock(mu);
+    states.clear();
+    active.clear();
+    violations.clear();
+  }
+  std::vector<std::string> Violations() {
+    std::lock_guard<std::mutex> lock(mu);
+    return violations;
+  }
+  int64_t Saved(const std::string& key) {
+    std::lock_guard<std::mutex> lock(mu);
+    return states[key].count;
+  }
+};
+
+Store& TheStore() {
+  static Store* store = new Store;
+  return *store;
+}
+
+struct TestCounter : Actor<TestCounter> {
+  using Remote = Accepts<testmsg::Add, testmsg::Get, testmsg::Fail>;
+
+  explicit TestCounter(const std::string& key) : key_(key) {
+    Store& store = TheStore();
+    std::lock_guard<std::mutex> lock(store.mu);
+    state_ = store.states[key_];
+    if (++store.active[key_] > 1) store.violations.push_back(absl::StrCat("two activations of ", key_));
+  }
+  ~TestCounter() {
+    Store& store = TheStore();
+    std::lock_guard<std::mutex> lock(store.mu);
+    --store.active[key_];
+  }
+  void OnStop(const absl::Status&) {
+    Store& store = TheStore();
+    std::lock_guard<std::mutex> lock(store.mu);
+    store.states[key_] = state_;
+  }
+
+  void On(const testmsg::Add& m) {
+    int64_t& next = state_.next_seq[m.sender];
+    if (m.seq != next) {
+      Store& store = TheStore();
+      std::lock_guard<std::mutex> lock(store.mu);
+      if (store.violations.size() < 20) {
+        store.violations.push_back(
+            absl::StrCat(key_, ": from ", m.sender, " seq ", m.seq, " arrived when ", next, " was due"));
+      }
+    }
+    next = m.seq + 1;
+    state_.count += m.by;
+  }
+  int64_t On(const testmsg::Get&) { return state_.count; }
+  void On(const testmsg::Fail&) { throw std::runtime_error("asked to fail"); }
+
+ private:
+  std::string key_;
+  Store::State state_;
+};
+
+struct JoinAll {
+  std::vector<std::thread>& threads;
+  ~JoinAll() {
+    for (std::thread& t : threads) {
+      if (t.joinable()) t.join();
+    }
+  }
+};
+
+EntityOptions Quick() {
+  EntityOptions o;
+  o.shards = 32;
+  o.handoff_timeout = absl::Seconds(10);
+  o.lookup_timeout = absl::Seconds(2);
+  o.retry_interval = absl::Milliseconds(20);
+  return o;
+}
+
+// Starts entities on each member and waits until every member sees every
+// other up and hosts.
+void StartAll(const std::vector<TestMember*>& members, const EntityOptions& options = Quick()) {
+  for (TestMember* m : members) ASSERT_TRUE(m->cluster->StartEntities<TestCounter>(options).ok());
+  const std::vector<std::string> all_up = clustertest::AllUp(members);
+  for (TestMember* m : members) {
+    ASSERT_TRUE(Eventually([&] { return m->States() == all_up && m->cluster->hosting(); }))
+        << m->node->name() << " sees " << ::testing::PrintToString(m->States());
+  }
+}
+
+uint64_t Sum(const std::vector<TestMember*>& members, uint64_t RegionStats::*field) {
+  uint64_t n = 0;
+  for (TestMember* m : members) n += m->cluster->entity_stats<TestCounter>().*field;
+  return n;
+}
+
+class EntityTest : public ::testing::Test {
+ protected:
+  void SetUp() override { TheStore().Reset(); }
+};
+
+TEST_F(EntityTest, EachKeyActivatesOnceAndAnswersThroughEveryMember) {
+  TestMember a("a"), b("b"), c("c");
+  const std::vector<std::string> list{a.address, b.address, c.address};
+  for (TestMember* m : {&a, &b, &c}) m->Join(list);
+  StartAll({&a, &b, &c});
+
+  constexpr int kKeys = 60;
+  for (TestMember* m : {&a, &b, &c}) {
+    for (int k = 0; k < kKeys; ++k) {
+      EntityRef<TestCounter> e = m->cluster->Entity<TestCounter>(absl::StrCat("key-", k));
+      ASSERT_TRUE(e.valid());
+      // Asked, so that every member's increment is in before the reads.
+      absl::Status added = e.Ask(testmsg::Add{.sender = m->node->name(), .seq = 0, .by = 1}, absl::Seconds(5)).Wait();
+      ASSERT_TRUE(added.ok()) << added;
+    }
+  }
+  for (TestMember* m : {&a, &b, &c}) {
+    for (int k = 0; k < kKeys; ++k) {
+      Result<int64_t> v = m->cluster->Entity<TestCounter>(absl::StrCat("key-", k)).Ask(testmsg::Get{}, absl::Seconds(5)).Wait();
+      ASSERT_TRUE(v.ok()) << v.status();
+      EXPECT_EQ(*v, 3) << "key-" << k << " through " << m->node->name();
+    }
+  }
+  EXPECT_EQ(Sum({&a, &b, &c}, &RegionStats::activations), uint64_t{kKeys});
+  EXPECT_EQ(Sum({&a, &b, &c}, &RegionStats::entities), uint64_t{kKeys});
+  EXPECT_EQ(Sum({&a, &b, &c}, &RegionStats::shards_owned), uint64_t{Quick().shards});
+  // Spread: each member hosts some.
+  for (TestMember* m : {&a, &b, &c}) EXPECT_GT(m->cluster->entity_stats<TestCounter>().entities, 0u) << m->node->name();
+  EXPECT_TRUE(TheStore().Violations().empty()) << ::testing::PrintToString(TheStore().Violations());
+  EXPECT_EQ(Sum({&a, &b, &c}, &RegionStats::dropped) + Sum({&a, &b, &c}, &RegionStats::refused), 0u);
+}
+
+TEST_F(EntityTest, AnIdleEntityIsPassivatedAndItsNextMessageActivatesItAgain) {
+  TestMember a("a");
+  a.Join({a.address});
+  EntityOptions o = Quick();
+  o.passivate_after = absl::Milliseconds(100);
+  StartAll({&a}, o);
+  EntityRef<TestCounter> e = a.cluster->Entity<TestCounter>("idle");
+  ASSERT_TRUE(e.Ask(testmsg::Add{.sender = "t", .seq = 0, .by = 2}).Wait().ok());
+  ASSERT_TRUE(Eventually([&] { return a.cluster->entity_stats<TestCounter>().passivations == 1; }));
+  ASSERT_TRUE(Eventually([&] { return a.cluster->entity_stats<TestCounter>().entities == 0; }));
+  EXPECT_EQ(TheStore().Saved("idle"), 2);  // its OnStop ran
+  ASSERT_TRUE(e.Ask(testmsg::Add{.sender = "t", .seq = 1, .by = 3}).Wait().ok());
+  Result<int64_t> v = e.Ask(testmsg::Get{}).Wait(absl::Seconds(5));
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(*v, 5);
+  EXPECT_EQ(a.cluster->entity_stats<TestCounter>().activations, 2u);
+}
+
+TEST_F(EntityTest, AFailingEntityIsRestartedInPlaceAndKeepsItsHandle) {
+  TestMember a("a"), b("b");
+  const std::vector<std::string> list{a.address, b.address};
+  a.Join(list);
+  b.Join(list);
+  StartAll({&a, &b});
+  // Asked through both members: one of them reaches it remotely.
+  for (TestMember* m : {&a, &b}) {
+    EntityRef<TestCounter> e = m->cluster->Entity<TestCounter>("fragile");
+    ASSERT_TRUE(e.Ask(testmsg::Add{.sender = m->node->name(), .seq = 0, .by = 1}).Wait(absl::Seconds(5)).ok());
+    absl::Status failed = e.Ask(testmsg::Fail{}, absl::Seconds(5)).Wait();
+    EXPECT_EQ(failed.code(), absl::StatusCode::kInternal) << failed;
+    EXPECT_NE(failed.message().find("asked to fail"), std::string::npos) << failed;
+  }
+  Result<int64_t> v = a.cluster->Entity<TestCounter>("fragile").Ask(testmsg::Get{}, absl::Seconds(5)).Wait();
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(*v, 2);  // what OnStop saved before each restart
+  EXPECT_EQ(Sum({&a, &b}, &RegionStats::restarts), 2u);
+  EXPECT_EQ(Sum({&a, &b}, &RegionStats::activations), 1u);
+}
+
+TEST_F(EntityTest, AMemberWithoutAMajorityServesNothing) {
+  TestMember a("a"), b("b"), c("c");
+  // b and c listen but never join: a sees one of three.
+  a.Join({a.address, b.address, c.address});
+  ASSERT_TRUE(a.cluster->StartEntities<TestCounter>(Quick()).ok());
+  absl::Status s = a.cluster->Entity<TestCounter>("k").Ask(testmsg::Get{}, absl::Seconds(5)).Wait().status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_NE(s.message().find("majority"), std::string::npos) << s;
+  EXPECT_EQ(a.cluster->entity_stats<TestCounter>().activations, 0u);
+  EXPECT_EQ(a.cluster->entity_stats<TestCounter>().refused, 1u);
+}
+
+TEST_F(EntityTest, BadOptionsAndUnstartedTypesAreClearErrors) {
+  TestMember a("a");
+  a.Join({a.address});
+  EntityOptions zero = Quick();
+  zero.shards = 0;
+  EXPECT_EQ(a.cluster->StartEntities<TestCounter>(zero).code(), absl::StatusCode::kInvalidArgument);
+  EntityRef<TestCounter> none = a.cluster->Entity<TestCounter>("k");
+  EXPECT_FALSE(none.valid());
+  absl::Status s = none.Ask(testmsg::Get{}).Wait().status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_NE(s.message().find("StartEntities"), std::string::npos) << s;
+  ASSERT_TRUE(a.cluster->StartEntities<TestCounter>(Quick()).ok());
+  EXPECT_EQ(a.cluster->StartEntities<TestCounter>(Quick()).code(), absl::StatusCode::kAlreadyExists);
+}
+
+// The stream: three clients send 100,000 increments in all (a tell
+// each, an acknowledged ask every 100) while a fourth listed member joins
+// and then one of the first three leaves. Nothing is lost, nothing
+// doubled, each client's messages to each key arrive in order, and no key
+// is ever active twice.
+TEST_F(EntityTest, AJoinAndAGracefulLeaveDuringAStreamLoseNothing) {
+  TestMember a("a"), b("b"), c("c"), d("d");
+  const std::vector<std::string> list{a.address, b.address, c.address, d.address};
+  for (TestMember* m : {&a, &b, &c}) m->Join(list);
+  StartAll({&a, &b, &c});
+
+  constexpr int kKeys = 300;
+  constexpr int64_t kTotal = 100000;
+  constexpr int kClients = 3;
+  TestMember* homes[kClients] = {&a, &c, &a};
+  std::atomic<int64_t> progress{0};
+  std::atomic<int64_t> ask_failures{0};
+  std::mutex first_failure_mu;
+  absl::Status first_failure;
+  std::vector<std::vector<int64_t>> sent(kClients, std::vector<int64_t>(kKeys, 0));
+  std::vector<std::thread> clients;
+  for (int t = 0; t < kClients; ++t) {
+    clients.emplace_back([&, t] {
+      const std::string name = absl::StrCat("client-", t);
+      std::vector<EntityRef<TestCounter>> keys;
+      for (int k = 0; k < kKeys; ++k) keys.push_back(homes[t]->cluster->Entity<TestCounter>(absl::StrCat("key-", k)));
+      const int64_t mine = kTotal / kClients + (t < kTotal % kClients ? 1 : 0);
+      for (int64_t i = 0; i < mine; ++i) {
+        const int k = static_cast<int>((i * 7 + t) % kKeys);
+        keys[k].Tell(testmsg::Add{.sender = name, .seq = sent[t][k]++, .by = 1});
+        progress.fetch_add(1, std::memory_order_relaxed);
+        if (i % 100 == 99) {
+          // Paces the stream, and is itself an increment acknowledged.
+          absl::Status acked =
+              keys[k].Ask(testmsg::Add{.sender = name, .seq = sent[t][k]++, .by = 1}, absl::Seconds(20)).Wait();
+          if (!acked.ok() && ask_failures.fetch_add(1) == 0) {
+            std::lock_guard<std::mutex> lock(first_failure_mu);
+            first_failure = acked;
+          }
+          progress.fetch_add(1, std::memory_order_relaxed);
+          ++i;
+        }
+      }
+    });
+  }
+  JoinAll join_clients{clients};
+
+  ASSERT_TRUE(Eventually([&] { return progress.load() >= kTotal / 5; }, absl::Seconds(60)));
+  d.Join(list);
+  ASSERT_TRUE(d.cluster->StartEntities<TestCounter>(Quick()).ok());
+  const std::vector<std::string> four = clustertest::AllUp({&a, &b, &c, &d});
+  for (TestMember* m : {&a, &b, &c, &d}) {
+    ASSERT_TRUE(Eventually([&] { return m->States() == four; })) << m->node->name();
+  }
+  ASSERT_TRUE(Eventually([&] { return d.cluster->entity_stats<TestCounter>().handoffs_in > 0; }));
+  const int64_t at_join = progress.load();
+
+  ASSERT_TRUE(Eventually([&] { return progress.load() >= kTotal * 3 / 5; }, absl::Seconds(60)));
+  const int64_t at_leave = progress.load();
+  absl::Status left = b.cluster->Leave().Wait(absl::Seconds(30));
+  ASSERT_TRUE(left.ok()) << left;
+  const RegionStats b_stats = b.cluster->entity_stats<TestCounter>();
+  EXPECT_GT(b_stats.handoffs_out, 0u);
+  EXPECT_EQ(b_stats.entities, 0u);
+  b.Stop();
+  for (std::thread& client : clients) client.join();
+  clients.clear();
+  const int64_t at_end = progress.load();
+  EXPECT_LT(at_join, at_leave);
+  EXPECT_LT(at_leave, at_end) << "the leave ended after the stream";
+
+  const std::vector<std::string> three = clustertest::AllUp({&a, &c, &d});
+  for (TestMember* m : {&a, &c, &d}) ASSERT_TRUE(Eventually([&] { return m->States() == three; })) << m->node->name();
+  EXPECT_EQ(ask_failures.load(), 0) << first_failure;
+  int64_t total = 0;
+  for (int k = 0; k < kKeys; ++k) {
+    int64_t expected = 0;
+    for (int t = 0; t < kClients; ++t) expected += sent[t][k];
+    Result<int64_t> v = c.cluster->Entity<TestCounter>(absl::StrCat("key-", k)).Ask(testmsg::Get{}, absl::Seconds(10)).Wait();
+    ASSERT_TRUE(v.ok()) << v.status();
+    EXPECT_EQ(*v, expected) << "key-" << k;
+    total += *v;
+  }
+  EXPECT_EQ(total, kTotal);
+  EXPECT_TRUE(TheStore().Violations().empty()) << ::testing::PrintToString(TheStore().Violations());
+  for (TestMember* m : {&a, &c, &d}) {
+    const RegionStats s = m->cluster->entity_stats<TestCounter>();
+    EXPECT_EQ(s.dropped + s.refused, 0u) << m->node->name();
+    EXPECT_EQ(s.handoff_timeouts, 0u) << m->node->name();
+  }
+  EXPECT_EQ(b_stats.handoff_timeouts, 0u);
+}
+
+}  // namespace
+}  // namespace troupe::cluster
