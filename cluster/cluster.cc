@@ -10,6 +10,41 @@
 
 namespace troupe::cluster {
 
+namespace {
+
+// Stops one actor and completes `done` once it has stopped.
+struct StopWatcher : Actor<StopWatcher> {
+  StopWatcher(ActorRef target, Promise<void> done) : target(std::move(target)), done(std::move(done)) {}
+  void OnStart() {
+    Monitor(target);  // before the stop, so that the Down cannot be missed
+    target.Stop();
+  }
+  void On(const Down&) {
+    done.SetValue();
+    Stop();
+  }
+  ActorRef target;
+  Promise<void> done;
+};
+
+// Stops `actors` and waits until they have, so that none touches the Node
+// afterwards. From inside an actor it cannot wait: it only stops them.
+void StopAndWait(ActorSystem& system, const std::vector<ActorRef>& actors) {
+  std::vector<Future<void>> stopped;
+  for (const ActorRef& a : actors) {
+    Promise<void> done;
+    stopped.push_back(done.GetFuture());
+    system.Spawn<StopWatcher>(a, std::move(done));
+  }
+  for (Future<void>& f : stopped) {
+    if (absl::Status s = f.Wait(absl::Seconds(30)); absl::IsDeadlineExceeded(s)) {
+      system.log().error("cluster: an actor of the cluster layer did not stop within 30s of the Cluster's end");
+    }
+  }
+}
+
+}  // namespace
+
 Cluster::Cluster(ActorSystem& system, Node& node, ClusterOptions options)
     : system_(system), node_(node), view_(std::make_shared<internal::SharedView>()) {
   const std::string self = node.address();
@@ -48,14 +83,16 @@ Cluster::~Cluster() {
     std::lock_guard<std::mutex> lock(regions_mu_);
     regions.swap(regions_);
   }
+  std::vector<ActorRef> actors;
   for (auto& [type, entry] : regions) {
     node_.Unpublish(internal::RegionName(type));
-    entry.ref.Stop();
+    actors.push_back(entry.ref);
   }
   if (membership_) {
     node_.Unpublish(internal::kPublishedName);
-    membership_.Stop();
+    actors.push_back(membership_);
   }
+  StopAndWait(system_, actors);
 }
 
 MembershipView Cluster::view() const { return view_->Get(); }

@@ -21,7 +21,9 @@
 // different orders relative to other changes (each observes its own
 // links); once links are stable their views agree.
 //
-// Who may call what: any thread. Destroy the Cluster before its Node.
+// Who may call what: any thread. Destroy the Cluster before its Node: the
+// destructor stops the cluster's actors and waits (up to 30 s) until they
+// have, so that none uses the Node afterwards.
 
 #ifndef TROUPE_CLUSTER_CLUSTER_H_
 #define TROUPE_CLUSTER_CLUSTER_H_

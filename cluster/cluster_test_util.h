@@ -33,8 +33,13 @@ struct ClusterRecorder : Actor<ClusterRecorder> {
 // Cluster.
 struct TestMember {
   explicit TestMember(const std::string& name, const std::string& address = "127.0.0.1:0", int workers = 1)
+      : TestMember(name, nettest::QuickOptions(name), address, workers) {}
+  // With `options` for its node (a test of planned changes wants no link
+  // lost to a slow sanitizer run: a longer heartbeat timeout).
+  TestMember(const std::string& name, NodeOptions options, const std::string& address = "127.0.0.1:0",
+             int workers = 1)
       : system(std::make_unique<ActorSystem>(ActorSystemOptions{.workers = workers, .name = name})),
-        node(std::make_unique<Node>(*system, nettest::QuickOptions(name))) {
+        node(std::make_unique<Node>(*system, std::move(options))) {
     absl::StatusOr<std::string> bound = node->Listen(address);
     EXPECT_TRUE(bound.ok()) << bound.status();
     if (bound.ok()) this->address = *bound;
