@@ -64,6 +64,8 @@ ABSL_FLAG(double, idle_seconds, 2.0, "idle-cpu: seconds measured");
 ABSL_FLAG(int64_t, restart_failures, 100000, "restart: failures (and restarts) of the one child");
 ABSL_FLAG(int64_t, link_fanout_actors, 100000, "link-fanout: actors linked to the one that fails");
 ABSL_FLAG(int64_t, remote_rtt_samples, 20000, "remote-rtt: timed round trips");
+ABSL_FLAG(int64_t, entity_rtt_samples, 5000, "entity-rtt: timed asks of each kind (and keys activated)");
+ABSL_FLAG(int64_t, entity_handoff_entities, 100000, "entity-handoff: entities active when the fourth member joins");
 ABSL_FLAG(int64_t, remote_oneway_messages, 1000000, "remote-oneway: messages");
 
 namespace troupe::bench {
@@ -94,6 +96,8 @@ Sizes SizesFromFlags() {
   s.link_fanout_actors = absl::GetFlag(FLAGS_link_fanout_actors);
   s.remote_rtt_samples = absl::GetFlag(FLAGS_remote_rtt_samples);
   s.remote_oneway_messages = absl::GetFlag(FLAGS_remote_oneway_messages);
+  s.entity_rtt_samples = absl::GetFlag(FLAGS_entity_rtt_samples);
+  s.entity_handoff_entities = absl::GetFlag(FLAGS_entity_handoff_entities);
   return s;
 }
 
@@ -104,8 +108,9 @@ std::vector<std::string> SizeFlagsForChild() {
        {"workers", "skynet_leaves", "pingpong_round_trips", "pingpong_pairs", "pingpong_pairs_round_trips",
         "fanin_senders", "fanin_messages", "forkjoin_actors", "forkjoin_messages", "forkjoin_creation_actors",
         "threadring_actors", "threadring_hops", "chameneos_creatures", "chameneos_meetings", "big_actors",
-        "big_pings", "spawn_idle_actors", "ask_latency_samples", "idle_seconds", "remote_rtt_samples",
-        "remote_oneway_messages"}) {
+        "big_pings", "spawn_idle_actors", "ask_latency_samples", "idle_seconds", "restart_failures",
+        "link_fanout_actors", "remote_rtt_samples", "remote_oneway_messages", "entity_rtt_samples",
+        "entity_handoff_entities"}) {
     absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
     args.push_back(absl::StrCat("--", name, "=", flag->CurrentValue()));
   }

@@ -10,7 +10,7 @@ sizes=(--workers=2 --skynet_leaves=1000 --pingpong_round_trips=1000 --pingpong_p
        --threadring_hops=1000 --chameneos_creatures=10 --chameneos_meetings=1000 --big_actors=10
        --big_pings=100 --spawn_idle_actors=1000 --ask_latency_samples=100 --idle_seconds=0.1
        --restart_failures=100 --link_fanout_actors=100 --remote_rtt_samples=100
-       --remote_oneway_messages=1000)
+       --remote_oneway_messages=1000 --entity_rtt_samples=20 --entity_handoff_entities=200)
 
 table="$("$suite" "${sizes[@]}")"
 printf '%s\n' "$table"

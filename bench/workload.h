@@ -64,6 +64,9 @@ struct Sizes {
 
   int64_t remote_rtt_samples = 20000;         // after kRemoteRttWarmup (remote.h)
   int64_t remote_oneway_messages = 1000000;
+
+  int64_t entity_rtt_samples = 5000;          // asks of each kind; keys activated
+  int64_t entity_handoff_entities = 100000;   // active when a member joins
 };
 
 using WorkloadFn = absl::StatusOr<std::vector<Measurement>> (*)(const Sizes&);
@@ -97,6 +100,9 @@ absl::StatusOr<std::vector<Measurement>> TroupeRestart(const Sizes&);
 absl::StatusOr<std::vector<Measurement>> TroupeLinkFanout(const Sizes&);
 absl::StatusOr<std::vector<Measurement>> TroupeAskLatency(const Sizes&);
 absl::StatusOr<std::vector<Measurement>> TroupeIdleCpu(const Sizes&);
+// Implemented in troupe_cluster.cc.
+absl::StatusOr<std::vector<Measurement>> TroupeEntityRtt(const Sizes&);
+absl::StatusOr<std::vector<Measurement>> TroupeEntityHandoff(const Sizes&);
 
 absl::StatusOr<std::vector<Measurement>> CafSkynet(const Sizes&);
 absl::StatusOr<std::vector<Measurement>> CafPingPong(const Sizes&);

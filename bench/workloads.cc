@@ -26,6 +26,13 @@ const std::vector<Workload>& AllWorkloads() {
        TroupeRemoteRtt, CafRemoteRtt, FloorRemoteRtt, TroupeRemoteRttTls},
       {"remote-oneway", "one-way messages over loopback TCP until the receiver has all; troupe also over TLS",
        TroupeRemoteOneway, CafRemoteOneway, FloorRemoteOneway, TroupeRemoteOnewayTls},
+      // The cluster workloads (bench/troupe_cluster.cc).
+      {"entity-rtt", "ask of a sharded entity on another member, first and later, against a plain remote ask "
+                     "(troupe only)",
+       TroupeEntityRtt, nullptr},
+      {"entity-handoff", "a member joins three that host 100,000 entities: time until its shards are handed over "
+                         "(troupe only)",
+       TroupeEntityHandoff, nullptr},
   };
   return *kAll;
 }
