@@ -104,6 +104,24 @@ class Cluster {
                      });
   }
 
+  // Cluster singletons: one actor of type A per name in the cluster,
+  // running from the start (no message needed) on the member that owns
+  // its name's shard, and started again on a survivor when that member
+  // leaves or fails (after the membership reports it down). It is an
+  // entity with its name as key (EntityOptions::always_active), reached
+  // with Singleton<A>(name); call it on every node with the same names. A
+  // type runs as singletons or as entities, not both.
+  template <class A>
+  absl::Status StartSingletons(std::vector<std::string> names, EntityOptions options = {}) {
+    options.always_active = std::move(names);
+    options.passivate_after = absl::ZeroDuration();
+    return StartEntities<A>(std::move(options));
+  }
+  template <class A>
+  EntityRef<A> Singleton(std::string name) const {
+    return Entity<A>(std::move(name));
+  }
+
   // The handle of E's entity `key`; not valid() unless StartEntities<E>
   // has run on this node.
   template <class E>

@@ -239,6 +239,72 @@ TEST_F(EntityTest, BadOptionsAndUnstartedTypesAreClearErrors) {
   EXPECT_EQ(a.cluster->StartEntities<TestCounter>(Quick()).code(), absl::StatusCode::kAlreadyExists);
 }
 
+// A cluster singleton: counts its activations and those alive, and says
+// which activation answers.
+std::atomic<int> singletons_alive{0};
+std::atomic<int> singleton_activations{0};
+std::atomic<int> singletons_most{0};  // the most alive at once
+
+struct Leader : Actor<Leader> {
+  using Remote = Accepts<testmsg::Get>;
+  explicit Leader(const std::string&) : activation(singleton_activations.fetch_add(1) + 1) {
+    const int alive = ++singletons_alive;
+    int most = singletons_most.load();
+    while (alive > most && !singletons_most.compare_exchange_weak(most, alive)) {
+    }
+  }
+  ~Leader() { --singletons_alive; }
+  int64_t On(const testmsg::Get&) { return activation; }
+  const int activation;
+};
+
+TEST_F(EntityTest, ASingletonRunsOnceWithoutAMessageAndMovesWhenItsMemberLeaves) {
+  singletons_alive = 0;
+  singleton_activations = 0;
+  singletons_most = 0;
+  TestMember a("a"), b("b"), c("c");
+  const std::vector<std::string> list{a.address, b.address, c.address};
+  for (TestMember* m : {&a, &b, &c}) m->Join(list);
+  for (TestMember* m : {&a, &b, &c}) {
+    ASSERT_TRUE(m->cluster->StartSingletons<Leader>({"leader"}, Quick()).ok());
+  }
+  const std::vector<std::string> all_up = clustertest::AllUp({&a, &b, &c});
+  for (TestMember* m : {&a, &b, &c}) ASSERT_TRUE(Eventually([&] { return m->States() == all_up; }));
+  // Running with no message sent, once.
+  ASSERT_TRUE(Eventually([&] { return singletons_alive.load() == 1; })) << singletons_alive.load();
+  TestMember* host = nullptr;
+  for (TestMember* m : {&a, &b, &c}) {
+    if (m->cluster->entity_stats<Leader>().entities == 1) host = m;
+  }
+  ASSERT_NE(host, nullptr);
+  std::vector<int64_t> seen;
+  for (TestMember* m : {&a, &b, &c}) {
+    Result<int64_t> v = m->cluster->Singleton<Leader>("leader").Ask(testmsg::Get{}, absl::Seconds(5)).Wait();
+    ASSERT_TRUE(v.ok()) << v.status();
+    seen.push_back(*v);
+  }
+  EXPECT_EQ(seen, std::vector<int64_t>(3, seen[0])) << "one activation answers every member";
+
+  // Its member leaves: it starts on a survivor, again with no message.
+  ASSERT_TRUE(host->cluster->Leave().Wait(absl::Seconds(20)).ok());
+  host->Stop();
+  std::vector<TestMember*> rest;
+  for (TestMember* m : {&a, &b, &c}) {
+    if (m != host) rest.push_back(m);
+  }
+  ASSERT_TRUE(Eventually([&] {
+    uint64_t n = 0;
+    for (TestMember* m : rest) n += m->cluster->entity_stats<Leader>().entities;
+    return n == 1 && singletons_alive.load() == 1;
+  })) << singletons_alive.load();
+  Result<int64_t> v = rest[0]->cluster->Singleton<Leader>("leader").Ask(testmsg::Get{}, absl::Seconds(5)).Wait();
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_NE(*v, seen[0]) << "a new activation on a survivor";
+  // (It may have moved while the members first found each other, but was
+  // never running twice.)
+  EXPECT_EQ(singletons_most.load(), 1) << "never two at once";
+}
+
 // The stream: three clients send 100,000 increments in all (a tell
 // each, an acknowledged ask every 100) while a fourth listed member joins
 // and then one of the first three leaves. Nothing is lost, nothing

@@ -105,7 +105,13 @@ RegionStats RegionCounters::Get() const {
 std::string RegionName(std::string_view entity_type) { return absl::StrCat("troupe.cluster.region:", std::string(entity_type)); }
 
 ShardRegion::ShardRegion(RegionConfig config)
-    : config_(std::move(config)), node_(*config_.node), self_(node_.name()), shards_(config_.options.shards) {}
+    : config_(std::move(config)), node_(*config_.node), self_(node_.name()), shards_(config_.options.shards) {
+  for (const std::string& key : config_.options.always_active) {
+    if (always_active_keys_.insert(key).second) {
+      always_active_[ShardOf(key, static_cast<uint32_t>(shards_.size()))].push_back(key);
+    }
+  }
+}
 
 void ShardRegion::OnStart() {
   const absl::Duration idle = config_.options.passivate_after;
@@ -194,15 +200,31 @@ void ShardRegion::Route(std::unique_ptr<Routed> routed) {
   }
 }
 
-void ShardRegion::DeliverToEntity(Shard& shard, std::unique_ptr<Routed> routed) {
-  auto [it, inserted] = shard.entities.try_emplace(routed->key());
+ShardRegion::Entity& ShardRegion::Activate(Shard& shard, uint32_t s, const std::string& key) {
+  auto [it, inserted] = shard.entities.try_emplace(key);
   Entity& e = it->second;
   if (inserted) {
-    e.ref = config_.spawn(Self().cell(), routed->key());
-    by_cell_[e.ref.cell()] = {routed->shard(), routed->key()};
+    e.ref = config_.spawn(Self().cell(), key);
+    e.last = Now();
+    by_cell_[e.ref.cell()] = {s, key};
     config_.counters->activations.fetch_add(1, std::memory_order_relaxed);
     config_.counters->entities.fetch_add(1, std::memory_order_relaxed);
   }
+  return e;
+}
+
+void ShardRegion::WakeAlwaysActiveOf(uint32_t s) {
+  auto it = always_active_.find(s);
+  if (it == always_active_.end() || shards_[s].mode != Mode::kLocal) return;
+  for (const std::string& key : it->second) Activate(shards_[s], s, key);
+}
+
+void ShardRegion::On(const WakeAlwaysActive& m) {
+  if (m.shard < shards_.size()) WakeAlwaysActiveOf(m.shard);
+}
+
+void ShardRegion::DeliverToEntity(Shard& shard, std::unique_ptr<Routed> routed) {
+  Entity& e = Activate(shard, routed->shard(), routed->key());
   if (e.stopping) {
     Hold(e.waiting, std::move(routed), "waiting for the entity's activation to stop");
     return;
@@ -639,6 +661,7 @@ void ShardRegion::GoLocal(uint32_t s) {
   shard.direct.clear();
   for (auto& r : forwarded) DeliverToEntity(shard, std::move(r));
   for (auto& r : direct) DeliverToEntity(shard, std::move(r));
+  WakeAlwaysActiveOf(s);
 }
 
 void ShardRegion::StopEntities(Shard& shard, bool now) {
@@ -762,7 +785,7 @@ void ShardRegion::On(const RegionSweep&) {
   for (Shard& shard : shards_) {
     if (shard.mode != Mode::kLocal) continue;
     for (auto& [key, e] : shard.entities) {
-      if (e.stopping || e.last > idle_since) continue;
+      if (e.stopping || e.last > idle_since || always_active_keys_.contains(key)) continue;
       e.stopping = true;
       config_.counters->passivations.fetch_add(1, std::memory_order_relaxed);
       e.ref.cell()->RequestStopForGood(absl::OkStatus(), /*now=*/false);
@@ -809,6 +832,11 @@ void ShardRegion::HandleChildEvent(troupe::internal::ActorCell* child, const abs
   config_.counters->entities.fetch_sub(1, std::memory_order_relaxed);
   for (auto& r : waiting) Route(std::move(r));
   if (shard.mode == Mode::kOutgoing) TryFinishOutgoing(s);
+  // An always-active entity that stopped here (it failed too often, or
+  // stopped itself) starts again after a pause.
+  if (shard.mode == Mode::kLocal && always_active_.contains(s)) {
+    SendAfter(config_.options.retry_interval, Self(), WakeAlwaysActive{.shard = s});
+  }
   CheckLeaveWaiters();
 }
 

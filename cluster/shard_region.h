@@ -79,6 +79,10 @@ struct EntityOptions {
   // activating a fresh one.
   int max_restarts = 3;
   absl::Duration restart_within = absl::Seconds(5);
+  // Keys whose entity runs whenever its shard is on this node: activated
+  // without waiting for a message, never passivated, started again after
+  // it stops (cluster singletons: Cluster::StartSingletons).
+  std::vector<std::string> always_active;
   // Lookups of other members' regions.
   absl::Duration lookup_timeout = absl::Seconds(2);
   absl::Duration retry_interval = absl::Milliseconds(200);
@@ -161,6 +165,9 @@ struct UnhostedTimeout {
   uint64_t epoch;
 };
 struct RelayDone {};
+struct WakeAlwaysActive {
+  uint32_t shard;
+};
 
 // Counters a region keeps for RegionStats, written by the region only.
 struct RegionCounters {
@@ -202,6 +209,7 @@ class ShardRegion : public Actor<ShardRegion> {
   void On(const AwaitHandedOff&, Reply<void> reply);
   void On(const UnhostedTimeout& m);
   void On(const RelayDone&);
+  void On(const WakeAlwaysActive& m);
 
   // Runtime hook: an entity's instance ended (`ended` false: it waits for a
   // restart) or the entity is gone.
@@ -248,6 +256,9 @@ class ShardRegion : public Actor<ShardRegion> {
 
   void Route(std::unique_ptr<Routed> routed);
   void DeliverToEntity(Shard& shard, std::unique_ptr<Routed> routed);
+  Entity& Activate(Shard& shard, uint32_t s, const std::string& key);
+  // Activates the always-active entities of shard `s` if it is local.
+  void WakeAlwaysActiveOf(uint32_t s);
   void Hold(std::deque<std::unique_ptr<Routed>>& buffer, std::unique_ptr<Routed> routed, const char* why);
   void Refuse(Routed& routed, absl::Status status);
   void SendTo(const std::string& member, Outbound out);
@@ -278,6 +289,8 @@ class ShardRegion : public Actor<ShardRegion> {
   Node& node_;
   std::string self_;
   std::vector<Shard> shards_;
+  absl::flat_hash_map<uint32_t, std::vector<std::string>> always_active_;  // by shard
+  absl::flat_hash_set<std::string> always_active_keys_;
   absl::flat_hash_map<troupe::internal::ActorCell*, std::pair<uint32_t, std::string>> by_cell_;
   // The other members as the membership reports them, by name; removed
   // ones erased.
