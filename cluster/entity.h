@@ -99,6 +99,16 @@ ActorRef SpawnEntity(troupe::internal::ActorCell* parent, const std::string& key
   }
 }
 
+// Puts `msg`, encoded, into `envelope`.
+template <class M>
+absl::Status EncodeInto(Node& node, const M& msg, wire::EntityEnvelope& envelope) {
+  absl::StatusOr<std::string> bytes = node.EncodeNested(WireTraits<M>::kTypeId, &troupe::internal::EncodeErased<M>, &msg);
+  if (!bytes.ok()) return std::move(bytes).status();
+  envelope.type_id = WireTraits<M>::kTypeId;
+  envelope.payload = *std::move(bytes);
+  return absl::OkStatus();
+}
+
 template <class E, class M>
 class TypedTell final : public Routed {
  public:
@@ -108,11 +118,7 @@ class TypedTell final : public Routed {
   bool is_ask() const override { return false; }
   void DeliverLocal(Node&, const ActorRef& entity) override { Ref<E>::UncheckedCast(entity).Tell(std::move(msg_)); }
   absl::Status SendRemote(Node& node, const Ref<ShardRegion>& region, wire::EntityEnvelope envelope) override {
-    absl::StatusOr<std::string> bytes =
-        node.EncodeNested(WireTraits<M>::kTypeId, &troupe::internal::EncodeErased<M>, &msg_);
-    if (!bytes.ok()) return std::move(bytes).status();
-    envelope.type_id = WireTraits<M>::kTypeId;
-    envelope.payload = *std::move(bytes);
+    if (absl::Status s = EncodeInto(node, msg_, envelope); !s.ok()) return s;
     region.Tell(std::move(envelope));
     return absl::OkStatus();
   }
@@ -135,11 +141,7 @@ class TypedAsk final : public Routed {
         [promise = std::move(promise_)](Result<R>&& r) mutable { promise.Complete(std::move(r)); });
   }
   absl::Status SendRemote(Node& node, const Ref<ShardRegion>& region, wire::EntityEnvelope envelope) override {
-    absl::StatusOr<std::string> bytes =
-        node.EncodeNested(WireTraits<M>::kTypeId, &troupe::internal::EncodeErased<M>, &msg_);
-    if (!bytes.ok()) return std::move(bytes).status();
-    envelope.type_id = WireTraits<M>::kTypeId;
-    envelope.payload = *std::move(bytes);
+    if (absl::Status s = EncodeInto(node, msg_, envelope); !s.ok()) return s;
     // The remote ask ends by the handle's deadline too, so that the node
     // forgets it.
     const absl::Duration left =

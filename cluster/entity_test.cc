@@ -239,6 +239,77 @@ TEST_F(EntityTest, BadOptionsAndUnstartedTypesAreClearErrors) {
   EXPECT_EQ(a.cluster->StartEntities<TestCounter>(Quick()).code(), absl::StatusCode::kAlreadyExists);
 }
 
+// Envelopes another node could send a region by mistake or malice: each
+// is refused with an error naming what is wrong, and the region and the
+// entity go on serving.
+TEST_F(EntityTest, BadEnvelopesAreRefusedByNameAndNothingElseIsDisturbed) {
+  TestMember a("a"), b("b");
+  const std::vector<std::string> list{a.address, b.address};
+  a.Join(list);
+  b.Join(list);
+  StartAll({&a, &b});
+  // A key b owns, and b's region as a plain remote Ref from a.
+  std::string key;
+  for (int i = 0; key.empty(); ++i) {
+    std::string k = absl::StrCat("k", i);
+    if (OwnerOf(ShardOf(k, Quick().shards), {"a", "b"}) == "b") key = k;
+  }
+  const uint32_t shard = ShardOf(key, Quick().shards);
+  const std::string type(troupe::internal::TypeName<TestCounter>());
+  Result<Ref<internal::ShardRegion>> region =
+      a.node->Lookup<internal::ShardRegion>(b.address, internal::RegionName(type)).Wait(absl::Seconds(5));
+  ASSERT_TRUE(region.ok()) << region.status();
+  ASSERT_TRUE(a.cluster->Entity<TestCounter>(key).Ask(testmsg::Add{.sender = "t", .seq = 0, .by = 1}).Wait(
+      absl::Seconds(5)).ok());
+
+  auto envelope = [&](uint64_t type_id, std::string payload) {
+    return wire::EntityEnvelope{.entity_type = type,
+                                .key = key,
+                                .shard = shard,
+                                .type_id = type_id,
+                                .payload = std::move(payload),
+                                .forwarded = false,
+                                .origin = "a",
+                                .hops = 1,
+                                .sender = "a"};
+  };
+  auto ask = [&](wire::EntityEnvelope e) {
+    return region->Ask(wire::EntityAsk{.envelope = std::move(e)}, absl::Seconds(5)).Wait().status();
+  };
+  const uint64_t get_id = WireTraits<testmsg::Get>::kTypeId;
+  absl::Status garbage = ask(envelope(get_id, "not a Cap'n Proto message"));
+  EXPECT_EQ(garbage.code(), absl::StatusCode::kInvalidArgument) << garbage;
+  EXPECT_NE(garbage.message().find("nested message"), std::string::npos) << garbage;
+  EXPECT_NE(garbage.message().find(key), std::string::npos) << garbage;
+  const testmsg::Get get;
+  absl::StatusOr<std::string> get_bytes =
+      a.node->EncodeNested(get_id, &troupe::internal::EncodeErased<testmsg::Get>, &get);
+  ASSERT_TRUE(get_bytes.ok()) << get_bytes.status();
+  absl::Status unknown = ask(envelope(0x1234, *get_bytes));
+  EXPECT_EQ(unknown.code(), absl::StatusCode::kInvalidArgument) << unknown;
+  EXPECT_NE(unknown.message().find("type id 4660"), std::string::npos) << unknown;
+  EXPECT_NE(unknown.message().find(key), std::string::npos) << unknown;
+  wire::EntityEnvelope other_type = envelope(get_id, "");
+  other_type.entity_type = "no::SuchEntity";
+  absl::Status wrong = ask(std::move(other_type));
+  EXPECT_EQ(wrong.code(), absl::StatusCode::kInvalidArgument) << wrong;
+  EXPECT_NE(wrong.message().find("no::SuchEntity"), std::string::npos) << wrong;
+  wire::EntityEnvelope far = envelope(get_id, "");
+  far.shard = 100000;
+  absl::Status out_of_range = ask(std::move(far));
+  EXPECT_EQ(out_of_range.code(), absl::StatusCode::kInvalidArgument) << out_of_range;
+  EXPECT_NE(out_of_range.message().find("shard 100000"), std::string::npos) << out_of_range;
+
+  // The entity still counts, through either member.
+  for (TestMember* m : {&a, &b}) {
+    Result<int64_t> v = m->cluster->Entity<TestCounter>(key).Ask(testmsg::Get{}, absl::Seconds(5)).Wait();
+    ASSERT_TRUE(v.ok()) << v.status();
+    EXPECT_EQ(*v, 1);
+  }
+  EXPECT_EQ(b.cluster->entity_stats<TestCounter>().activations, 1u);
+  EXPECT_EQ(b.cluster->entity_stats<TestCounter>().restarts, 0u);
+}
+
 // A cluster singleton: counts its activations and those alive, and says
 // which activation answers.
 std::atomic<int> singletons_alive{0};

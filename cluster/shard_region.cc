@@ -55,10 +55,9 @@ class EncodedRouted final : public Routed {
     if (reply_) route = std::make_unique<EntityReplyRoute>(&node, reply_);
     absl::Status status = node.DeliverNested(entity, envelope_.type_id, envelope_.payload, std::move(route));
     if (status.ok()) return;
-    if (absl::IsUnimplemented(status)) {
-      status = absl::InvalidArgumentError(absl::StrCat("entity '", key(), "': ", status.message()));
-    }
-    Fail(std::move(status));
+    // A type the entity does not take is the sender's mistake too.
+    const absl::StatusCode code = absl::IsUnimplemented(status) ? absl::StatusCode::kInvalidArgument : status.code();
+    Fail(absl::Status(code, absl::StrCat("a message for entity '", key(), "' from ", origin, ": ", status.message())));
   }
 
   absl::Status SendRemote(Node&, const Ref<ShardRegion>& region, wire::EntityEnvelope envelope) override {
