@@ -45,36 +45,77 @@ void StopAndWait(ActorSystem& system, const std::vector<ActorRef>& actors) {
 
 }  // namespace
 
+namespace {
+
+class StaticProvider final : public MembershipProvider {
+ public:
+  StaticProvider(std::vector<std::string> members, absl::Duration retry_interval, absl::Duration ask_timeout)
+      : members_(std::move(members)), retry_interval_(retry_interval), ask_timeout_(ask_timeout) {}
+
+  absl::StatusOr<Running> Start(ActorSystem& system, Node& node, std::shared_ptr<internal::SharedView> view) override {
+    const std::string self = node.address();
+    if (members_.empty()) {
+      return absl::InvalidArgumentError("cluster: no members listed for the static provider");
+    }
+    if (std::find(members_.begin(), members_.end(), self) == members_.end()) {
+      return absl::InvalidArgumentError(absl::StrCat("cluster: this node's address ", self,
+                                                     " is not among the members listed (",
+                                                     absl::StrJoin(members_, ", "), ")"));
+    }
+    Ref<internal::MembershipActor> actor = system.Spawn<internal::MembershipActor>(internal::MembershipConfig{
+        .node = &node,
+        .members = members_,
+        .self_address = self,
+        .retry_interval = retry_interval_,
+        .ask_timeout = ask_timeout_,
+        .view = std::move(view),
+    });
+    if (absl::Status s = node.Publish(internal::kPublishedName, actor); !s.ok()) {
+      actor.Stop();
+      return s;
+    }
+    Running running;
+    running.actor = actor;
+    running.published = {internal::kPublishedName};
+    running.subscribe = [actor](internal::MembershipEvents events) {
+      actor.Tell(internal::AddSubscriber{std::move(events)});
+    };
+    running.leave = [actor] { return actor.Ask(internal::BeginLeave{}); };
+    return running;
+  }
+
+ private:
+  const std::vector<std::string> members_;
+  const absl::Duration retry_interval_;
+  const absl::Duration ask_timeout_;
+};
+
+}  // namespace
+
+std::shared_ptr<MembershipProvider> StaticMembers(std::vector<std::string> members, absl::Duration retry_interval,
+                                                  absl::Duration ask_timeout) {
+  return std::make_shared<StaticProvider>(std::move(members), retry_interval, ask_timeout);
+}
+
 Cluster::Cluster(ActorSystem& system, Node& node, ClusterOptions options)
     : system_(system), node_(node), view_(std::make_shared<internal::SharedView>()) {
-  const std::string self = node.address();
-  if (self.empty()) {
+  if (node.address().empty()) {
     status_ = absl::FailedPreconditionError("cluster: the node does not listen; call Node::Listen first");
     return;
   }
-  if (options.static_members.empty()) {
-    status_ = absl::InvalidArgumentError("cluster: no members listed (ClusterOptions::static_members)");
+  std::shared_ptr<MembershipProvider> provider = std::move(options.provider);
+  if (provider == nullptr) {
+    provider = StaticMembers(std::move(options.static_members), options.retry_interval, options.ask_timeout);
+  } else if (!options.static_members.empty()) {
+    status_ = absl::InvalidArgumentError("cluster: both a provider and static_members given; use one");
     return;
   }
-  if (std::find(options.static_members.begin(), options.static_members.end(), self) == options.static_members.end()) {
-    status_ = absl::InvalidArgumentError(absl::StrCat("cluster: this node's address ", self,
-                                                      " is not among the members listed (",
-                                                      absl::StrJoin(options.static_members, ", "), ")"));
+  absl::StatusOr<MembershipProvider::Running> running = provider->Start(system, node, view_);
+  if (!running.ok()) {
+    status_ = std::move(running).status();
     return;
   }
-  membership_ = system.Spawn<internal::MembershipActor>(internal::MembershipConfig{
-      .node = &node,
-      .members = std::move(options.static_members),
-      .self_address = self,
-      .retry_interval = options.retry_interval,
-      .ask_timeout = options.ask_timeout,
-      .view = view_,
-  });
-  if (absl::Status s = node.Publish(internal::kPublishedName, membership_); !s.ok()) {
-    status_ = s;
-    membership_.Stop();
-    membership_ = Ref<internal::MembershipActor>();
-  }
+  running_ = *std::move(running);
 }
 
 Cluster::~Cluster() {
@@ -88,17 +129,15 @@ Cluster::~Cluster() {
     node_.Unpublish(internal::RegionName(type));
     actors.push_back(entry.ref);
   }
-  if (membership_) {
-    node_.Unpublish(internal::kPublishedName);
-    actors.push_back(membership_);
-  }
+  for (const std::string& name : running_.published) node_.Unpublish(name);
+  if (running_.actor) actors.push_back(running_.actor);
   StopAndWait(system_, actors);
 }
 
 MembershipView Cluster::view() const { return view_->Get(); }
 
 Future<void> Cluster::Leave() {
-  if (!membership_) {
+  if (!running_.leave) {
     Promise<void> failed;
     Future<void> f = failed.GetFuture();
     failed.SetError(absl::Status(status_.code(), std::string(status_.message())));  // unshared
@@ -113,8 +152,7 @@ Future<void> Cluster::Leave() {
   Future<void> done = promise.GetFuture();
   // The regions hear of the leave (a MemberChanged) before the leave's
   // reply, so before they are asked to wait for its handoffs.
-  membership_.Ask(internal::BeginLeave{})
-      .OnCompleteInline([regions = std::move(regions), promise = std::move(promise)](absl::Status&& s) mutable {
+  running_.leave().OnCompleteInline([regions = std::move(regions), promise = std::move(promise)](absl::Status&& s) mutable {
         if (!s.ok() || regions.empty()) {
           promise.Complete(std::move(s));
           return;

@@ -9,12 +9,12 @@
 //   cluster.Subscribe(watcher);      // MemberChanged, HostingChanged
 //   MembershipView v = cluster.view();
 //
-// Providers. The static provider (this one) takes every member's address
-// from the options, the same list on every node; a member is up while this
-// node's link to it is up (links heal by themselves: net/node.h), and a
-// node that sees no majority of the list stops hosting entities
-// (keep-majority; cluster/membership_actor.h has the rule and the even
-// split). Membership states and their order: cluster/membership.h.
+// Providers (cluster/provider.h). The static provider takes every member's
+// address from the options, the same list on every node; a member is up
+// while this node's link to it is up (links heal by themselves:
+// net/node.h), and a node that sees no majority of the list stops hosting
+// entities (keep-majority; cluster/membership_actor.h has the rule and the
+// even split). Membership states and their order: cluster/membership.h.
 //
 // Ordering: each node reports changes in the order it saw them. With the
 // static provider two nodes may see a member's loss and return in
@@ -41,6 +41,7 @@
 #include "cluster/membership.h"
 #include "cluster/membership_actor.h"
 #include "cluster/placement.h"
+#include "cluster/provider.h"
 #include "cluster/shard_region.h"
 #include "net/node.h"
 
@@ -49,11 +50,14 @@ namespace troupe::cluster {
 struct ClusterOptions {
   // The static provider: every member's "host:port" as it listens (its
   // Node's address()), this node's among them; the same list on every node.
-  std::vector<std::string> static_members;
+  std::vector<std::string> static_members = {};
   // How often an unreached member is tried again.
   absl::Duration retry_interval = absl::Milliseconds(200);
   // Each Lookup and Hello ask to a member.
   absl::Duration ask_timeout = absl::Seconds(2);
+  // Or another provider (cluster/provider.h): StaticMembers(...), or the
+  // etcd provider (cluster/etcd/); the fields above are then unused.
+  std::shared_ptr<MembershipProvider> provider = nullptr;
 };
 
 class Cluster {
@@ -78,11 +82,11 @@ class Cluster {
   // handles MemberChanged and HostingChanged.
   template <class W>
   void Subscribe(const Ref<W>& subscriber) {
-    if (!membership_) return;
-    membership_.Tell(internal::AddSubscriber{internal::MembershipEvents{
+    if (!running_.subscribe) return;
+    running_.subscribe(internal::MembershipEvents{
         .changed = [subscriber](MemberChanged e) { subscriber.Tell(std::move(e)); },
         .hosting = [subscriber](HostingChanged e) { subscriber.Tell(std::move(e)); },
-    }});
+    });
   }
 
   // Runs entities of type E on this node (cluster/entity.h): call it on
@@ -160,7 +164,7 @@ class Cluster {
   Node& node_;
   absl::Status status_;
   std::shared_ptr<internal::SharedView> view_;
-  Ref<internal::MembershipActor> membership_;
+  MembershipProvider::Running running_;
   mutable std::mutex regions_mu_;
   absl::flat_hash_map<std::string, RegionEntry> regions_;  // by entity type; guarded by regions_mu_
 };

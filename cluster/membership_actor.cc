@@ -172,15 +172,12 @@ void MembershipActor::On(const BeginLeave&) {
   const MemberState previous = self_.state;
   self_.state = MemberState::kLeaving;
   ++sequence_;
-  for (MembershipEvents& s : subscribers_) {
-    s.changed(MemberChanged{.member = self_, .previous = previous, .sequence = sequence_});
-  }
+  Publish(MemberChanged{.member = self_, .previous = previous, .sequence = sequence_});
   for (auto& [address, k] : known_) {
     if (k.peer && k.member.state != MemberState::kRemoved) {
       k.peer.Tell(wire::Leaving{.name = self_.name, .incarnation = self_.incarnation});
     }
   }
-  Publish();
 }
 
 void MembershipActor::Reach(const std::string& address, absl::Duration after) {
@@ -209,10 +206,7 @@ void MembershipActor::SetState(Known& k, MemberState state) {
   ++sequence_;
   log().info("cluster: member {} ({} incarnation {}) {} -> {}", k.member.name, k.member.address,
                       k.member.incarnation, MemberStateName(previous), MemberStateName(state));
-  for (MembershipEvents& s : subscribers_) {
-    s.changed(MemberChanged{.member = k.member, .previous = previous, .sequence = sequence_});
-  }
-  Publish();
+  Publish(MemberChanged{.member = k.member, .previous = previous, .sequence = sequence_});
 }
 
 bool MembershipActor::ComputeHosting(std::string* why) const {
@@ -239,14 +233,23 @@ bool MembershipActor::ComputeHosting(std::string* why) const {
   return false;
 }
 
-void MembershipActor::Publish() {
+void MembershipActor::Publish(std::optional<MemberChanged> change) {
   std::string why;
   const bool hosting = ComputeHosting(&why);
-  if (hosting != hosting_) {
-    hosting_ = hosting;
+  const bool hosting_changed = hosting != hosting_;
+  hosting_ = hosting;
+  // The view first, so that a subscriber told of a change reads it there.
+  SetView();
+  if (change) {
+    for (MembershipEvents& s : subscribers_) s.changed(*change);
+  }
+  if (hosting_changed) {
     log().warn("cluster: {} {} hosting entities: {}", self_.name, hosting ? "starts" : "stops", why);
     for (MembershipEvents& s : subscribers_) s.hosting(HostingChanged{.hosting = hosting, .reason = why});
   }
+}
+
+void MembershipActor::SetView() {
   MembershipView view;
   view.members.push_back(self_);
   for (const auto& [address, k] : known_) {

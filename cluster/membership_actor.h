@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -117,7 +118,10 @@ class MembershipActor : public Actor<MembershipActor> {
   // Schedules reaching `address` unless that is under way.
   void Reach(const std::string& address, absl::Duration after);
   Known* FindByName(const std::string& name);
-  void Publish();
+  // Updates the shared view, then tells the subscribers `change` (if
+  // any) and a change of hosting (if any), in that order.
+  void Publish(std::optional<MemberChanged> change = std::nullopt);
+  void SetView();
   bool ComputeHosting(std::string* why) const;
 
   MembershipConfig config_;

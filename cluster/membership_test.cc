@@ -112,6 +112,14 @@ TEST(StaticMembership, OptionsThatCannotWorkAreRefusedWithTheReason) {
   EXPECT_EQ(elsewhere.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(elsewhere.status().message().find(a.address), std::string::npos) << elsewhere.status();
   EXPECT_FALSE(none.Leave().Wait(nettest::kWait).ok());
+  Cluster both(*a.system, *a.node,
+               ClusterOptions{.static_members = {a.address}, .provider = StaticMembers({a.address})});
+  EXPECT_EQ(both.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(both.status().message().find("both"), std::string::npos) << both.status();
+  // The provider given as such works as the options' list does.
+  Cluster alone(*a.system, *a.node, ClusterOptions{.provider = StaticMembers({a.address})});
+  ASSERT_TRUE(alone.status().ok()) << alone.status();
+  EXPECT_TRUE(Eventually([&] { return alone.hosting(); }));
 }
 
 }  // namespace
