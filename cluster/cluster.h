@@ -105,6 +105,7 @@ class Cluster {
                          .options = std::move(options),
                          .spawn = &internal::SpawnEntity<E>,
                          .counters = std::make_shared<internal::RegionCounters>(),
+                         .view = view_,
                      });
   }
 

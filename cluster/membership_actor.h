@@ -24,6 +24,7 @@
 #ifndef TROUPE_CLUSTER_MEMBERSHIP_ACTOR_H_
 #define TROUPE_CLUSTER_MEMBERSHIP_ACTOR_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -57,9 +58,18 @@ class SharedView {
     view_ = std::move(view);
   }
 
+  // Fencing (the etcd provider): the time until which this node may serve
+  // entities, whatever its regions have heard; the far future for
+  // providers that do not fence. Any thread, without a lock.
+  absl::Time serve_until() const { return absl::FromUnixNanos(serve_until_ns_.load(std::memory_order_acquire)); }
+  void SetServeUntil(absl::Time t) {
+    serve_until_ns_.store(absl::ToUnixNanos(t), std::memory_order_release);
+  }
+
  private:
   mutable std::mutex mu_;
   MembershipView view_;  // guarded by mu_
+  std::atomic<int64_t> serve_until_ns_{INT64_MAX};
 };
 
 struct MembershipConfig {

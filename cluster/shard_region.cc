@@ -223,6 +223,14 @@ void ShardRegion::On(const WakeAlwaysActive& m) {
 }
 
 void ShardRegion::DeliverToEntity(Shard& shard, std::unique_ptr<Routed> routed) {
+  if (config_.view != nullptr && absl::Now() >= config_.view->serve_until()) {
+    // The membership's fence passed before this region heard it stops
+    // hosting (a stalled node that runs again): nothing is served.
+    Refuse(*routed, absl::UnavailableError(absl::StrCat(
+                        "node ", self_, " may not serve entities now: its membership lease was not renewed in time (fenced since ",
+                        absl::FormatTime(config_.view->serve_until()), ")")));
+    return;
+  }
   Entity& e = Activate(shard, routed->shard(), routed->key());
   if (e.stopping) {
     Hold(e.waiting, std::move(routed), "waiting for the entity's activation to stop");

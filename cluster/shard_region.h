@@ -53,6 +53,7 @@
 #include "absl/time/time.h"
 #include "actors/actor.h"
 #include "cluster/membership.h"
+#include "cluster/membership_actor.h"
 #include "cluster/sharding.troupe.h"
 #include "net/node.h"
 
@@ -183,6 +184,9 @@ struct RegionConfig {
   // Spawns the entity of `key` as a supervised child of `parent`.
   absl::AnyInvocable<ActorRef(troupe::internal::ActorCell* parent, const std::string& key)> spawn;
   std::shared_ptr<RegionCounters> counters;
+  // The membership's view: its serve_until fences delivery (the etcd
+  // provider's lease).
+  std::shared_ptr<SharedView> view;
 };
 
 // The name a region is published under on its Node.
