@@ -128,6 +128,29 @@ def troupe_dependencies():
     )
     _maybe(
         system_library,
+        name = "protobuf",
+        packages = ["libprotobuf-dev", "protobuf-compiler"],
+        headers = ["google/protobuf"],
+        pkg_config = {"protobuf": "protobuf"},
+        binaries = {"protoc": "/usr/bin/protoc"},
+    )
+    _maybe(
+        system_library,
+        name = "grpc",
+        packages = ["libgrpc++-dev", "protobuf-compiler-grpc"],
+        headers = ["grpc", "grpcpp"],
+        pkg_config = {"grpc++": "grpc++"},
+        binaries = {"grpc_cpp_plugin": "/usr/bin/grpc_cpp_plugin"},
+    )
+    # No library: the etcd server that the etcd client's tests start.
+    _maybe(
+        system_library,
+        name = "etcd_server",
+        packages = ["etcd-server"],
+        binaries = {"etcd": "/usr/bin/etcd"},
+    )
+    _maybe(
+        system_library,
         name = "caf",
         packages = ["libcaf-dev"],
         headers = ["caf"],

@@ -164,6 +164,11 @@ size_t ChildProcess::LinesSoFar() const {
   return dropped_ + lines_.size();
 }
 
+bool ChildProcess::OutputEnded() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return eof_;
+}
+
 void ChildProcess::Signal(int sig) {
   if (!reaped_) kill(pid_, sig);
 }

@@ -53,6 +53,10 @@ class ChildProcess {
   // How many lines the child has printed so far.
   size_t LinesSoFar() const;
 
+  // Whether the child's output has ended: it exited (or closed its
+  // stdout and stderr), whether or not it has been reaped.
+  bool OutputEnded() const;
+
   // Waits for the child to exit until `deadline`, then kills it (SIGKILL)
   // and reaps it. Describes how it ended: "exited 0", "killed by signal 9
   // after the deadline", ... `clean` is set if it exited 0 by itself.
