@@ -136,7 +136,10 @@ struct EtcdClientOptions {
 struct KeepAliveOptions {
   absl::Duration interval = absl::Seconds(1);
   absl::Duration reply_timeout = absl::Seconds(3);
-  absl::AnyInvocable<void(absl::Status why)> on_lost;  // optional
+  absl::AnyInvocable<void(absl::Status why)> on_lost = nullptr;  // optional
+  // Each renewal etcd confirmed (optional): when the keepalive it answers
+  // was sent — the lease lasts at least `ttl` from then — and the TTL.
+  absl::AnyInvocable<void(absl::Time sent, absl::Duration ttl)> on_renewed = nullptr;
 };
 
 class KeepAlive {

@@ -37,6 +37,8 @@ void KeepAliveCall::OnOpened() {
 }
 
 void KeepAliveCall::OnResponse(const etcdserverpb::LeaseKeepAliveResponse& response) {
+  // etcd renewed the lease when it read the keepalive, after it was sent.
+  const absl::Time sent = unanswered_since_.value_or(absl::Now());
   unanswered_since_.reset();
   if (response.ttl() <= 0) {
     ttl_seconds_.store(0, std::memory_order_relaxed);
@@ -48,6 +50,7 @@ void KeepAliveCall::OnResponse(const etcdserverpb::LeaseKeepAliveResponse& respo
   }
   ttl_seconds_.store(response.ttl(), std::memory_order_relaxed);
   ReportStarted(absl::OkStatus());
+  if (options_.on_renewed && Delivering()) options_.on_renewed(sent, absl::Seconds(response.ttl()));
 }
 
 void KeepAliveCall::OnTimer() {
