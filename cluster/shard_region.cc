@@ -187,6 +187,18 @@ void ShardRegion::Route(std::unique_ptr<Routed> routed) {
       SendTo(shard.peer, Outbound{.routed = std::move(routed), .fence = {}, .handed_off = {}});
       return;
     case Mode::kRemote:
+      if (routed->forwarded && !routed->sender.empty()) {
+        // Sent on by a previous owner that sees this node as the new one:
+        // this node's view lags. Held until it catches up (then delivered
+        // first, as a handoff's forwarded messages are) or, past
+        // handoff_timeout, sent to the owner it sees.
+        if (shard.forwarded.empty()) {
+          shard.ahead_epoch = ++next_epoch_;
+          SendAfter(config_.options.handoff_timeout, Self(), AheadTimeout{.shard = s, .epoch = shard.ahead_epoch});
+        }
+        Hold(shard.forwarded, std::move(routed), "waiting for this node's view to catch up");
+        return;
+      }
       if (routed->hops >= kMaxHops) {
         Refuse(*routed, absl::UnavailableError(absl::StrCat("entity '", routed->key(), "' was passed on ",
                                                             routed->hops, " times without reaching its owner (",
@@ -504,6 +516,7 @@ void ShardRegion::Rebalance() {
     const std::string previous = OwnerOf(s, others);
     if (owner.empty()) {
       if (shard.mode == Mode::kLocal || shard.mode == Mode::kIncoming) StopEntities(shard, /*now=*/false);
+      RefuseHeld(shard, NotHostingError());
       SetMode(shard, Mode::kNone);
       continue;
     }
@@ -566,6 +579,7 @@ void ShardRegion::Rebalance() {
         if (IsLive(shard.peer)) Fence(s, shard.peer, owner);
         shard.previous_peer = std::move(shard.peer);
         shard.peer = owner;
+        PassOnHeld(s);
         break;
     }
   }
@@ -577,16 +591,19 @@ void ShardRegion::StopHosting() {
     Shard& shard = shards_[s];
     if (shard.mode == Mode::kNone) continue;
     StopEntities(shard, /*now=*/false);
-    const absl::Status status = NotHostingError();
-    for (auto* buffer : {&shard.forwarded, &shard.direct}) {
-      std::deque<std::unique_ptr<Routed>> held = std::move(*buffer);
-      buffer->clear();
-      for (auto& r : held) Refuse(*r, status);
-    }
+    RefuseHeld(shard, NotHostingError());
     SetMode(shard, Mode::kNone);
     shard.peer.clear();
   }
   CheckLeaveWaiters();
+}
+
+void ShardRegion::RefuseHeld(Shard& shard, const absl::Status& status) {
+  for (auto* buffer : {&shard.forwarded, &shard.direct}) {
+    std::deque<std::unique_ptr<Routed>> held = std::move(*buffer);
+    buffer->clear();
+    for (auto& r : held) Refuse(*r, status);
+  }
 }
 
 void ShardRegion::SetMode(Shard& shard, Mode mode) {
@@ -683,6 +700,27 @@ void ShardRegion::ArmHandoffTimer(uint32_t s) {
   Shard& shard = shards_[s];
   shard.epoch = ++next_epoch_;
   SendAfter(config_.options.handoff_timeout, Self(), HandoffTimeout{.shard = s, .epoch = shard.epoch});
+}
+
+void ShardRegion::On(const AheadTimeout& m) {
+  if (m.shard >= shards_.size()) return;
+  Shard& shard = shards_[m.shard];
+  if (shard.ahead_epoch != m.epoch || shard.mode != Mode::kRemote || shard.forwarded.empty()) return;
+  log().warn("cluster: region of {} on {}: {} messages for shard {} came from its previous owner, but this node "
+             "still sees {} as the owner after {}; sending them there",
+             config_.entity_type, self_, shard.forwarded.size(), m.shard, shard.peer,
+             absl::FormatDuration(config_.options.handoff_timeout));
+  PassOnHeld(m.shard);
+}
+
+void ShardRegion::PassOnHeld(uint32_t s) {
+  Shard& shard = shards_[s];
+  std::deque<std::unique_ptr<Routed>> held = std::move(shard.forwarded);
+  shard.forwarded.clear();
+  for (auto& r : held) {
+    r->forwarded = false;  // the next region routes it by its own view
+    Route(std::move(r));
+  }
 }
 
 void ShardRegion::On(const HandoffTimeout& m) {

@@ -152,6 +152,10 @@ struct HandoffTimeout {
   uint32_t shard;
   uint64_t epoch;
 };
+struct AheadTimeout {
+  uint32_t shard;
+  uint64_t epoch;
+};
 struct RegionFound {
   std::string member;
   uint64_t incarnation;
@@ -208,6 +212,7 @@ class ShardRegion : public Actor<ShardRegion> {
   void On(const HostingChanged& m);
   void On(const RegionSweep&);
   void On(const HandoffTimeout& m);
+  void On(const AheadTimeout& m);
   void On(RegionFound&& m);
   void On(const RetryRegionLookup& m);
   void On(const AwaitHandedOff&, Reply<void> reply);
@@ -244,6 +249,9 @@ class ShardRegion : public Actor<ShardRegion> {
     absl::flat_hash_set<std::string> fenced, requested;
     bool forced = false;
     uint64_t epoch = 0;
+    // kRemote: `forwarded` holds what a previous owner sent on while this
+    // node's view lagged, until this epoch's AheadTimeout.
+    uint64_t ahead_epoch = 0;
   };
   // What goes to another member's region, in order.
   struct Outbound {
@@ -277,11 +285,14 @@ class ShardRegion : public Actor<ShardRegion> {
   void GoLocal(uint32_t s);
   void StopEntities(Shard& shard, bool now);
   void TryFinishOutgoing(uint32_t s);
+  // Routes again, as direct messages, what a kRemote shard held.
+  void PassOnHeld(uint32_t s);
   void RequestFences(uint32_t s);
   void Fence(uint32_t s, const std::string& previous, const std::string& owner, bool request = false);
   void ArmHandoffTimer(uint32_t s);
   void CheckLeaveWaiters();
   void SetMode(Shard& shard, Mode mode);
+  void RefuseHeld(Shard& shard, const absl::Status& status);
 
   bool IsLive(const std::string& name) const;
   // Reported down, or removed (and not back).
