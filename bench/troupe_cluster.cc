@@ -11,6 +11,11 @@
 //     entities (each activated by a tell); the fourth joins, and the figure
 //     is the time from its start until every shard that moves to it has
 //     been handed over and served (its region owns them all).
+//   entity-failover: three members on the etcd provider (a real etcd on
+//     loopback, TTL 2 s); one of them reaches etcd through a relay, which
+//     is cut. The figure is the time from the cut until an entity that
+//     member hosted answers from a survivor (asked every 20 ms), and the
+//     time until the cut member had fenced itself.
 
 #include <algorithm>
 #include <cstdint>
@@ -29,8 +34,11 @@
 #include "bench/cluster.troupe.h"
 #include "bench/workload.h"
 #include "cluster/cluster.h"
+#include "cluster/etcd/etcd_membership.h"
+#include "cluster/etcd/etcd_test_server.h"
 #include "cluster/placement.h"
 #include "net/node.h"
+#include "net/node_test_util.h"
 #include "spdlog/logger.h"
 #include "spdlog/sinks/null_sink.h"
 
@@ -72,8 +80,9 @@ struct Member {
     node.reset();
     (void)system.Shutdown(absl::Seconds(10));
   }
-  absl::Status Join(const std::vector<std::string>& list) {
-    cluster = std::make_unique<cluster::Cluster>(system, *node, cluster::ClusterOptions{.static_members = list});
+  absl::Status Join(const std::vector<std::string>& list) { return Join(cluster::ClusterOptions{.static_members = list}); }
+  absl::Status Join(cluster::ClusterOptions options) {
+    cluster = std::make_unique<cluster::Cluster>(system, *node, std::move(options));
     if (!cluster->status().ok()) return cluster->status();
     cluster::EntityOptions o;
     o.shards = kShards;
@@ -237,6 +246,56 @@ absl::StatusOr<std::vector<Measurement>> TroupeEntityHandoff(const Sizes& sizes)
       {"join handoff", absl::ToDoubleMilliseconds(elapsed), "ms", false},
       {"shards moved", static_cast<double>(moving), "", false},
       {"entities stopped", static_cast<double>(n - static_cast<int64_t>(active())), "", false},
+  };
+}
+
+absl::StatusOr<std::vector<Measurement>> TroupeEntityFailover(const Sizes&) {
+  cluster::etcd::EtcdServer etcd;
+  if (absl::Status s = etcd.Start(); !s.ok()) return s;
+  nettest::TcpRelay relay;
+  relay.SetTarget(etcd.client_address());
+  auto options = [](const std::string& endpoint) {
+    cluster::EtcdMembershipOptions o;
+    o.endpoint = endpoint;
+    o.cluster = "bench";
+    o.ttl = absl::Seconds(2);
+    o.keepalive_interval = absl::Milliseconds(250);
+    o.fence_margin = absl::Milliseconds(500);
+    o.request_timeout = absl::Milliseconds(500);
+    o.retry_interval = absl::Milliseconds(100);
+    return cluster::ClusterOptions{.provider = cluster::EtcdMembers(o)};
+  };
+  Member a("bench-a"), b("bench-b"), c("bench-c");
+  if (absl::Status s = a.Join(options(etcd.client_address())); !s.ok()) return s;
+  if (absl::Status s = b.Join(options(etcd.client_address())); !s.ok()) return s;
+  if (absl::Status s = c.Join(options(relay.address())); !s.ok()) return s;
+  if (!WaitFor([&] { return a.up() == 3 && b.up() == 3 && c.up() == 3 && c.cluster->hosting(); })) {
+    return absl::InternalError("entity-failover: the three members never saw each other up");
+  }
+  const std::string key = KeysOwnedBy("bench-c", {"bench-a", "bench-b", "bench-c"}, 1, "f-").front();
+  cluster::EntityRef<HitEntity> entity = a.cluster->Entity<HitEntity>(key);
+  if (absl::Status s = Check(entity.Ask(cwire::Hit{.seq = 1}).Wait(kTimeout), 1, "before the cut"); !s.ok()) return s;
+  const absl::Time cut = absl::Now();
+  relay.Pause();
+  absl::Time fenced = absl::InfiniteFuture(), served = absl::InfiniteFuture();
+  int64_t failed = 0;
+  for (int64_t i = 2; absl::Now() - cut < kTimeout && served == absl::InfiniteFuture(); ++i) {
+    if (fenced == absl::InfiniteFuture() && !c.cluster->hosting()) fenced = absl::Now();
+    Result<int64_t> r = entity.Ask(cwire::Hit{.seq = i}, absl::Milliseconds(200)).Wait();
+    if (r.ok() && c.cluster->entity_stats<HitEntity>().entities == 0) {
+      served = absl::Now();
+    } else {
+      ++failed;
+      absl::SleepFor(absl::Milliseconds(20));  // pacing the probes, not synchronizing
+    }
+  }
+  if (served == absl::InfiniteFuture()) return absl::InternalError("entity-failover: the key was never served again");
+  if (fenced == absl::InfiniteFuture() && !c.cluster->hosting()) fenced = absl::Now();
+  relay.Resume();
+  return std::vector<Measurement>{
+      {"served again after", absl::ToDoubleMilliseconds(served - cut), "ms", false},
+      {"cut member fenced after", absl::ToDoubleMilliseconds(fenced - cut), "ms", false},
+      {"asks failed meanwhile", static_cast<double>(failed), "", false},
   };
 }
 

@@ -33,6 +33,9 @@ const std::vector<Workload>& AllWorkloads() {
       {"entity-handoff", "a member joins three that host 100,000 entities: time until its shards are handed over "
                          "(troupe only)",
        TroupeEntityHandoff, nullptr},
+      {"entity-failover", "a member on etcd (TTL 2 s) is cut off from it: time until its entity answers from a "
+                          "survivor (troupe only)",
+       TroupeEntityFailover, nullptr},
   };
   return *kAll;
 }
