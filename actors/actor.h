@@ -25,7 +25,9 @@
 //   void OnStart()                      first thing the actor runs
 //   void OnStop(const absl::Status&)    last thing it runs; the argument is
 //                                       the exit reason (OK for a normal stop,
-//                                       Internal for a handler that threw)
+//                                       Internal for a handler that threw);
+//                                       an OnStop() without it is a compile
+//                                       error, as it would never be called
 //
 // Everything protected below may be called only from the actor's own
 // handlers and hooks; in the constructor only Self() and TrapExits() (the actor is not

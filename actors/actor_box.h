@@ -119,6 +119,10 @@ class ActorBox final : public ActorCell {
     if constexpr (requires(A& a) { a.OnStart(); }) actor().OnStart();
   }
   void HandleStop(const absl::Status& reason) override {
+    static_assert(requires(A& a, const absl::Status& r) { a.OnStop(r); } || !requires(A& a) { a.OnStop(); },
+                  "troupe: the stop hook takes the stop reason, void OnStop(const absl::Status& reason) "
+                  "(actors/actor.h); an OnStop() without it would never run (the actor type is named in this "
+                  "instantiation of ActorBox)");
     if constexpr (requires(A& a) { a.OnStop(reason); }) {
       if (constructed_) actor().OnStop(reason);
     }
