@@ -101,15 +101,6 @@ struct TestCounter : Actor<TestCounter> {
   Store::State state_;
 };
 
-struct JoinAll {
-  std::vector<std::thread>& threads;
-  ~JoinAll() {
-    for (std::thread& t : threads) {
-      if (t.joinable()) t.join();
-    }
-  }
-};
-
 EntityOptions Quick() {
   EntityOptions o;
   o.shards = 32;
@@ -376,6 +367,89 @@ TEST_F(EntityTest, ASingletonRunsOnceWithoutAMessageAndMovesWhenItsMemberLeaves)
   EXPECT_EQ(singletons_most.load(), 1) << "never two at once";
 }
 
+// Client threads that stream increments through their home members'
+// handles: `total` in all, a tell each and every `ask_every`-th an ask
+// (which paces the stream and is an increment acknowledged), each client
+// numbering its messages to each key from 0. Joined by Join or the
+// destructor; SentTo after Join.
+class Stream {
+ public:
+  Stream(std::vector<TestMember*> homes, int keys, int64_t total, int ask_every, int stride)
+      : total_(total), sent_(homes.size(), std::vector<int64_t>(static_cast<size_t>(keys), 0)) {
+    const int clients = static_cast<int>(homes.size());
+    for (int t = 0; t < clients; ++t) {
+      threads_.emplace_back([this, t, clients, keys, ask_every, stride, home = homes[t]] {
+        const std::string name = absl::StrCat("client-", t);
+        std::vector<EntityRef<TestCounter>> handles;
+        for (int k = 0; k < keys; ++k) handles.push_back(home->cluster->Entity<TestCounter>(absl::StrCat("key-", k)));
+        const int64_t mine = total_ / clients + (t < total_ % clients ? 1 : 0);
+        for (int64_t i = 0; i < mine; ++i) {
+          const int k = static_cast<int>((i * stride + t) % keys);
+          const testmsg::Add add{.sender = name, .seq = sent_[t][k]++, .by = 1};
+          if (i % ask_every == ask_every - 1) {
+            absl::Status acked = handles[k].Ask(add, absl::Seconds(30)).Wait();
+            if (!acked.ok() && failures_.fetch_add(1) == 0) {
+              std::lock_guard<std::mutex> lock(mu_);
+              first_failure_ = acked;
+            }
+          } else {
+            handles[k].Tell(add);
+          }
+          progress_.fetch_add(1, std::memory_order_relaxed);
+        }
+      });
+    }
+  }
+  ~Stream() { Join(); }
+
+  void Join() {
+    for (std::thread& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+  // Waits (bounded) until `percent` of the increments have been sent.
+  bool Reached(int percent) {
+    return Eventually([&] { return progress_.load() >= total_ * percent / 100; }, absl::Seconds(60));
+  }
+  int64_t progress() const { return progress_.load(); }
+  int64_t failures() const { return failures_.load(); }
+  absl::Status first_failure() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return first_failure_;
+  }
+  int64_t SentTo(int key) const {
+    int64_t n = 0;
+    for (const std::vector<int64_t>& client : sent_) n += client[static_cast<size_t>(key)];
+    return n;
+  }
+  int keys() const { return static_cast<int>(sent_.front().size()); }
+  int64_t total() const { return total_; }
+
+ private:
+  const int64_t total_;
+  std::vector<std::vector<int64_t>> sent_;  // by client, by key
+  std::atomic<int64_t> progress_{0}, failures_{0};
+  std::mutex mu_;
+  absl::Status first_failure_;  // guarded by mu_
+  std::vector<std::thread> threads_;
+};
+
+// Every key's count, read through `reader`, is what the stream sent it, and
+// nothing went wrong in the entities.
+void ExpectEverythingCounted(TestMember& reader, Stream& stream) {
+  EXPECT_EQ(stream.failures(), 0) << stream.first_failure();
+  int64_t total = 0;
+  for (int k = 0; k < stream.keys(); ++k) {
+    Result<int64_t> v =
+        reader.cluster->Entity<TestCounter>(absl::StrCat("key-", k)).Ask(testmsg::Get{}, absl::Seconds(10)).Wait();
+    ASSERT_TRUE(v.ok()) << v.status();
+    EXPECT_EQ(*v, stream.SentTo(k)) << "key-" << k;
+    total += *v;
+  }
+  EXPECT_EQ(total, stream.total());
+  EXPECT_TRUE(TheStore().Violations().empty()) << ::testing::PrintToString(TheStore().Violations());
+}
+
 // The stream: three clients send 100,000 increments in all (a tell
 // each, an acknowledged ask every 100) while a fourth listed member joins
 // and then one of the first three leaves. Nothing is lost, nothing
@@ -394,43 +468,9 @@ TEST_F(EntityTest, AJoinAndAGracefulLeaveDuringAStreamLoseNothing) {
   for (TestMember* m : {&a, &b, &c}) m->Join(list);
   StartAll({&a, &b, &c});
 
-  constexpr int kKeys = 300;
-  constexpr int64_t kTotal = 100000;
-  constexpr int kClients = 3;
-  TestMember* homes[kClients] = {&a, &c, &a};
-  std::atomic<int64_t> progress{0};
-  std::atomic<int64_t> ask_failures{0};
-  std::mutex first_failure_mu;
-  absl::Status first_failure;
-  std::vector<std::vector<int64_t>> sent(kClients, std::vector<int64_t>(kKeys, 0));
-  std::vector<std::thread> clients;
-  for (int t = 0; t < kClients; ++t) {
-    clients.emplace_back([&, t] {
-      const std::string name = absl::StrCat("client-", t);
-      std::vector<EntityRef<TestCounter>> keys;
-      for (int k = 0; k < kKeys; ++k) keys.push_back(homes[t]->cluster->Entity<TestCounter>(absl::StrCat("key-", k)));
-      const int64_t mine = kTotal / kClients + (t < kTotal % kClients ? 1 : 0);
-      for (int64_t i = 0; i < mine; ++i) {
-        const int k = static_cast<int>((i * 7 + t) % kKeys);
-        keys[k].Tell(testmsg::Add{.sender = name, .seq = sent[t][k]++, .by = 1});
-        progress.fetch_add(1, std::memory_order_relaxed);
-        if (i % 100 == 99) {
-          // Paces the stream, and is itself an increment acknowledged.
-          absl::Status acked =
-              keys[k].Ask(testmsg::Add{.sender = name, .seq = sent[t][k]++, .by = 1}, absl::Seconds(20)).Wait();
-          if (!acked.ok() && ask_failures.fetch_add(1) == 0) {
-            std::lock_guard<std::mutex> lock(first_failure_mu);
-            first_failure = acked;
-          }
-          progress.fetch_add(1, std::memory_order_relaxed);
-          ++i;
-        }
-      }
-    });
-  }
-  JoinAll join_clients{clients};
+  Stream stream({&a, &c, &a}, /*keys=*/300, /*total=*/100000, /*ask_every=*/100, /*stride=*/7);
 
-  ASSERT_TRUE(Eventually([&] { return progress.load() >= kTotal / 5; }, absl::Seconds(60)));
+  ASSERT_TRUE(stream.Reached(20));
   d.Join(list);
   ASSERT_TRUE(d.cluster->StartEntities<TestCounter>(Quick()).ok());
   const std::vector<std::string> four = clustertest::AllUp({&a, &b, &c, &d});
@@ -438,36 +478,24 @@ TEST_F(EntityTest, AJoinAndAGracefulLeaveDuringAStreamLoseNothing) {
     ASSERT_TRUE(Eventually([&] { return m->States() == four; })) << m->node->name();
   }
   ASSERT_TRUE(Eventually([&] { return d.cluster->entity_stats<TestCounter>().handoffs_in > 0; }));
-  const int64_t at_join = progress.load();
+  const int64_t at_join = stream.progress();
 
-  ASSERT_TRUE(Eventually([&] { return progress.load() >= kTotal * 3 / 5; }, absl::Seconds(60)));
-  const int64_t at_leave = progress.load();
+  ASSERT_TRUE(stream.Reached(60));
+  const int64_t at_leave = stream.progress();
   absl::Status left = b.cluster->Leave().Wait(absl::Seconds(30));
   ASSERT_TRUE(left.ok()) << left;
   const RegionStats b_stats = b.cluster->entity_stats<TestCounter>();
   EXPECT_GT(b_stats.handoffs_out, 0u);
   EXPECT_EQ(b_stats.entities, 0u);
   b.Stop();
-  for (std::thread& client : clients) client.join();
-  clients.clear();
-  const int64_t at_end = progress.load();
+  stream.Join();
+  const int64_t at_end = stream.progress();
   EXPECT_LT(at_join, at_leave);
   EXPECT_LT(at_leave, at_end) << "the leave ended after the stream";
 
   const std::vector<std::string> three = clustertest::AllUp({&a, &c, &d});
   for (TestMember* m : {&a, &c, &d}) ASSERT_TRUE(Eventually([&] { return m->States() == three; })) << m->node->name();
-  EXPECT_EQ(ask_failures.load(), 0) << first_failure;
-  int64_t total = 0;
-  for (int k = 0; k < kKeys; ++k) {
-    int64_t expected = 0;
-    for (int t = 0; t < kClients; ++t) expected += sent[t][k];
-    Result<int64_t> v = c.cluster->Entity<TestCounter>(absl::StrCat("key-", k)).Ask(testmsg::Get{}, absl::Seconds(10)).Wait();
-    ASSERT_TRUE(v.ok()) << v.status();
-    EXPECT_EQ(*v, expected) << "key-" << k;
-    total += *v;
-  }
-  EXPECT_EQ(total, kTotal);
-  EXPECT_TRUE(TheStore().Violations().empty()) << ::testing::PrintToString(TheStore().Violations());
+  ExpectEverythingCounted(c, stream);
   for (TestMember* m : {&a, &c, &d}) {
     const RegionStats s = m->cluster->entity_stats<TestCounter>();
     EXPECT_EQ(s.dropped + s.refused, 0u) << m->node->name();
@@ -492,36 +520,7 @@ TEST_F(EntityTest, RepeatedJoinsAndLeavesUnderLoadLoseNothing) {
   for (TestMember* m : {a.get(), b.get(), c.get()}) m->Join(list);
   StartAll({a.get(), b.get(), c.get()});
 
-  constexpr int kKeys = 200;
-  constexpr int64_t kTotal = 60000;
-  constexpr int kClients = 2;
-  TestMember* homes[kClients] = {a.get(), c.get()};
-  std::atomic<int64_t> progress{0};
-  std::atomic<int64_t> ask_failures{0};
-  std::vector<std::vector<int64_t>> sent(kClients, std::vector<int64_t>(kKeys, 0));
-  std::vector<std::thread> clients;
-  for (int t = 0; t < kClients; ++t) {
-    clients.emplace_back([&, t] {
-      const std::string name = absl::StrCat("client-", t);
-      std::vector<EntityRef<TestCounter>> keys;
-      for (int k = 0; k < kKeys; ++k) keys.push_back(homes[t]->cluster->Entity<TestCounter>(absl::StrCat("key-", k)));
-      for (int64_t i = 0; i < kTotal / kClients; ++i) {
-        const int k = static_cast<int>((i * 11 + t) % kKeys);
-        if (i % 50 == 49) {
-          if (!keys[k].Ask(testmsg::Add{.sender = name, .seq = sent[t][k]++, .by = 1}, absl::Seconds(30)).Wait().ok()) {
-            ask_failures.fetch_add(1);
-          }
-        } else {
-          keys[k].Tell(testmsg::Add{.sender = name, .seq = sent[t][k]++, .by = 1});
-        }
-        progress.fetch_add(1, std::memory_order_relaxed);
-      }
-    });
-  }
-  JoinAll join_clients{clients};
-  auto at = [&](int percent) {
-    return Eventually([&] { return progress.load() >= kTotal * percent / 100; }, absl::Seconds(60));
-  };
+  Stream stream({a.get(), c.get()}, /*keys=*/200, /*total=*/60000, /*ask_every=*/50, /*stride=*/11);
   auto leave = [](std::unique_ptr<TestMember>& m) {
     ASSERT_TRUE(m->cluster->Leave().Wait(absl::Seconds(30)).ok()) << m->node->name();
     m->Stop();
@@ -532,36 +531,24 @@ TEST_F(EntityTest, RepeatedJoinsAndLeavesUnderLoadLoseNothing) {
     ASSERT_TRUE(m.cluster->StartEntities<TestCounter>(Quick()).ok());
   };
 
-  ASSERT_TRUE(at(10));
+  ASSERT_TRUE(stream.Reached(10));
   join(*d);
-  ASSERT_TRUE(at(25));
+  ASSERT_TRUE(stream.Reached(25));
   join(*e);
-  ASSERT_TRUE(at(40));
+  ASSERT_TRUE(stream.Reached(40));
   leave(d);
-  ASSERT_TRUE(at(55));
+  ASSERT_TRUE(stream.Reached(55));
   d = std::make_unique<TestMember>("d", Patient("d"), d_address);
   join(*d);
-  ASSERT_TRUE(at(70));
+  ASSERT_TRUE(stream.Reached(70));
   leave(b);
-  for (std::thread& client : clients) client.join();
-  clients.clear();
+  stream.Join();
 
   const std::vector<std::string> four = clustertest::AllUp({a.get(), c.get(), d.get(), e.get()});
   for (TestMember* m : {a.get(), c.get(), d.get(), e.get()}) {
     ASSERT_TRUE(Eventually([&] { return m->States() == four; })) << m->node->name();
   }
-  EXPECT_EQ(ask_failures.load(), 0);
-  int64_t total = 0;
-  for (int k = 0; k < kKeys; ++k) {
-    int64_t expected = 0;
-    for (int t = 0; t < kClients; ++t) expected += sent[t][k];
-    Result<int64_t> v = e->cluster->Entity<TestCounter>(absl::StrCat("key-", k)).Ask(testmsg::Get{}, absl::Seconds(10)).Wait();
-    ASSERT_TRUE(v.ok()) << v.status();
-    EXPECT_EQ(*v, expected) << "key-" << k;
-    total += *v;
-  }
-  EXPECT_EQ(total, kTotal);
-  EXPECT_TRUE(TheStore().Violations().empty()) << ::testing::PrintToString(TheStore().Violations());
+  ExpectEverythingCounted(*e, stream);
   for (TestMember* m : {a.get(), c.get(), d.get(), e.get()}) {
     const RegionStats st = m->cluster->entity_stats<TestCounter>();
     EXPECT_EQ(st.dropped + st.refused, 0u) << m->node->name();
