@@ -131,18 +131,11 @@ void MembershipActor::On(const NodeLeft& left) {
 }
 
 void MembershipActor::On(AddSubscriber&& add) {
-  // The current members first, as changes from joining, so a subscriber
-  // needs no separate snapshot.
   std::vector<Member> now{self_};
   for (const auto& [address, k] : known_) {
     if (k.member.state != MemberState::kJoining && k.member.state != MemberState::kRemoved) now.push_back(k.member);
   }
-  std::sort(now.begin(), now.end(), [](const Member& a, const Member& b) { return a.address < b.address; });
-  for (const Member& m : now) {
-    add.events.changed(MemberChanged{.member = m, .previous = MemberState::kJoining, .sequence = sequence_});
-  }
-  add.events.hosting(HostingChanged{.hosting = hosting_, .reason = "the state when subscribing"});
-  subscribers_.push_back(std::move(add.events));
+  subscribers_.Add(std::move(add.events), std::move(now), hosting_, sequence_);
 }
 
 Task<void> MembershipActor::On(const ReachMember& reach) {
@@ -236,30 +229,49 @@ bool MembershipActor::ComputeHosting(std::string* why) const {
 void MembershipActor::Publish(std::optional<MemberChanged> change) {
   std::string why;
   const bool hosting = ComputeHosting(&why);
-  const bool hosting_changed = hosting != hosting_;
-  hosting_ = hosting;
-  // The view first, so that a subscriber told of a change reads it there.
-  SetView();
-  if (change) {
-    for (MembershipEvents& s : subscribers_) s.changed(*change);
-  }
-  if (hosting_changed) {
+  std::optional<HostingChanged> hosting_changed;
+  if (hosting != hosting_) {
     log().warn("cluster: {} {} hosting entities: {}", self_.name, hosting ? "starts" : "stops", why);
-    for (MembershipEvents& s : subscribers_) s.hosting(HostingChanged{.hosting = hosting, .reason = why});
+    hosting_changed = HostingChanged{.hosting = hosting, .reason = why};
   }
-}
-
-void MembershipActor::SetView() {
+  hosting_ = hosting;
   MembershipView view;
   view.members.push_back(self_);
   for (const auto& [address, k] : known_) {
     if (k.member.state != MemberState::kRemoved && k.member.incarnation != 0) view.members.push_back(k.member);
   }
-  std::sort(view.members.begin(), view.members.end(),
-            [](const Member& a, const Member& b) { return a.address < b.address; });
   view.hosting = hosting_;
   view.sequence = sequence_;
-  config_.view->Set(std::move(view));
+  subscribers_.Publish(*config_.view, std::move(view), change, hosting_changed);
+}
+
+namespace {
+void SortByAddress(std::vector<Member>& members) {
+  std::sort(members.begin(), members.end(), [](const Member& a, const Member& b) { return a.address < b.address; });
+}
+}  // namespace
+
+void Subscribers::Add(MembershipEvents events, std::vector<Member> now, bool hosting, uint64_t sequence) {
+  // The current members first, as changes from joining, so a subscriber
+  // needs no separate snapshot.
+  SortByAddress(now);
+  for (const Member& m : now) {
+    events.changed(MemberChanged{.member = m, .previous = MemberState::kJoining, .sequence = sequence});
+  }
+  events.hosting(HostingChanged{.hosting = hosting, .reason = "the state when subscribing"});
+  events_.push_back(std::move(events));
+}
+
+void Subscribers::Publish(SharedView& shared, MembershipView view, const std::optional<MemberChanged>& change,
+                          const std::optional<HostingChanged>& hosting) {
+  SortByAddress(view.members);
+  shared.Set(std::move(view));
+  if (change) {
+    for (MembershipEvents& s : events_) s.changed(*change);
+  }
+  if (hosting) {
+    for (MembershipEvents& s : events_) s.hosting(*hosting);
+  }
 }
 
 }  // namespace internal

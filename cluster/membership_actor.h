@@ -88,6 +88,23 @@ struct MembershipEvents {
   absl::AnyInvocable<void(HostingChanged)> hosting;
 };
 
+// The subscribers of a provider's actor, and how every provider tells
+// them (the actor's own thread only).
+class Subscribers {
+ public:
+  // Tells `events` every member of `now` (sorted by address here, each as
+  // a change from joining) and whether this node hosts, then keeps it.
+  void Add(MembershipEvents events, std::vector<Member> now, bool hosting, uint64_t sequence);
+  // Sets `view` (its members sorted by address here) in `shared`, so that a
+  // subscriber told of a change reads it there; then tells every
+  // subscriber `change`, if any, then `hosting`, if any.
+  void Publish(SharedView& shared, MembershipView view, const std::optional<MemberChanged>& change,
+               const std::optional<HostingChanged>& hosting);
+
+ private:
+  std::vector<MembershipEvents> events_;
+};
+
 // Local messages (never cross nodes).
 struct AddSubscriber {
   MembershipEvents events;
@@ -131,14 +148,13 @@ class MembershipActor : public Actor<MembershipActor> {
   // Updates the shared view, then tells the subscribers `change` (if
   // any) and a change of hosting (if any), in that order.
   void Publish(std::optional<MemberChanged> change = std::nullopt);
-  void SetView();
   bool ComputeHosting(std::string* why) const;
 
   MembershipConfig config_;
   Member self_;
   // By address (the static list's identity), this node's own excluded.
   absl::flat_hash_map<std::string, Known> known_;
-  std::vector<MembershipEvents> subscribers_;
+  Subscribers subscribers_;
   uint64_t sequence_ = 0;
   bool hosting_ = false;
 };

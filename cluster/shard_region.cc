@@ -123,10 +123,17 @@ void ShardRegion::OnStart() {
 
 void ShardRegion::On(RouteMessage&& m) { Route(std::move(m.routed)); }
 
+absl::Status ShardRegion::CheckEnvelope(const wire::EntityEnvelope& e) const {
+  if (e.entity_type == config_.entity_type && e.shard < shards_.size()) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("the region of ", config_.entity_type, " on node ", self_, " got a message from ", e.sender,
+                   " for '", e.key, "' of entity type ", e.entity_type, " in shard ", e.shard, " of ",
+                   shards_.size(), ": every node must run the same entity types with the same number of shards"));
+}
+
 void ShardRegion::On(wire::EntityEnvelope&& m) {
-  if (m.entity_type != config_.entity_type || m.shard >= shards_.size()) {
-    log().warn("cluster: region of {} on {} dropped a message for '{}' of type {}, shard {} (of {}) from {}",
-               config_.entity_type, self_, m.key, m.entity_type, m.shard, shards_.size(), m.sender);
+  if (absl::Status s = CheckEnvelope(m); !s.ok()) {
+    log().warn("cluster: {}: dropped", std::string(s.message()));
     config_.counters->dropped.fetch_add(1, std::memory_order_relaxed);
     return;
   }
@@ -134,16 +141,12 @@ void ShardRegion::On(wire::EntityEnvelope&& m) {
 }
 
 void ShardRegion::On(wire::EntityAsk&& m, Reply<wire::EntityReply> reply) {
-  wire::EntityEnvelope& e = m.envelope;
-  if (e.entity_type != config_.entity_type || e.shard >= shards_.size()) {
+  if (absl::Status s = CheckEnvelope(m.envelope); !s.ok()) {
     config_.counters->refused.fetch_add(1, std::memory_order_relaxed);
-    reply.Fail(absl::InvalidArgumentError(
-        absl::StrCat("the region of ", config_.entity_type, " on node ", self_, " got an ask for '", e.key,
-                     "' of entity type ", e.entity_type, " in shard ", e.shard, " of ", shards_.size(),
-                     ": every node must run the same entity types with the same number of shards")));
+    reply.Fail(std::move(s));
     return;
   }
-  Route(std::make_unique<EncodedRouted>(std::move(e), std::move(reply)));
+  Route(std::make_unique<EncodedRouted>(std::move(m.envelope), std::move(reply)));
 }
 
 void ShardRegion::Route(std::unique_ptr<Routed> routed) {
@@ -389,8 +392,7 @@ void ShardRegion::On(const RetryRegionLookup& m) {
 }
 
 void ShardRegion::FailPending(PeerRegion& peer, const absl::Status& status) {
-  std::deque<Outbound> pending = std::move(peer.pending);
-  peer.pending.clear();
+  std::deque<Outbound> pending = std::exchange(peer.pending, {});
   for (Outbound& out : pending) {
     if (out.routed) Refuse(*out.routed, status);
   }
@@ -444,8 +446,7 @@ void ShardRegion::On(const HostingChanged& m) {
     initialized_ = true;
     hosting_ = m.hosting;
     Rebalance();
-    std::deque<std::unique_ptr<Routed>> held = std::move(startup_);
-    startup_.clear();
+    std::deque<std::unique_ptr<Routed>> held = std::exchange(startup_, {});
     for (auto& r : held) Route(std::move(r));
     return;
   }
@@ -453,16 +454,14 @@ void ShardRegion::On(const HostingChanged& m) {
   hosting_ = m.hosting;
   Rebalance();
   if (hosting_) {
-    std::deque<std::unique_ptr<Routed>> held = std::move(unhosted_);
-    unhosted_.clear();
+    std::deque<std::unique_ptr<Routed>> held = std::exchange(unhosted_, {});
     for (auto& r : held) Route(std::move(r));
   }
 }
 
 void ShardRegion::On(const UnhostedTimeout& m) {
   if (m.epoch != unhosted_epoch_ || hosting_) return;
-  std::deque<std::unique_ptr<Routed>> held = std::move(unhosted_);
-  unhosted_.clear();
+  std::deque<std::unique_ptr<Routed>> held = std::exchange(unhosted_, {});
   for (auto& r : held) Refuse(*r, NotHostingError());
 }
 
@@ -600,8 +599,7 @@ void ShardRegion::StopHosting() {
 
 void ShardRegion::RefuseHeld(Shard& shard, const absl::Status& status) {
   for (auto* buffer : {&shard.forwarded, &shard.direct}) {
-    std::deque<std::unique_ptr<Routed>> held = std::move(*buffer);
-    buffer->clear();
+    std::deque<std::unique_ptr<Routed>> held = std::exchange(*buffer, {});
     for (auto& r : held) Refuse(*r, status);
   }
 }
@@ -649,8 +647,7 @@ void ShardRegion::BeginOutgoing(uint32_t s, const std::string& to) {
     // Held for the handoff we never finished: on to the new owner, first
     // what the previous owner sent on.
     for (auto* buffer : {&shard.forwarded, &shard.direct}) {
-      std::deque<std::unique_ptr<Routed>> held = std::move(*buffer);
-      buffer->clear();
+      std::deque<std::unique_ptr<Routed>> held = std::exchange(*buffer, {});
       for (auto& r : held) {
         r->forwarded = true;
         SendTo(to, Outbound{.routed = std::move(r), .fence = {}, .handed_off = {}});
@@ -680,9 +677,8 @@ void ShardRegion::GoLocal(uint32_t s) {
   SetMode(shard, Mode::kLocal);
   shard.peer.clear();
   if (was_incoming) config_.counters->handoffs_in.fetch_add(1, std::memory_order_relaxed);
-  std::deque<std::unique_ptr<Routed>> forwarded = std::move(shard.forwarded), direct = std::move(shard.direct);
-  shard.forwarded.clear();
-  shard.direct.clear();
+  std::deque<std::unique_ptr<Routed>> forwarded = std::exchange(shard.forwarded, {});
+  std::deque<std::unique_ptr<Routed>> direct = std::exchange(shard.direct, {});
   for (auto& r : forwarded) DeliverToEntity(shard, std::move(r));
   for (auto& r : direct) DeliverToEntity(shard, std::move(r));
   WakeAlwaysActiveOf(s);
@@ -715,8 +711,7 @@ void ShardRegion::On(const AheadTimeout& m) {
 
 void ShardRegion::PassOnHeld(uint32_t s) {
   Shard& shard = shards_[s];
-  std::deque<std::unique_ptr<Routed>> held = std::move(shard.forwarded);
-  shard.forwarded.clear();
+  std::deque<std::unique_ptr<Routed>> held = std::exchange(shard.forwarded, {});
   for (auto& r : held) {
     r->forwarded = false;  // the next region routes it by its own view
     Route(std::move(r));

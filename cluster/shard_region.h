@@ -266,6 +266,9 @@ class ShardRegion : public Actor<ShardRegion> {
     std::deque<Outbound> pending;
   };
 
+  // InvalidArgument, naming what is wrong, for an envelope of another
+  // entity type or a shard out of range.
+  absl::Status CheckEnvelope(const wire::EntityEnvelope& e) const;
   void Route(std::unique_ptr<Routed> routed);
   void DeliverToEntity(Shard& shard, std::unique_ptr<Routed> routed);
   Entity& Activate(Shard& shard, uint32_t s, const std::string& key);

@@ -170,15 +170,12 @@ class EtcdMembershipActor : public Actor<EtcdMembershipActor> {
   }
 
   void On(internal::AddSubscriber&& add) {
-    std::vector<Member> now{self_};
-    for (const auto& [name, m] : members_) now.push_back(m);
-    std::sort(now.begin(), now.end(), [](const Member& a, const Member& b) { return a.address < b.address; });
-    for (const Member& m : now) {
-      if (m.state == MemberState::kJoining) continue;
-      add.events.changed(MemberChanged{.member = m, .previous = MemberState::kJoining, .sequence = sequence_});
+    std::vector<Member> now;
+    if (self_.state != MemberState::kJoining) now.push_back(self_);
+    for (const auto& [name, m] : members_) {
+      if (m.state != MemberState::kJoining) now.push_back(m);
     }
-    add.events.hosting(HostingChanged{.hosting = hosting_, .reason = "the state when subscribing"});
-    subscribers_.push_back(std::move(add.events));
+    subscribers_.Add(std::move(add.events), std::move(now), hosting_, sequence_);
   }
 
   // Registers this node: a lease, its key, the lease kept alive, and
@@ -321,8 +318,7 @@ class EtcdMembershipActor : public Actor<EtcdMembershipActor> {
     starting_watch_ = true;
     Result<Watching> w = co_await std::move(job);
     starting_watch_ = false;
-    std::deque<etcd::WatchEvent> early = std::move(early_events_);
-    early_events_.clear();
+    std::deque<etcd::WatchEvent> early = std::exchange(early_events_, {});
     if (watch != watch_id_) co_return;
     if (!w.ok()) {
       log().warn("cluster: etcd: watching {} at {} failed: {}; retrying", prefix_, config_.options.endpoint,
@@ -442,24 +438,19 @@ class EtcdMembershipActor : public Actor<EtcdMembershipActor> {
   // The view, then `change`, then a change of hosting (`why` says why).
   void Publish(std::optional<MemberChanged> change, std::string why = "") {
     const bool hosting = lease_ != etcd::kNoLease && absl::Now() < serve_until_;
-    const bool hosting_changed = hosting != hosting_;
+    std::optional<HostingChanged> hosting_changed;
+    if (hosting != hosting_) {
+      log().warn("cluster: {} {} hosting entities: {}", self_.name, hosting ? "starts" : "stops", why);
+      hosting_changed = HostingChanged{.hosting = hosting, .reason = std::move(why)};
+    }
     hosting_ = hosting;
     if (!hosting) config_.view->SetServeUntil(absl::InfinitePast());
     MembershipView view;
     if (self_.state != MemberState::kJoining) view.members.push_back(self_);
     for (const auto& [name, m] : members_) view.members.push_back(m);
-    std::sort(view.members.begin(), view.members.end(),
-              [](const Member& a, const Member& b) { return a.address < b.address; });
     view.hosting = hosting_;
     view.sequence = sequence_;
-    config_.view->Set(std::move(view));
-    if (change) {
-      for (internal::MembershipEvents& s : subscribers_) s.changed(*change);
-    }
-    if (hosting_changed) {
-      log().warn("cluster: {} {} hosting entities: {}", self_.name, hosting ? "starts" : "stops", why);
-      for (internal::MembershipEvents& s : subscribers_) s.hosting(HostingChanged{.hosting = hosting, .reason = why});
-    }
+    subscribers_.Publish(*config_.view, std::move(view), change, hosting_changed);
   }
 
   EtcdConfig config_;
@@ -467,7 +458,7 @@ class EtcdMembershipActor : public Actor<EtcdMembershipActor> {
   std::shared_ptr<EtcdClient> client_;
   Member self_;
   absl::flat_hash_map<std::string, Member> members_;  // the others, by name
-  std::vector<internal::MembershipEvents> subscribers_;
+  internal::Subscribers subscribers_;
   uint64_t sequence_ = 0;
   uint64_t generation_ = 0;  // registrations so far
   etcd::LeaseId lease_ = etcd::kNoLease;
