@@ -3,7 +3,8 @@
 //
 //   struct Counter : troupe::Actor<Counter> {
 //     using Remote = troupe::Accepts<Add, Get>;     // wire types: they may cross nodes
-//     explicit Counter(const std::string& key);     // or no arguments
+//     explicit Counter(const std::string& key);     // or no arguments, or its own
+//                                                   // handle: const EntityRef<Counter>&
 //     void On(const Add& m);
 //     int64_t On(const Get&);
 //     void OnStop(const absl::Status&);             // save state: the entity may move
@@ -38,7 +39,12 @@
 //   - a node without a majority hosts nothing: its entities stop and asks
 //     through it fail with Unavailable.
 // An entity's state is its own to keep: what OnStop saves, the next
-// activation loads. Nothing is replicated for it.
+// activation loads. Nothing is replicated for it. An entity built from its
+// own handle can also carry its state along: what it sends to itself from
+// OnStop while its shard moves is forwarded with the shard's messages and
+// reaches its next activation on the new owner (an idle timeout or a node
+// that stops hosting has no new owner: keep passivate_after zero for such
+// an entity, and what a node that stops hosting sends is dropped).
 //
 // Who may call what: an EntityRef is a value; copy it and use it from any
 // thread, like a Ref.
@@ -61,6 +67,9 @@
 
 namespace troupe::cluster {
 
+template <class E>
+class EntityRef;
+
 namespace internal {
 
 // True if E may be an entity type and M one of its messages; otherwise a
@@ -78,15 +87,24 @@ constexpr bool CheckEntityMessage() {
   return kWire && kListed;
 }
 
-// Spawns E's entity `key` as a supervised child of its region: restarts
-// build the next instance from the key again.
+// Spawns E's entity `key` (in shard `shard`) as a supervised child of its
+// region: restarts build the next instance the same way.
 template <class E>
-ActorRef SpawnEntity(troupe::internal::ActorCell* parent, const std::string& key) {
+ActorRef SpawnEntity(troupe::internal::ActorCell* parent, const std::string& key, uint32_t shard) {
+  constexpr bool kFromSelf = std::is_constructible_v<E, const EntityRef<E>&>;
   constexpr bool kFromKey = std::is_constructible_v<E, const std::string&>;
-  static_assert(kFromKey || std::is_default_constructible_v<E>,
-                "troupe: an entity type is constructed from its key (const std::string&) or with no arguments");
+  static_assert(kFromSelf || kFromKey || std::is_default_constructible_v<E>,
+                "troupe: an entity type is constructed from its own handle (const troupe::cluster::EntityRef<E>&), "
+                "from its key (const std::string&) or with no arguments");
   troupe::internal::SpawnOptions options;
-  if constexpr (kFromKey) {
+  if constexpr (kFromSelf) {
+    parent->Retain();
+    EntityRef<E> self(Ref<ShardRegion>::UncheckedCast(ActorRef::Adopt(parent)), key, shard);
+    options.rebuild = [self](troupe::internal::ActorCell& cell) {
+      static_cast<troupe::internal::ActorBox<E>&>(cell).Construct(self);
+    };
+    return troupe::internal::SpawnIn<E>(parent->core(), parent, &options, self);
+  } else if constexpr (kFromKey) {
     options.rebuild = [key](troupe::internal::ActorCell& cell) {
       static_cast<troupe::internal::ActorBox<E>&>(cell).Construct(key);
     };

@@ -6,6 +6,7 @@
 // OnStop saves, the next activation loads. It checks that each sender's
 // messages arrive in order and that a key never has two activations.
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -99,6 +100,36 @@ struct TestCounter : Actor<TestCounter> {
  private:
   std::string key_;
   Store::State state_;
+};
+
+// Keeps its count in memory only: when it stops it sends what it has to
+// its own handle, so that the count reaches its next activation, wherever
+// that is.
+// Activations alive by key, and the most any key had at once.
+std::mutex carrying_mu;
+absl::flat_hash_map<std::string, int> carrying_active;  // guarded by carrying_mu
+int carrying_most = 0;                                  // guarded by carrying_mu
+
+struct CarryingCounter : Actor<CarryingCounter> {
+  using Remote = Accepts<testmsg::Carry, testmsg::Get>;
+
+  explicit CarryingCounter(const EntityRef<CarryingCounter>& self) : self_(self) {
+    std::lock_guard<std::mutex> lock(carrying_mu);
+    carrying_most = std::max(carrying_most, ++carrying_active[self_.key()]);
+  }
+  ~CarryingCounter() {
+    std::lock_guard<std::mutex> lock(carrying_mu);
+    --carrying_active[self_.key()];
+  }
+  void OnStop(const absl::Status&) {
+    if (count_ != 0) self_.Tell(testmsg::Carry{.by = count_});
+  }
+  void On(const testmsg::Carry& m) { count_ += m.by; }
+  int64_t On(const testmsg::Get&) { return count_; }
+
+ private:
+  EntityRef<CarryingCounter> self_;
+  int64_t count_ = 0;
 };
 
 EntityOptions Quick() {
@@ -460,6 +491,60 @@ NodeOptions Patient(const std::string& name) {
   NodeOptions o = nettest::QuickOptions(name);
   o.heartbeat_timeout = absl::Seconds(10);
   return o;
+}
+
+// An entity built from its own handle reaches itself through the cluster:
+// what it sends itself from OnStop while its shard moves is forwarded with
+// the shard and reaches the next activation on the new owner.
+TEST_F(EntityTest, AnEntityCarriesItsStateToItsNextActivationThroughItsOwnHandle) {
+  {
+    std::lock_guard<std::mutex> lock(carrying_mu);
+    carrying_active.clear();
+    carrying_most = 0;
+  }
+  TestMember a("a", Patient("a")), b("b", Patient("b")), c("c", Patient("c"));
+  const std::vector<std::string> list{a.address, b.address, c.address};
+  EntityOptions options = Quick();
+  options.passivate_after = absl::ZeroDuration();
+  for (TestMember* m : {&a, &b}) m->Join(list);
+  for (TestMember* m : {&a, &b}) ASSERT_TRUE(m->cluster->StartEntities<CarryingCounter>(options).ok());
+  const std::vector<std::string> two = clustertest::AllUp({&a, &b});
+  for (TestMember* m : {&a, &b}) ASSERT_TRUE(Eventually([&] { return m->States() == two && m->cluster->hosting(); }));
+
+  constexpr int kKeys = 64;
+  auto key = [](int k) { return absl::StrCat("carried-", k); };
+  for (int round = 1; round <= 3; ++round) {
+    for (int k = 0; k < kKeys; ++k) {
+      absl::Status added =
+          a.cluster->Entity<CarryingCounter>(key(k)).Ask(testmsg::Carry{.by = k + 1}, absl::Seconds(10)).Wait();
+      ASSERT_TRUE(added.ok()) << added;
+    }
+  }
+  auto expect_counts = [&](TestMember& reader) {
+    for (int k = 0; k < kKeys; ++k) {
+      Result<int64_t> v = reader.cluster->Entity<CarryingCounter>(key(k)).Ask(testmsg::Get{}, absl::Seconds(10)).Wait();
+      ASSERT_TRUE(v.ok()) << v.status();
+      EXPECT_EQ(*v, 3 * (k + 1)) << key(k) << " read through " << reader.node->name();
+    }
+  };
+  ASSERT_NO_FATAL_FAILURE(expect_counts(b));
+
+  // c joins: the shards it now owns move, their counts with them.
+  c.Join(list);
+  ASSERT_TRUE(c.cluster->StartEntities<CarryingCounter>(options).ok());
+  const std::vector<std::string> three = clustertest::AllUp({&a, &b, &c});
+  for (TestMember* m : {&a, &b, &c}) ASSERT_TRUE(Eventually([&] { return m->States() == three; }));
+  ASSERT_TRUE(Eventually([&] { return c.cluster->entity_stats<CarryingCounter>().handoffs_in > 0; }));
+  ASSERT_NO_FATAL_FAILURE(expect_counts(c));
+  EXPECT_GT(c.cluster->entity_stats<CarryingCounter>().entities, 0u) << "some counts now live on c";
+
+  // a leaves: everything it held moves to b and c.
+  ASSERT_TRUE(a.cluster->Leave().Wait(absl::Seconds(30)).ok());
+  EXPECT_EQ(a.cluster->entity_stats<CarryingCounter>().entities, 0u);
+  a.Stop();
+  ASSERT_NO_FATAL_FAILURE(expect_counts(b));
+  std::lock_guard<std::mutex> lock(carrying_mu);
+  EXPECT_EQ(carrying_most, 1) << "each move stops the old activation before the new one starts";
 }
 
 TEST_F(EntityTest, AJoinAndAGracefulLeaveDuringAStreamLoseNothing) {

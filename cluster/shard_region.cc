@@ -218,7 +218,7 @@ ShardRegion::Entity& ShardRegion::Activate(Shard& shard, uint32_t s, const std::
   auto [it, inserted] = shard.entities.try_emplace(key);
   Entity& e = it->second;
   if (inserted) {
-    e.ref = config_.spawn(Self().cell(), key);
+    e.ref = config_.spawn(Self().cell(), key, s);
     e.last = Now();
     by_cell_[e.ref.cell()] = {s, key};
     config_.counters->activations.fetch_add(1, std::memory_order_relaxed);

@@ -186,7 +186,7 @@ struct RegionConfig {
   std::string entity_type;
   EntityOptions options;
   // Spawns the entity of `key` as a supervised child of `parent`.
-  absl::AnyInvocable<ActorRef(troupe::internal::ActorCell* parent, const std::string& key)> spawn;
+  absl::AnyInvocable<ActorRef(troupe::internal::ActorCell* parent, const std::string& key, uint32_t shard)> spawn;
   std::shared_ptr<RegionCounters> counters;
   // The membership's view: its serve_until fences delivery (the etcd
   // provider's lease).

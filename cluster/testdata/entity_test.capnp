@@ -18,3 +18,8 @@ struct Get {}
 
 # An ask whose handler throws.
 struct Fail {}
+
+# Adds `by` to a count carried by the entity itself (CarryingCounter).
+struct Carry {
+  by @0 :Int64;
+}
