@@ -3,31 +3,65 @@
 #include <algorithm>
 #include <cstdio>
 #include <string>
-#include <tuple>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 
 namespace counter {
 
-size_t ShardIndex(const std::string& key, size_t ring_size) {
-  uint64_t h = 0xcbf29ce484222325u;  // FNV-1a offset basis
-  for (unsigned char c : key) {
-    h ^= c;
-    h *= 0x100000001b3u;  // FNV prime
-  }
-  return static_cast<size_t>(h % ring_size);
+std::atomic<uint64_t>& AppliedIncrements() {
+  static std::atomic<uint64_t> applied{0};
+  return applied;
 }
 
-void SortRing(std::vector<ShardInfo>& ring) {
-  std::sort(ring.begin(), ring.end(), [](const ShardInfo& a, const ShardInfo& b) {
-    return std::tie(a.node, a.index) < std::tie(b.node, b.index);
-  });
+// --- Counter ---------------------------------------------------------------
+
+void Counter::Apply(int64_t by, bool counted) {
+  count_ += by;
+  if (counted) AppliedIncrements().fetch_add(1, std::memory_order_relaxed);
+  for (size_t i = 0; i < waiters_.size();) {
+    if (count_ >= waiters_[i].at_least) {
+      waiters_[i].reply.Send(count_);
+      waiters_[i] = std::move(waiters_.back());
+      waiters_.pop_back();
+    } else {
+      ++i;
+    }
+  }
+}
+
+void Counter::On(const Await& m, troupe::Reply<int64_t> reply) {
+  if (count_ >= m.at_least) {
+    reply.Send(count_);
+    return;
+  }
+  // Held until increments bring the count there. An asker whose deadline
+  // passes first gets DeadlineExceeded; the entity finds out only when it
+  // answers (Send returns false).
+  waiters_.push_back(Waiter{m.at_least, std::move(reply)});
+}
+
+void Counter::OnStop(const absl::Status&) {
+  // Both go through this key's handle, in this order, so the next
+  // activation has the count before it sees the Awaits. When the shard
+  // moves the cluster forwards them to the new owner; when this node stops
+  // hosting they are refused here (the count is lost, the Awaits fail).
+  if (count_ != 0) self_.Tell(Carried{.count = count_});
+  for (Waiter& w : waiters_) {
+    self_.Ask(Await{.at_least = w.at_least}, kCarriedAwaitLimit)
+        .OnCompleteInline([reply = std::move(w.reply)](troupe::Result<int64_t>&& r) mutable {
+          if (r.ok()) {
+            reply.Send(*r);
+          } else {
+            reply.Fail(std::move(r).status());
+          }
+        });
+  }
+  waiters_.clear();
 }
 
 void NodeStatsSource::Detach() {
@@ -40,76 +74,30 @@ troupe::NodeStats NodeStatsSource::stats() const {
   return node_ != nullptr ? node_->stats() : troupe::NodeStats{};
 }
 
-// --- Shard -----------------------------------------------------------------
+// --- Service -----------------------------------------------------------------
 
-void Shard::On(const Increment& m) {
-  int64_t& count = counts[m.key];
-  count += m.by;
-  total += m.by;
-  ++increments;
-  auto it = waiters.find(m.key);
-  if (it == waiters.end()) return;
-  std::vector<Waiter>& list = it->second;
-  for (size_t i = 0; i < list.size();) {
-    if (count >= list[i].at_least) {
-      list[i].reply.Send(count);
-      list[i] = std::move(list.back());
-      list.pop_back();
-      --waiting;
-    } else {
-      ++i;
-    }
-  }
-  if (list.empty()) waiters.erase(it);
-}
-
-int64_t Shard::On(const Read& m) {
-  auto it = counts.find(m.key);
-  return it != counts.end() ? it->second : 0;
-}
-
-void Shard::On(const Await& m, troupe::Reply<int64_t> reply) {
-  auto it = counts.find(m.key);
-  const int64_t count = it != counts.end() ? it->second : 0;
-  if (count >= m.at_least) {
-    reply.Send(count);
-    return;
-  }
-  // Held until an Increment brings the count there. An asker whose
-  // deadline passes first gets DeadlineExceeded; the shard finds out only
-  // when it answers (Send returns false).
-  waiters[m.key].push_back(Waiter{m.at_least, std::move(reply)});
-  ++waiting;
-}
-
-ShardStats Shard::On(const GetShardStats&) {
-  return ShardStats{.keys = counts.size(), .increments = increments, .total = total, .waiting = waiting};
-}
-
-// --- Directory ---------------------------------------------------------------
-
-namespace {
-
-std::string ShardNames(const NodeInfo& info) {
-  std::vector<std::string> names;
-  for (const ShardInfo& s : info.shards) names.push_back(absl::StrCat(s.node, "/shard-", s.index));
-  return absl::StrJoin(names, ", ");
-}
-
-}  // namespace
-
-NodeInfo Directory::On(const Describe&) {
+NodeInfo Service::On(const Describe&) {
   NodeInfo info;
   info.node = options_.node;
   info.address = options_.address;
   info.incarnation = options_.incarnation;
-  for (size_t i = 0; i < options_.shards.size(); ++i) {
-    info.shards.push_back(
-        ShardInfo{.node = options_.node, .index = static_cast<uint32_t>(i), .shard = options_.shards[i]});
+  info.membership = options_.membership;
+  const troupe::cluster::MembershipView view = options_.cluster->view();
+  info.hosting = view.hosting;
+  for (const troupe::cluster::Member& m : view.members) {
+    info.members.push_back(MemberInfo{.node = m.name,
+                                      .address = m.address,
+                                      .incarnation = m.incarnation,
+                                      .state = std::string(troupe::cluster::MemberStateName(m.state))});
   }
-  for (const auto& [name, m] : members_) {
-    if (m.state == State::kUp) info.members.push_back(MemberInfo{.node = name, .directory = m.directory});
-  }
+  const troupe::cluster::RegionStats region = options_.cluster->entity_stats<Counter>();
+  info.entities = region.entities;
+  info.activations = region.activations;
+  info.handoffs_in = region.handoffs_in;
+  info.handoffs_out = region.handoffs_out;
+  info.dropped = region.dropped;
+  info.refused = region.refused;
+  info.increments = AppliedIncrements().load(std::memory_order_relaxed);
   if (options_.stats != nullptr) {
     const troupe::NodeStats stats = options_.stats->stats();
     info.messages_in = stats.messages_in;
@@ -119,102 +107,67 @@ NodeInfo Directory::On(const Describe&) {
   return info;
 }
 
-void Directory::On(const Join& m, troupe::Reply<uint32_t> reply) {
-  troupe::Ref<Directory> joiner = m.member.directory;
-  if (!joiner) {
-    reply.Fail(absl::InvalidArgumentError("Join without a directory"));
-    return;
+absl::StatusOr<ClientStarted> Service::On(const RunClient& m) {
+  if (m.keys <= 0 || m.increments < 0 || m.ask_every < 0 || m.pace_nanos < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("RunClient ", m.client, ": keys must be positive (", m.keys,
+                                                   "), increments, askEvery and paceNanos not negative"));
   }
-  // Described before it counts as a member: its shards are what a failure
-  // report names.
-  joiner.Ask(Describe{}, options_.probe_timeout)
-      .Then([this, joiner, reply = std::move(reply)](absl::StatusOr<NodeInfo> info) mutable {
-        if (!info.ok()) {
-          reply.Fail(info.status());
-          return;
-        }
-        Register(joiner, *std::move(info));
-        reply.Send(known());
-      });
+  std::vector<troupe::cluster::EntityRef<Counter>> keys;
+  keys.reserve(static_cast<size_t>(std::max<int64_t>(m.keys, 0)));
+  for (int64_t k = 0; k < m.keys; ++k) {
+    keys.push_back(options_.cluster->Entity<Counter>(absl::StrCat(m.key_prefix, "key-", k)));
+  }
+  return ClientStarted{.client = Spawn<Client>(m, options_.node, std::move(keys))};
 }
 
-std::string Directory::On(const Leave&) {
-  // Answered before the node leaves: the reply is queued ahead of the
-  // `leave` its Shutdown sends, and the members hear NodeLeft.
+namespace {
+
+// Completes `reply` with what `future` ends with.
+void Relay(troupe::Future<int64_t> future, troupe::Reply<int64_t> reply) {
+  std::move(future).OnCompleteInline([reply = std::move(reply)](troupe::Result<int64_t>&& r) mutable {
+    if (r.ok()) {
+      reply.Send(*r);
+    } else {
+      reply.Fail(std::move(r).status());
+    }
+  });
+}
+
+}  // namespace
+
+void Service::On(const ReadKey& m, troupe::Reply<int64_t> reply) {
+  Relay(options_.cluster->Entity<Counter>(m.key).Ask(Read{}), std::move(reply));
+}
+
+void Service::On(const AwaitKey& m, troupe::Reply<int64_t> reply) {
+  Relay(options_.cluster->Entity<Counter>(m.key).Ask(Await{.at_least = m.at_least}), std::move(reply));
+}
+
+std::string Service::On(const Leave&) {
   quiet_ = true;
-  if (options_.leave != nullptr) options_.leave->store(true, std::memory_order_release);  // pairs with WaitForQuit
+  if (options_.leave != nullptr) options_.leave->store(true, std::memory_order_release);
   return "leaving";
 }
 
-ClientStarted Directory::On(const RunClient& m) {
-  troupe::Ref<Client> client = Spawn<Client>(m, options_.node);
-  return ClientStarted{.client = client};
+void Service::On(const troupe::cluster::MemberChanged& m) {
+  if (quiet_) return;
+  std::printf("%s: member %s %s -> %s (%s, incarnation %llx)\n", options_.node.c_str(),
+              m.member.name.empty() ? "?" : m.member.name.c_str(),
+              std::string(troupe::cluster::MemberStateName(m.previous)).c_str(),
+              std::string(troupe::cluster::MemberStateName(m.member.state)).c_str(), m.member.address.c_str(),
+              static_cast<unsigned long long>(m.member.incarnation));
 }
 
-uint32_t Directory::On(const Learn& m) {
-  for (const KnownMember& k : m.members) Register(k.directory, k.info);
-  return known();
+void Service::On(const troupe::cluster::HostingChanged& m) {
+  if (m.hosting && options_.ready.valid()) options_.ready.SetValue();
+  if (quiet_) return;
+  std::printf("%s: %s entities: %s\n", options_.node.c_str(), m.hosting ? "hosting" : "not hosting",
+              m.reason.c_str());
 }
 
-void Directory::Register(const troupe::Ref<Directory>& directory, NodeInfo info) {
-  if (info.node == options_.node || !directory) return;
-  Member& m = members_[info.node];
-  if (m.directory == directory && m.state == State::kUp) {
-    m.info = std::move(info);
-    return;
-  }
-  const bool again = static_cast<bool>(m.directory);
-  m.directory = directory;
-  m.info = std::move(info);
-  m.state = State::kUp;
-  if (options_.announce_joins && !quiet_) {
-    std::printf("%s: member %s %s (%zu shards)\n", options_.node.c_str(), m.info.node.c_str(),
-                again ? "is back" : "joined", m.info.shards.size());
-  }
-}
-
-void Directory::On(const troupe::NodeUp& m) {
-  auto it = members_.find(m.node);
-  if (it == members_.end() || it->second.state != State::kDown || quiet_) return;
-  Member& member = it->second;
-  // Another incarnation is a restart: it comes back through its Join, and
-  // Refs to its previous actors must not be taken for its new ones.
-  if (m.incarnation != member.info.incarnation) return;
-  member.state = State::kUp;
-  std::printf("%s: node %s is reachable again\n", options_.node.c_str(), m.node.c_str());
-}
-
-void Directory::On(const troupe::NodeDown& m) {
-  auto it = members_.find(m.node);
-  if (it == members_.end() || it->second.state != State::kUp || quiet_) return;
-  MarkDown(it->second, m.reason);
-}
-
-void Directory::On(const troupe::NodeLeft& m) {
-  auto it = members_.find(m.node);
-  if (it == members_.end() || it->second.state == State::kLeft || quiet_) return;
-  if (m.incarnation != it->second.info.incarnation) return;  // an earlier run; its successor rejoins
-  it->second.state = State::kLeft;
-  std::printf("%s: node %s left the cluster; its shards went with it: %s\n", options_.node.c_str(), m.node.c_str(),
-              ShardNames(it->second.info).c_str());
-}
-
-void Directory::MarkDown(Member& m, const absl::Status& reason) {
-  m.state = State::kDown;
-  std::printf("%s: node %s is down (%s): shards unavailable: %s\n", options_.node.c_str(), m.info.node.c_str(),
-              reason.ToString().c_str(), ShardNames(m.info).c_str());
-  if (m.info.shards.empty()) return;
-  // Asks to a lost node fail at once rather than wait for their deadline.
-  const ShardInfo& probe = m.info.shards.front();
-  const absl::Time sent = absl::Now();
-  probe.shard.Ask(GetShardStats{}, options_.probe_timeout)
-      .Then([this, sent, name = absl::StrCat(probe.node, "/shard-", probe.index)](
-                absl::StatusOr<ShardStats> result) {
-        if (quiet_) return;
-        std::printf("%s: an ask to %s after the loss: %s, after %.1f ms\n", options_.node.c_str(), name.c_str(),
-                    result.ok() ? "answered (the node is reachable again)" : result.status().ToString().c_str(),
-                    absl::ToDoubleMilliseconds(absl::Now() - sent));
-      });
+void Service::On(const Quiet&) {
+  quiet_ = true;
+  Stop();
 }
 
 // --- Client ------------------------------------------------------------------
@@ -223,10 +176,8 @@ namespace {
 
 // Increments sent per turn: other messages for the client run in between.
 constexpr int64_t kSlice = 1000;
-// A full outbound buffer is retried after kBackoff, this many times in a
-// row at most (about ten seconds) before the rest counts as failed.
-constexpr absl::Duration kBackoff = absl::Milliseconds(1);
-constexpr int kMaxExhaustedInARow = 10000;
+// The deadline of each Add ask.
+constexpr absl::Duration kAddTimeout = absl::Seconds(10);
 
 }  // namespace
 
@@ -239,22 +190,16 @@ void Client::On(const Next&) {
   const absl::Duration pace = absl::Nanoseconds(run_.pace_nanos);
   const int64_t end = std::min(run_.increments, next_ + (pace > absl::ZeroDuration() ? 1 : kSlice));
   while (next_ < end) {
-    const std::string key = absl::StrCat(run_.key_prefix, "key-", next_ % run_.keys);
-    const ShardInfo& shard = run_.shards[ShardIndex(key, run_.shards.size())];
-    const absl::Status s = shard.shard.TryTell(Increment{.key = key, .by = 1});
-    if (absl::IsResourceExhausted(s) && exhausted_in_a_row_ < kMaxExhaustedInARow) {
-      // The connection's outbound buffer is full: let it drain.
-      ++exhausted_in_a_row_;
-      SendAfter(kBackoff, Self(), Next{});
+    const troupe::cluster::EntityRef<Counter>& key = keys_[static_cast<size_t>(next_ % run_.keys)];
+    ++next_;
+    if (run_.ask_every > 0 && next_ % run_.ask_every == 0) {
+      // Acknowledged: the next increment waits for it.
+      key.Ask(Add{.by = 1}, kAddTimeout).OnCompleteInline([self = Self()](troupe::Result<int64_t>&& r) {
+        self.Tell(Acked{.ok = r.ok()});
+      });
       return;
     }
-    exhausted_in_a_row_ = 0;
-    if (s.ok()) {
-      ++sent_;
-    } else {
-      ++failed_;
-    }
-    ++next_;
+    key.Tell(Increment{.by = 1});
   }
   if (next_ >= run_.increments) {
     Finish();
@@ -265,11 +210,23 @@ void Client::On(const Next&) {
   }
 }
 
+void Client::On(const Acked& m) {
+  ++(m.ok ? acked_ : unknown_);
+  if (next_ >= run_.increments) {
+    Finish();
+  } else if (run_.pace_nanos > 0) {
+    SendAfter(absl::Nanoseconds(run_.pace_nanos), Self(), Next{});
+  } else {
+    Self().Tell(Next{});
+  }
+}
+
 void Client::Finish() {
   run_.report_to.Tell(ClientDone{.client = run_.client,
                                  .node = node_,
-                                 .sent = sent_,
-                                 .failed = failed_,
+                                 .sent = next_,
+                                 .acked = acked_,
+                                 .unknown = unknown_,
                                  .seconds = absl::ToDoubleSeconds(absl::Now() - started_)});
   Stop();
 }

@@ -1,30 +1,29 @@
-// The actors of the sharded counter service (examples/counter_service.cc);
-// the messages between them are in examples/counter_service.capnp.
+// The actors of the counter service (examples/counter_service.cc); the
+// messages between them are in examples/counter_service.capnp.
 //
-// Each node process runs:
-//   - Shards, published as "shard-0".."shard-<k-1>": the counts of the keys
-//     that hash to them. Increments are tells; Read and Await are asks
-//     (Await is a long poll: the shard holds the reply until the count
-//     reaches the threshold).
-//   - One Directory, published as "directory": describes the node (its
-//     shards as Refs, the members it knows, its traffic counters), takes
-//     Joins, and keeps the membership from the node's NodeUp, NodeDown and
-//     NodeLeft: a member that leaves (its node shut down cleanly, NodeLeft)
-//     is told from one that fails (NodeDown). On a failure it prints which
-//     shards became unavailable and probes one of them with an ask, which
-//     fails at once. A member marked down whose node comes up again
-//     (NodeUp, same incarnation) is marked up; a restarted member (a new
-//     incarnation) comes back through its Join instead.
+// Each node process is a member of a troupe cluster (cluster/cluster.h)
+// and runs:
+//   - Counter entities (cluster/entity.h), one per key, wherever the
+//     cluster places the key's shard. Increment is a tell; Add, Read and
+//     Await are asks (Await is a long poll: the entity holds the reply
+//     until the count reaches the threshold). A Counter keeps its count in
+//     memory; when its shard moves (a member joins or leaves) it sends the
+//     count, and the Awaits it holds, to its own next activation, which
+//     the cluster forwards to the new owner with the shard's messages. A
+//     member lost without leaving loses the counts it held.
+//   - One Service, published as "counter": describes the node (its view
+//     of the cluster, its region's figures, its traffic), prints every
+//     membership change it is told, reads keys for processes that are not
+//     members, starts clients, and leaves the cluster when asked.
 //   - Clients, started by RunClient asks from whoever runs a workload:
-//     children of the Directory that send their increments and report to
-//     the workload's Reporter.
+//     children of the Service that send their increments through entity
+//     handles and report to the workload's Reporter.
 //
 // A workload runner (counter_workload.h) has a Reporter, which collects the
 // ClientDone reports and monitors the clients, so that a client lost with
 // its node is reported rather than waited for.
 //
-// Everything here runs as actors; output goes to stdout, one line at a
-// time, prefixed with the node's name.
+// Output goes to stdout, one line at a time, prefixed with the node's name.
 
 #ifndef TROUPE_EXAMPLES_COUNTER_ACTORS_H_
 #define TROUPE_EXAMPLES_COUNTER_ACTORS_H_
@@ -39,20 +38,51 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "actors/actor.h"
+#include "cluster/cluster.h"
 #include "examples/counter_service.troupe.h"
 #include "net/node.h"
 
 namespace counter {
 
-// The shard a key belongs to among `ring` (sorted by node, then index):
-// FNV-1a (64 bits) of the key, modulo the ring's size. Stable across
-// processes and hosts. `ring` is not empty.
-size_t ShardIndex(const std::string& key, size_t ring_size);
+// Increments applied by the Counters of this process (one node per
+// process), for Describe.
+std::atomic<uint64_t>& AppliedIncrements();
 
-// Sorts shards by (node, index): the ring every client of a workload uses.
-void SortRing(std::vector<ShardInfo>& ring);
+struct Counter : troupe::Actor<Counter> {
+  using Remote = troupe::Accepts<Increment, Add, Read, Await, Carried>;
+
+  explicit Counter(const troupe::cluster::EntityRef<Counter>& self) : self_(self) {}
+
+  void On(const Increment& m) { Apply(m.by); }
+  int64_t On(const Add& m) {
+    Apply(m.by);
+    return count_;
+  }
+  int64_t On(const Read&) { return count_; }
+  void On(const Await& m, troupe::Reply<int64_t> reply);
+  void On(const Carried& m) { Apply(m.count, /*counted=*/false); }
+  // The shard moves (or the node stops hosting): the count and the held
+  // Awaits go to the next activation.
+  void OnStop(const absl::Status&);
+
+ private:
+  // `counted`: a client's increment (not a carried count).
+  void Apply(int64_t by, bool counted = true);
+
+  struct Waiter {
+    int64_t at_least;
+    troupe::Reply<int64_t> reply;
+  };
+  troupe::cluster::EntityRef<Counter> self_;
+  int64_t count_ = 0;
+  std::vector<Waiter> waiters_;
+};
+
+// How long an Await handed on to the next activation may wait there.
+inline constexpr absl::Duration kCarriedAwaitLimit = absl::Minutes(10);
 
 // A node's traffic counters, for Describe, readable until the node goes.
 // Any thread.
@@ -68,103 +98,69 @@ class NodeStatsSource {
   troupe::Node* node_;  // guarded by mu_; not owned
 };
 
-struct Shard : troupe::Actor<Shard> {
-  using Remote = troupe::Accepts<Increment, Read, Await, GetShardStats>;
-
-  void On(const Increment& m);
-  int64_t On(const Read& m);
-  void On(const Await& m, troupe::Reply<int64_t> reply);
-  ShardStats On(const GetShardStats&);
-
-  struct Waiter {
-    int64_t at_least;
-    troupe::Reply<int64_t> reply;
-  };
-  absl::flat_hash_map<std::string, int64_t> counts;
-  absl::flat_hash_map<std::string, std::vector<Waiter>> waiters;
-  uint64_t increments = 0;
-  int64_t total = 0;
-  uint64_t waiting = 0;
+struct ServiceOptions {
+  std::string node;        // this node's name
+  std::string address;     // its cluster address
+  uint64_t incarnation = 0;
+  std::string membership;  // "static" or "etcd <endpoint>"
+  // Outlives the Service: main stops the Service (Quiet, then its Stop)
+  // before it destroys the Cluster.
+  troupe::cluster::Cluster* cluster = nullptr;
+  std::shared_ptr<NodeStatsSource> stats;
+  // Set (release) when a Leave ask arrives: main then leaves the cluster.
+  std::atomic<bool>* leave = nullptr;
+  // Completed the first time the node hosts entities.
+  troupe::Promise<void> ready;
 };
 
-// Local messages of the Directory (they never cross nodes).
-struct KnownMember {
-  troupe::Ref<Directory> directory;
-  NodeInfo info;
-};
-// Adds members found by discovery; replies how many nodes the directory
-// knows, itself included.
-struct Learn {
-  std::vector<KnownMember> members;
-};
-// The process is stopping: no more membership reports.
+// Local: no more membership lines, and stop (main, before it destroys the
+// Cluster).
 struct Quiet {};
 
-struct DirectoryOptions {
-  std::string node;                    // this node's name
-  std::string address;                 // where it listens; empty if it does not
-  uint64_t incarnation = 0;            // this node's (troupe::Node::incarnation)
-  std::vector<troupe::Ref<Shard>> shards;
-  std::shared_ptr<NodeStatsSource> stats;
-  // Set (release) when a Leave ask arrives: main then shuts the node down.
-  std::atomic<bool>* leave = nullptr;
-  // Print joins (node processes) and not only failures and leaves.
-  bool announce_joins = true;
-  absl::Duration probe_timeout = absl::Seconds(10);
-};
+struct Service : troupe::Actor<Service> {
+  using Remote = troupe::Accepts<Describe, RunClient, ReadKey, AwaitKey, Leave>;
 
-struct Directory : troupe::Actor<Directory> {
-  using Remote = troupe::Accepts<Describe, Join, Leave, RunClient>;
-
-  explicit Directory(DirectoryOptions options) : options_(std::move(options)) {}
+  explicit Service(ServiceOptions options) : options_(std::move(options)) {}
 
   NodeInfo On(const Describe&);
-  void On(const Join& m, troupe::Reply<uint32_t> reply);
+  absl::StatusOr<ClientStarted> On(const RunClient& m);
+  void On(const ReadKey& m, troupe::Reply<int64_t> reply);
+  void On(const AwaitKey& m, troupe::Reply<int64_t> reply);
   std::string On(const Leave&);
-  ClientStarted On(const RunClient& m);
-  void On(const troupe::NodeUp& m);
-  void On(const troupe::NodeDown& m);
-  void On(const troupe::NodeLeft& m);
-  uint32_t On(const Learn& m);
-  void On(const Quiet&) { quiet_ = true; }
+  void On(const troupe::cluster::MemberChanged& m);
+  void On(const troupe::cluster::HostingChanged& m);
+  void On(const Quiet&);
 
  private:
-  enum class State { kUp, kLeft, kDown };
-  struct Member {
-    troupe::Ref<Directory> directory;
-    NodeInfo info;
-    State state = State::kUp;
-  };
-
-  void Register(const troupe::Ref<Directory>& directory, NodeInfo info);
-  void MarkDown(Member& m, const absl::Status& reason);
-  uint32_t known() const { return static_cast<uint32_t>(members_.size() + 1); }
-
-  DirectoryOptions options_;
-  absl::flat_hash_map<std::string, Member> members_;
+  ServiceOptions options_;
   bool quiet_ = false;
 };
 
 // Sends a RunClient's increments in slices (other messages run in
-// between), or one per pace if the RunClient has one, then reports to its
-// Reporter and stops.
+// between), or one per pace if the RunClient has one, waiting for each Add
+// ask it makes, then reports to its Reporter and stops.
 struct Client : troupe::Actor<Client> {
-  Client(RunClient run, std::string node) : run_(std::move(run)), node_(std::move(node)) {}
+  Client(RunClient run, std::string node, std::vector<troupe::cluster::EntityRef<Counter>> keys)
+      : run_(std::move(run)), node_(std::move(node)), keys_(std::move(keys)) {}
 
   void OnStart();
   struct Next {};
   void On(const Next&);
+  struct Acked {
+    bool ok = false;
+  };
+  void On(const Acked& m);
 
  private:
   void Finish();
 
   RunClient run_;
   std::string node_;
+  std::vector<troupe::cluster::EntityRef<Counter>> keys_;  // by key index
   absl::Time started_;
   int64_t next_ = 0;
-  int64_t sent_ = 0;
-  int64_t failed_ = 0;
-  int exhausted_in_a_row_ = 0;
+  int64_t acked_ = 0;
+  int64_t unknown_ = 0;
 };
 
 // Collects `expected` ClientDone reports (or the loss of their clients)

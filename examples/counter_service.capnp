@@ -1,10 +1,12 @@
-# Messages of the sharded counter service (examples/counter_service.cc).
+# Messages of the counter service (examples/counter_service.cc), a cluster
+# of troupe nodes (cluster/cluster.h) where every key is a Counter entity
+# (cluster/entity.h): the cluster places it on one member and activates it
+# there on its first message.
 #
-# Every node hosts shards (actors holding the counts of the keys that hash
-# to them) and a directory (published as "directory") that describes the
-# node and the cluster members it knows. A key's shard: FNV-1a of the key,
-# modulo the number of shards of the cluster, over the shards sorted by
-# (node, index).
+# Every node also runs a Service, published as "counter": it describes the
+# node and its view of the cluster, runs clients for a workload, reads
+# keys for whoever is not a member (a workload's driver), and leaves the
+# cluster when asked.
 
 @0xf3378a1f4735993b;
 
@@ -13,47 +15,43 @@ $Cxx.namespace("counter");
 
 using Troupe = import "/net/wire/troupe.capnp";
 
-# --- To a shard ------------------------------------------------------------
+# --- To a Counter entity (one per key) -------------------------------------
 
-# A tell: adds `by` to the key's count.
+# A tell: adds `by` to the count.
 struct Increment {
-  key @0 :Text;
-  by @1 :Int64;
+  by @0 :Int64;
 }
 
-# An ask: the key's count (an Int64; 0 for a key never incremented).
-struct Read {
-  key @0 :Text;
+# An ask: adds `by`; replies the count then (an Int64) once the increment
+# is kept as the service keeps counts (docs/cluster.md): an acknowledged
+# increment.
+struct Add {
+  by @0 :Int64;
 }
 
-# An ask answered once the key's count reaches `atLeast`, with the count
-# then (an Int64). A long poll: the shard holds the reply until then.
+# An ask: the count (an Int64; 0 for a key never incremented).
+struct Read {}
+
+# An ask answered once the count reaches `atLeast`, with the count then (an
+# Int64). A long poll: the entity holds the reply until then, and hands it
+# on to its next activation if it moves meanwhile.
 struct Await {
-  key @0 :Text;
-  atLeast @1 :Int64;
+  atLeast @0 :Int64;
 }
 
-# An ask: ShardStats.
-struct GetShardStats {}
-
-struct ShardStats {
-  keys @0 :UInt64;        # keys with a count
-  increments @1 :UInt64;  # Increment messages applied since the shard started
-  total @2 :Int64;        # the sum of its counts
-  waiting @3 :UInt64;     # Await asks held
+# From a Counter to its own next activation, sent when it stops because
+# its shard moves: the count it had, added to the new one.
+struct Carried {
+  count @0 :Int64;
 }
 
-# --- To a node's directory -----------------------------------------------
-
-struct ShardInfo {
-  node @0 :Text;
-  index @1 :UInt32;
-  shard @2 :Troupe.ActorAddress $Troupe.actor("counter::Shard");
-}
+# --- To a node's Service -----------------------------------------------------
 
 struct MemberInfo {
   node @0 :Text;
-  directory @1 :Troupe.ActorAddress $Troupe.actor("counter::Directory");
+  address @1 :Text;
+  incarnation @2 :UInt64;
+  state @3 :Text;  # joining, up, leaving, down (cluster/membership.h)
 }
 
 # An ask: NodeInfo.
@@ -61,59 +59,67 @@ struct Describe {}
 
 struct NodeInfo {
   node @0 :Text;
-  address @1 :Text;
-  # Where it listens, as it bound it ("0.0.0.0:7000" for any interface).
-  shards @2 :List(ShardInfo);
-  members @3 :List(MemberInfo);
-  # The other nodes it knows and has not seen leave or fail.
-  messagesIn @4 :UInt64;
-  messagesOut @5 :UInt64;
-  connections @6 :UInt64;
-  incarnation @7 :UInt64;
-  # The node's incarnation (troupe::Node::incarnation): a restarted node
-  # has a new one.
+  address @1 :Text;       # its cluster address (Node::address)
+  incarnation @2 :UInt64; # a restarted node has a new one
+  membership @3 :Text;    # "static" or "etcd <endpoint>"
+  hosting @4 :Bool;       # whether it hosts entities now
+  members @5 :List(MemberInfo);
+  # Every member it knows and has not seen removed, itself included,
+  # sorted by address.
+  entities @6 :UInt64;    # Counter activations alive on it
+  activations @7 :UInt64; # since it started
+  handoffsIn @8 :UInt64;  # shards taken over from another member
+  handoffsOut @9 :UInt64; # shards handed to another member
+  dropped @10 :UInt64;    # tells its region could not deliver
+  refused @11 :UInt64;    # asks its region failed
+  increments @12 :UInt64; # increments its Counters applied
+  messagesIn @13 :UInt64;
+  messagesOut @14 :UInt64;
+  connections @15 :UInt64;
 }
 
-# An ask from a node joining the cluster: the directory describes the
-# joiner (a Describe through `member.directory`), adds it to its members,
-# and replies how many nodes it now knows, itself included (a UInt32).
-struct Join {
-  member @0 :MemberInfo;
+# Asks for whoever is not a member: the count of `key` (Read, an Int64),
+# or once it reaches `atLeast` (Await).
+struct ReadKey {
+  key @0 :Text;
 }
 
+struct AwaitKey {
+  key @0 :Text;
+  atLeast @1 :Int64;
+}
 
-# An ask: the node replies "leaving" and shuts down; its Node's leave tells
-# the other members (NodeLeft).
+# An ask: the node replies "leaving" and leaves the cluster (its shards
+# move to the other members), then shuts down.
 struct Leave {}
 
-# An ask: the node starts a client that sends `increments` Increment tells,
-# to key i % keys for i in [0, increments), each to the key's shard among
-# `shards` (the ring, already sorted), and then tells `reportTo` a
-# ClientDone. Replies ClientStarted.
+# An ask: the node starts a client that sends `increments` increments, the
+# i-th to key `keyPrefix` + "key-" + (i % keys): an Increment tell each,
+# except every `askEvery`-th (if positive), which is an Add ask the client
+# waits for. Then it tells `reportTo` a ClientDone. Replies ClientStarted.
 struct RunClient {
   client @0 :Text;
   increments @1 :Int64;
   keys @2 :Int64;
   keyPrefix @3 :Text;
-  shards @4 :List(ShardInfo);
-  reportTo @5 :Troupe.ActorAddress $Troupe.actor("counter::Reporter");
-  paceNanos @6 :Int64;
+  reportTo @4 :Troupe.ActorAddress $Troupe.actor("counter::Reporter");
+  paceNanos @5 :Int64;
   # If positive, the client sends one increment per pace (nanoseconds), so
-  # that sending spans that long; 0: as fast as the connections take them.
+  # that sending spans that long; 0: as fast as it can.
+  askEvery @6 :Int64;
 }
 
 struct ClientStarted {
   client @0 :Troupe.ActorAddress $Troupe.actor("counter::Client");
 }
 
-# --- To the node running a workload --------------------------------------
+# --- To the process running a workload --------------------------------------
 
 struct ClientDone {
   client @0 :Text;
   node @1 :Text;
-  sent @2 :Int64;
-  failed @3 :Int64;
-  # Tells refused: the shard's node unreachable, or its connection's buffer
-  # full for too long.
-  seconds @4 :Float64;
+  sent @2 :Int64;     # increments sent, as tells or asks
+  acked @3 :Int64;    # Add asks answered
+  unknown @4 :Int64;  # Add asks that failed: the increment may or may not count
+  seconds @5 :Float64;
 }

@@ -1,53 +1,55 @@
-// counter_service: a sharded counter service on a cluster of troupe nodes.
-// Keys are spread over the shards (actors) of every node by a hash; clients
-// increment keys with tells and read them with asks, through Refs, node to
-// node. See docs/cluster.md.
+// counter_service: counters by key on a cluster of troupe nodes. Every key
+// is a Counter entity (cluster/entity.h) that the cluster places on one
+// member and activates there on its first message; clients increment keys
+// with tells and asks, and read them with asks, wherever they live. See
+// docs/cluster.md.
 //
 //   ./tools/bazel run -c opt //examples:counter_service
 //
-// With no --listen and no --peer it starts a small local cluster: it runs
-// itself --local_nodes times as node processes on loopback (ports the
-// kernel picks), runs a workload from every node (--increments over
-// --keys per client), checks every count, prints per-node figures, and
-// stops the nodes (each leaves the cluster; one that does not exit in time
-// is killed by pid).
+// With no --listen and no --peer it starts a small local cluster: it picks
+// --local_nodes free ports on 127.0.0.1 and runs itself as that many node
+// processes, each given the whole list (--cluster=static:...), or, given
+// --cluster=etcd://host:port, each registering in that etcd. Then it runs
+// a workload from every node (--increments over --keys per client), checks
+// every count, prints per-node figures, and stops the nodes (each leaves
+// the cluster; one that does not exit in time is killed by pid).
 //
 // A node of a real cluster, one per machine, over TLS with certificates
 // from tools/make-certs (the node's name is its certificate's unless
-// --name says otherwise):
+// --name says otherwise), with the member list on the command line:
 //
-//   counter_service --listen=0.0.0.0:7000 --tls_cert=a.pem --tls_key=a.key --tls_ca=ca.pem               # A
-//   counter_service --listen=0.0.0.0:7000 --peer=A:7000 --tls_cert=b.pem --tls_key=b.key --tls_ca=ca.pem  # B
+//   counter_service --listen=0.0.0.0:7000 --advertise=A:7000 --cluster=static:A:7000,B:7000,C:7000 \
+//       --tls_cert=a.pem --tls_key=a.key --tls_ca=ca.pem                                          # on A
 //
-// or, for development, with a shared secret and no encryption (the same
-// --secret on all):
+// and the same on B and C, with their own --advertise and certificates;
+// or with the members registered in etcd, so that nodes can come and go:
 //
-//   counter_service --listen=0.0.0.0:7000 --secret=S                   # machine A
-//   counter_service --listen=0.0.0.0:7000 --peer=A:7000 --secret=S     # machine B
+//   counter_service --listen=0.0.0.0:7000 --advertise=A:7000 --cluster=etcd://E:2379 --secret=S    # on A
 //
-// A node with --peer (repeat it, or separate by commas) joins the cluster
-// those nodes belong to and then runs the workload over the whole cluster
-// once (--increments=0: it only serves). Every node runs until SIGINT or
-// SIGTERM, then leaves the cluster; SIGHUP makes it reload its TLS files
-// (it also does so by itself when they change: --tls_reload). --peer
-// without --listen runs the workload as a client that hosts no shards, and
-// exits (--report: only prints what each node sees and the node table).
-// With --peer, finding and joining the cluster is retried until
-// --join_timeout, a line per retry.
+// (a shared --secret instead of TLS, for development: the same on all).
+// A node's --listen (or --advertise) address is its identity in a static
+// list. A node with --increments runs the workload over the whole cluster
+// once it hosts entities (--increments=0: it only serves). Every node runs
+// until SIGINT or SIGTERM, then leaves the cluster (its shards move to the
+// others); SIGHUP makes it reload its TLS files (it also does so by itself
+// when they change: --tls_reload). --peer without --listen runs the
+// workload as a client that is not a member, through the nodes' Services,
+// and exits (--report: only prints what each node sees and the node table).
 //
 // Output lines of a node start with its name; "<name>: listening on
-// <address>" says where it accepts connections, "<name>: ready" that it has
-// joined.
+// <address>" says where it accepts connections, "<name>: ready" that it
+// hosts entities, "<name>: member ..." each membership change it sees.
 
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
-#include <algorithm>
 #include <memory>
-#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -57,11 +59,15 @@
 #include "absl/flags/parse.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "actors/actor_system.h"
+#include "cluster/cluster.h"
+#include "cluster/etcd/etcd_membership.h"
 #include "examples/counter_actors.h"
 #include "examples/counter_workload.h"
 #include "examples/local_cluster.h"
@@ -69,25 +75,34 @@
 #include "net/node.h"
 
 ABSL_FLAG(std::string, listen, "", "run a node accepting connections on host:port (port 0: any free port)");
+ABSL_FLAG(std::string, cluster, "",
+          "the cluster's membership: static:<host:port>,<host:port>,... (every member's address, this node's "
+          "among them; default: this node alone) or etcd://<host:port> (etcd's client address)");
+ABSL_FLAG(std::string, cluster_name, "counter", "with etcd: the cluster's name, its key prefix in etcd");
+ABSL_FLAG(absl::Duration, lease_ttl, absl::Seconds(3),
+          "with etcd: the TTL of a node's lease; a member that cannot renew it for this long is removed");
 ABSL_FLAG(std::vector<std::string>, peer, {},
-          "host:port of a node of the cluster to join (repeat the flag, or separate by commas)");
+          "without --listen: host:port of a node of the cluster to run the workload through (repeat the flag, or "
+          "separate by commas)");
 ABSL_FLAG(std::string, advertise, "",
-          "host:port other nodes reach this one by, if not the --listen address (behind NAT, or to be sure "
-          "Refs to this node from a wildcard --listen work from nodes it never connected to)");
+          "host:port other nodes reach this one by, if not the --listen address (needed with --listen=0.0.0.0:...: "
+          "it is the node's address in the cluster)");
 ABSL_FLAG(std::string, name, "",
           "this node's name, unique in the cluster (default: the name in its TLS certificate, or <hostname>-<pid>)");
-ABSL_FLAG(int, shards, 4, "shards this node hosts");
+ABSL_FLAG(int, shards, 64, "shards the keys are spread over: the same on every node of a cluster");
 ABSL_FLAG(int, local_nodes, 3, "node processes of the local cluster (without --listen and --peer)");
 ABSL_FLAG(int64_t, increments, 10000, "increments each client sends (0: run no workload)");
 ABSL_FLAG(int64_t, keys, 1000, "keys the increments are spread over");
 ABSL_FLAG(int, clients, 1, "clients on each node");
-ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "deadline of each step (lookups, joins, the workload)");
+ABSL_FLAG(int64_t, ask_every, 100,
+          "every this many increments a client asks (Add) and waits for the answer instead of telling; 0: tells only");
+ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "deadline of each step (lookups, the workload)");
 ABSL_FLAG(absl::Duration, join_timeout, absl::Seconds(30),
-          "with --peer: retry finding and joining the cluster (with backoff) until this long after the start");
+          "a node gives up (exits 1) if it does not host entities this long after it starts; 0: waits for ever");
 ABSL_FLAG(absl::Duration, pace, absl::ZeroDuration(),
           "each client sends one increment per this long (0: as fast as it can), so sending can span minutes");
 ABSL_FLAG(bool, tell_only, false,
-          "the workload's clients only send increments (tells): no Await, no read-back; checks nothing was refused");
+          "the workload's clients only send increments (tells): no Await, no read-back; checks none was dropped");
 ABSL_FLAG(bool, report, false,
           "with --peer and no --listen: print what each node sees and the node table, run no workload, exit");
 ABSL_FLAG(int, workers, 0, "worker threads of each node (0: one per hardware thread)");
@@ -96,9 +111,8 @@ ABSL_FLAG(std::string, log_level, "warn", "what troupe logs on stderr: info show
 
 namespace {
 
-using counter::Directory;
 using counter::KnownMember;
-using counter::Shard;
+using counter::Service;
 
 using troupe::examples::NodeAuth;
 
@@ -123,6 +137,7 @@ counter::WorkloadOptions Workload(const troupe::Node& node) {
   o.clients_per_node = absl::GetFlag(FLAGS_clients);
   o.increments = absl::GetFlag(FLAGS_increments);
   o.keys = absl::GetFlag(FLAGS_keys);
+  o.ask_every = absl::GetFlag(FLAGS_ask_every);
   o.timeout = absl::GetFlag(FLAGS_timeout);
   o.pace = absl::GetFlag(FLAGS_pace);
   o.tell_only = absl::GetFlag(FLAGS_tell_only);
@@ -131,120 +146,146 @@ counter::WorkloadOptions Workload(const troupe::Node& node) {
   return o;
 }
 
-// Retries of finding and joining a cluster until --join_timeout after the
-// start: the delay doubles from 100 ms to 2 s, each drawn at random between
-// half and all of it, so nodes started together do not retry in step.
-class JoinRetry {
- public:
-  explicit JoinRetry(std::string prefix)
-      : prefix_(std::move(prefix)), deadline_(absl::Now() + absl::GetFlag(FLAGS_join_timeout)) {}
-
-  // After a failed attempt: prints one line and waits, true; false once the
-  // deadline has passed (nothing printed).
-  bool Again(const std::vector<std::string>& why) {
-    const absl::Duration left = deadline_ - absl::Now();
-    if (left <= absl::ZeroDuration()) return false;
-    const absl::Duration wait =
-        std::min(left, delay_ * std::uniform_real_distribution<double>(0.5, 1.0)(random_));
-    std::printf("%sjoin attempt %d failed (%s); retrying in %s\n", prefix_.c_str(), ++attempts_,
-                why.empty() ? "no reason given" : absl::StrJoin(why, "; ").c_str(),
-                absl::FormatDuration(absl::Trunc(wait, absl::Milliseconds(1))).c_str());
-    absl::SleepFor(wait);
-    delay_ = std::min(delay_ * 2, absl::Seconds(2));
-    return true;
-  }
-
- private:
-  const std::string prefix_;
-  const absl::Time deadline_;
-  absl::Duration delay_ = absl::Milliseconds(100);
-  int attempts_ = 0;
-  std::mt19937_64 random_{std::random_device{}()};
+// What --cluster says.
+struct Membership {
+  std::vector<std::string> static_members;  // static: empty for "this node alone"
+  std::string etcd;                         // etcd's client address, or empty
 };
 
-// A node: shards and a directory, joining the cluster of `peers` if any.
-int RunNode(const std::string& listen, const std::vector<std::string>& peers, const NodeAuth& auth) {
+absl::StatusOr<Membership> ParseCluster(const std::string& flag) {
+  Membership m;
+  if (flag.empty()) return m;
+  if (absl::StartsWith(flag, "static:")) {
+    for (absl::string_view a : absl::StrSplit(flag.substr(7), ',', absl::SkipWhitespace())) {
+      m.static_members.emplace_back(a);
+    }
+    if (m.static_members.empty()) return absl::InvalidArgumentError("--cluster=static: lists no member");
+    return m;
+  }
+  if (absl::StartsWith(flag, "etcd://")) {
+    m.etcd = flag.substr(7);
+    while (!m.etcd.empty() && m.etcd.back() == '/') m.etcd.pop_back();
+    if (m.etcd.empty() || m.etcd.find(':') == std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat("--cluster=", flag, ": etcd://<host>:<port> expected"));
+    }
+    return m;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("--cluster=", flag, ": expected static:<host:port>,... or etcd://<host:port>"));
+}
+
+troupe::cluster::ClusterOptions ClusterOptionsFor(const Membership& m, const std::string& self) {
+  troupe::cluster::ClusterOptions o;
+  if (m.etcd.empty()) {
+    o.static_members = m.static_members.empty() ? std::vector<std::string>{self} : m.static_members;
+    return o;
+  }
+  const absl::Duration ttl = absl::GetFlag(FLAGS_lease_ttl);
+  o.provider = troupe::cluster::EtcdMembers(troupe::cluster::EtcdMembershipOptions{
+      .endpoint = m.etcd,
+      .cluster = absl::GetFlag(FLAGS_cluster_name),
+      .ttl = ttl,
+      .keepalive_interval = std::min(absl::Milliseconds(500), ttl / 6),
+      .fence_margin = std::min(absl::Seconds(1), ttl / 3),
+  });
+  return o;
+}
+
+std::string MembershipName(const Membership& m) { return m.etcd.empty() ? "static" : "etcd " + m.etcd; }
+
+troupe::cluster::EntityOptions CounterOptions() {
+  troupe::cluster::EntityOptions o;
+  o.shards = static_cast<uint32_t>(absl::GetFlag(FLAGS_shards));
+  // A Counter's count lives in its activation: it must not be passivated.
+  o.passivate_after = absl::ZeroDuration();
+  return o;
+}
+
+// A node: a member of the cluster --cluster describes, hosting Counters and
+// a Service.
+int RunNode(const std::string& listen, const Membership& membership, const NodeAuth& auth) {
   const absl::Duration timeout = absl::GetFlag(FLAGS_timeout);
-  const int shard_count = absl::GetFlag(FLAGS_shards);
   troupe::ActorSystem sys(SystemOptions("counter"));
   auto node = std::make_unique<troupe::Node>(sys, Options(absl::GetFlag(FLAGS_name), auth));
   if (!troupe::examples::Ready(*node)) return 1;
   const std::string name = node->name();
-  absl::StatusOr<std::string> address = node->Listen(listen);
-  if (!address.ok()) {
+  absl::StatusOr<std::string> bound = node->Listen(listen);
+  if (!bound.ok()) {
     std::fprintf(stderr, "%s: cannot listen on %s: %s\n", name.c_str(), listen.c_str(),
-                 address.status().ToString().c_str());
+                 bound.status().ToString().c_str());
     return 1;
   }
-  auto stats = std::make_shared<counter::NodeStatsSource>(node.get());
-  std::vector<troupe::Ref<Shard>> shards;
-  for (int i = 0; i < shard_count; ++i) {
-    shards.push_back(sys.Spawn<Shard>());
-    (void)node->Publish(absl::StrCat("shard-", i), shards.back());
+  const std::string address = node->address();
+  auto cluster = std::make_unique<troupe::cluster::Cluster>(sys, *node, ClusterOptionsFor(membership, address));
+  if (!cluster->status().ok()) {
+    std::fprintf(stderr, "%s: %s\n", name.c_str(), std::string(cluster->status().message()).c_str());
+    return 2;
   }
+  if (absl::Status s = cluster->StartEntities<counter::Counter>(CounterOptions()); !s.ok()) {
+    std::fprintf(stderr, "%s: %s\n", name.c_str(), std::string(s.message()).c_str());
+    return 2;
+  }
+  auto stats = std::make_shared<counter::NodeStatsSource>(node.get());
   std::atomic<bool> leave{false};
-  troupe::Ref<Directory> directory = sys.Spawn<Directory>(counter::DirectoryOptions{.node = name,
-                                                                                     .address = *address,
-                                                                                     .incarnation = node->incarnation(),
-                                                                                     .shards = shards,
-                                                                                     .stats = stats,
-                                                                                     .leave = &leave});
-  (void)node->Publish("directory", directory);
-  node->Subscribe(directory);
-  std::printf("%s: listening on %s with %d shards\n", name.c_str(), address->c_str(), shard_count);
+  troupe::Promise<void> ready_promise;
+  troupe::Future<void> ready = ready_promise.GetFuture();
+  troupe::Ref<Service> service = sys.Spawn<Service>(counter::ServiceOptions{.node = name,
+                                                                           .address = address,
+                                                                           .incarnation = node->incarnation(),
+                                                                           .membership = MembershipName(membership),
+                                                                           .cluster = cluster.get(),
+                                                                           .stats = stats,
+                                                                           .leave = &leave,
+                                                                           .ready = std::move(ready_promise)});
+  (void)node->Publish("counter", service);
+  std::printf("%s: listening on %s (membership: %s)\n", name.c_str(), address.c_str(),
+              MembershipName(membership).c_str());
+  cluster->Subscribe(service);
 
   bool ok = true;
-  if (peers.empty()) {
-    std::printf("%s: ready: the first node of its cluster; others join with --peer=<this host>:%s\n", name.c_str(),
-                address->substr(address->rfind(':') + 1).c_str());
+  const absl::Duration join_timeout = absl::GetFlag(FLAGS_join_timeout);
+  const absl::Status hosting =
+      ready.Wait(join_timeout == absl::ZeroDuration() ? absl::InfiniteDuration() : join_timeout);
+  if (!hosting.ok()) {
+    size_t up = 0;
+    const troupe::cluster::MembershipView view = cluster->view();
+    for (const troupe::cluster::Member& m : view.members) up += m.state == troupe::cluster::MemberState::kUp;
+    std::printf("%s: could not join the cluster within %s: %zu of %zu members up (are the others running, with the "
+                "same --secret or TLS CA, and the same --cluster?)\n",
+                name.c_str(), absl::FormatDuration(join_timeout).c_str(), up, view.members.size());
+    ok = false;
+    leave.store(true, std::memory_order_release);
   } else {
-    JoinRetry retry(name + ": ");
-    counter::Discovery found;
-    size_t joined = 0, ring = 0;
-    do {
-      found = counter::Discover(*node, peers, directory, timeout);
-      (void)directory.Ask(counter::Learn{.members = found.members}).Wait(timeout);
-      std::vector<troupe::Future<uint32_t>> joins;
-      for (const KnownMember& m : found.members) {
-        if (m.info.node == name) continue;
-        joins.push_back(m.directory.Ask(
-            counter::Join{.member = counter::MemberInfo{.node = name, .directory = directory}}, timeout));
+    std::vector<std::string> up;
+    for (const troupe::cluster::Member& m : cluster->view().members) {
+      if (m.state == troupe::cluster::MemberState::kUp) up.push_back(m.name);
+    }
+    std::printf("%s: ready: hosting entities; members up: %s\n", name.c_str(), absl::StrJoin(up, ", ").c_str());
+    if (absl::GetFlag(FLAGS_increments) > 0) {
+      counter::Discovery found = counter::Discover(*node, {}, service, timeout);
+      for (const std::string& e : found.errors) std::printf("%s: warning: %s\n", name.c_str(), e.c_str());
+      if (!counter::AwaitAgreement(found.members, timeout)) {
+        std::printf("%s: warning: the members' views did not agree within %s\n", name.c_str(),
+                    absl::FormatDuration(timeout).c_str());
       }
-      for (troupe::Future<uint32_t>& j : joins) {
-        absl::Status s = j.Wait(timeout).status();
-        if (s.ok()) {
-          ++joined;
-        } else {
-          found.errors.push_back(absl::StrCat("a join failed: ", s.ToString()));
-        }
-      }
-      if (joins.empty()) found.errors.push_back("no member of the cluster found");
-    } while (joined == 0 && retry.Again(found.errors));
-    for (const std::string& e : found.errors) std::printf("%s: warning: %s\n", name.c_str(), e.c_str());
-    for (const KnownMember& m : found.members) ring += m.info.shards.size();
-    if (joined == 0) {
-      std::printf("%s: could not join any node of --peer: is one running, with the same --secret or TLS CA?\n",
-                  name.c_str());
-      ok = false;
-      leave.store(true, std::memory_order_release);
-    } else {
-      std::printf("%s: ready: joined a cluster of %zu nodes, %zu shards\n", name.c_str(), found.members.size(), ring);
-      if (absl::GetFlag(FLAGS_increments) > 0) {
-        ok = counter::RunWorkload(sys, found.members, Workload(*node));
-        counter::PrintNodeTable(found.members, timeout, "", {});
-        std::printf("%s: workload done; serving until SIGINT or SIGTERM\n", name.c_str());
-      }
+      ok = counter::RunWorkload(sys, found.members, Workload(*node));
+      counter::PrintNodeTable(found.members, timeout, "", {});
+      std::printf("%s: workload done; serving until SIGINT or SIGTERM\n", name.c_str());
     }
   }
 
   const int sig = troupe::examples::WaitForQuit(leave, *node);
   if (sig != 0) {
     std::printf("%s: signal %d: leaving the cluster\n", name.c_str(), sig);
-    (void)directory.Ask(counter::Leave{}).Wait(timeout);  // quiet: no more membership lines
   } else {
     std::printf("%s: leaving the cluster\n", name.c_str());
   }
-  node->Shutdown();  // leaves: the members hear NodeLeft after what is queued
+  const absl::Status left = cluster->Leave().Wait(timeout);
+  if (!left.ok()) std::printf("%s: leaving: %s\n", name.c_str(), left.ToString().c_str());
+  // The Service stops before the Cluster it uses goes.
+  service.Tell(counter::Quiet{});
+  cluster.reset();
+  node->Shutdown();
   stats->Detach();
   node.reset();
   (void)sys.Shutdown();
@@ -258,11 +299,7 @@ int RunClientOnly(const std::vector<std::string>& peers, const NodeAuth& auth) {
   troupe::ActorSystem sys(SystemOptions("client"));
   troupe::Node node(sys, Options(absl::GetFlag(FLAGS_name), auth));
   if (!troupe::examples::Ready(node)) return 1;
-  JoinRetry retry("");
-  counter::Discovery found;
-  do {
-    found = counter::Discover(node, peers, {}, timeout);
-  } while (found.members.empty() && retry.Again(found.errors));
+  counter::Discovery found = counter::Discover(node, peers, {}, timeout);
   for (const std::string& e : found.errors) std::printf("warning: %s\n", e.c_str());
   if (found.members.empty()) {
     std::printf("no node of --peer answered: is one running, with the same --secret or TLS CA?\n");
@@ -272,6 +309,9 @@ int RunClientOnly(const std::vector<std::string>& peers, const NodeAuth& auth) {
     counter::PrintMembers(found.members);
     counter::PrintNodeTable(found.members, timeout, "", {});
     return 0;
+  }
+  if (!counter::AwaitAgreement(found.members, timeout)) {
+    std::printf("warning: the members' views did not agree within %s\n", absl::FormatDuration(timeout).c_str());
   }
   const bool ok = counter::RunWorkload(sys, found.members, Workload(node));
   counter::PrintNodeTable(found.members, timeout, "", {});
@@ -286,49 +326,78 @@ absl::StatusOr<std::string> SelfPath() {
   return std::string(path, static_cast<size_t>(n));
 }
 
-// The text after "listening on " up to the next space.
-std::string AddressIn(const std::string& line) {
-  const std::string marker = "listening on ";
-  const size_t from = line.find(marker) + marker.size();
-  return line.substr(from, line.find(' ', from) - from);
+// `count` loopback ports free now, distinct: the kernel's picks, held until
+// all are picked, then released for the nodes to listen on.
+absl::StatusOr<std::vector<int>> FreePorts(int count) {
+  std::vector<int> fds, ports;
+  absl::Status status;
+  for (int i = 0; i < count && status.ok(); ++i) {
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      status = absl::InternalError("socket() failed while picking ports");
+      break;
+    }
+    fds.push_back(fd);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      status = absl::InternalError("cannot bind a loopback port for a node");
+      break;
+    }
+    ports.push_back(ntohs(addr.sin_port));
+  }
+  for (int fd : fds) close(fd);
+  if (!status.ok()) return status;
+  return ports;
 }
 
 // No --listen, no --peer: a local cluster of node processes on loopback.
-int RunLocalCluster(const NodeAuth& auth) {
+int RunLocalCluster(const Membership& membership, const NodeAuth& auth) {
   const std::string& secret = auth.cluster_secret;
   const int count = absl::GetFlag(FLAGS_local_nodes);
-  const int shard_count = absl::GetFlag(FLAGS_shards);
   const absl::Duration timeout = absl::GetFlag(FLAGS_timeout);
   if (count < 1) {
     std::fprintf(stderr, "--local_nodes must be at least 1\n");
     return 2;
   }
+  if (!membership.static_members.empty()) {
+    std::fprintf(stderr, "the local cluster picks its own ports: give --cluster=static:... to nodes (--listen)\n");
+    return 2;
+  }
   absl::StatusOr<std::string> self = SelfPath();
-  if (!self.ok()) {
-    std::fprintf(stderr, "%s\n", self.status().ToString().c_str());
+  absl::StatusOr<std::vector<int>> ports = FreePorts(count);
+  if (!self.ok() || !ports.ok()) {
+    std::fprintf(stderr, "%s\n", (!self.ok() ? self.status() : ports.status()).ToString().c_str());
     return 1;
   }
-  std::printf("counter_service: a local cluster of %d node processes on 127.0.0.1, %d shards each\n", count,
-              shard_count);
-
-  // Started one after another: each joins through the first, which knows
-  // all that joined before it.
-  std::vector<std::unique_ptr<troupe::examples::ChildProcess>> nodes;
   std::vector<std::string> addresses;
+  for (int port : *ports) addresses.push_back(absl::StrCat("127.0.0.1:", port));
+  const std::string cluster_flag = membership.etcd.empty() ? "static:" + absl::StrJoin(addresses, ",")
+                                                           : "etcd://" + membership.etcd;
+  std::printf("counter_service: a local cluster of %d node processes on 127.0.0.1, %d shards, membership: %s\n",
+              count, absl::GetFlag(FLAGS_shards), MembershipName(membership).c_str());
+
+  // Started together: each finds the others by itself.
+  std::vector<std::unique_ptr<troupe::examples::ChildProcess>> nodes;
   absl::flat_hash_map<std::string, std::string> pids;
   bool ok = true;
   for (int i = 1; i <= count && ok; ++i) {
     const std::string name = absl::StrCat("node-", i);
     std::vector<std::string> argv = {*self,
-                                     "--listen=127.0.0.1:0",
+                                     "--listen=" + addresses[static_cast<size_t>(i - 1)],
+                                     "--cluster=" + cluster_flag,
+                                     "--cluster_name=" + absl::GetFlag(FLAGS_cluster_name),
                                      "--name=" + name,
-                                     absl::StrCat("--shards=", shard_count),
+                                     absl::StrCat("--shards=", absl::GetFlag(FLAGS_shards)),
                                      "--secret=" + secret,
                                      "--increments=0",
                                      absl::StrCat("--workers=", absl::GetFlag(FLAGS_workers)),
                                      absl::StrCat("--timeout=", absl::FormatDuration(timeout)),
+                                     absl::StrCat("--lease_ttl=", absl::FormatDuration(absl::GetFlag(FLAGS_lease_ttl))),
                                      "--log_level=" + absl::GetFlag(FLAGS_log_level)};
-    if (!addresses.empty()) argv.push_back("--peer=" + addresses.front());
     absl::StatusOr<std::unique_ptr<troupe::examples::ChildProcess>> child =
         troupe::examples::ChildProcess::Start(name, argv, absl::GetFlag(FLAGS_verbose));
     if (!child.ok()) {
@@ -337,48 +406,47 @@ int RunLocalCluster(const NodeAuth& auth) {
       break;
     }
     nodes.push_back(*std::move(child));
+  }
+  for (size_t i = 0; i < nodes.size() && ok; ++i) {
+    const std::string& name = nodes[i]->name();
     const absl::Time deadline = absl::Now() + timeout;
-    absl::StatusOr<std::string> listening = nodes.back()->WaitForLine(name + ": listening on ", deadline);
-    absl::StatusOr<std::string> ready =
-        listening.ok() ? nodes.back()->WaitForLine(name + ": ready", deadline) : listening.status();
+    absl::StatusOr<std::string> ready = nodes[i]->WaitForLine(name + ": ready", deadline);
     if (!ready.ok()) {
       std::printf("%s did not start: %s\n", name.c_str(), ready.status().ToString().c_str());
-      for (const std::string& line : nodes.back()->Tail()) std::printf("  [%s] %s\n", name.c_str(), line.c_str());
+      for (const std::string& line : nodes[i]->Tail()) std::printf("  [%s] %s\n", name.c_str(), line.c_str());
       ok = false;
       break;
     }
-    addresses.push_back(AddressIn(*listening));
-    pids[name] = absl::StrCat(nodes.back()->pid());
-    std::printf("  %s: pid %d, listening on %s\n", name.c_str(), nodes.back()->pid(), addresses.back().c_str());
+    pids[name] = absl::StrCat(nodes[i]->pid());
+    std::printf("  %s: pid %d, listening on %s\n", name.c_str(), nodes[i]->pid(), addresses[i].c_str());
   }
 
+  std::vector<KnownMember> cluster;
   if (ok) {
-    // This process joins as a client: a node that neither listens nor hosts
-    // shards, with a directory that reports members that fail.
+    // This process is a client, not a member: it reaches the keys through
+    // the nodes' Services.
     troupe::ActorSystem sys(SystemOptions("driver"));
     troupe::Node node(sys, Options(absl::StrCat("driver-", getpid()), auth));
     if (!troupe::examples::Ready(node)) return 1;
-    counter::DirectoryOptions watching;
-    watching.node = node.name();
-    watching.incarnation = node.incarnation();
-    watching.announce_joins = false;
-    troupe::Ref<Directory> watcher = sys.Spawn<Directory>(std::move(watching));
-    node.Subscribe(watcher);
     counter::Discovery found = counter::Discover(node, addresses, {}, timeout);
     for (const std::string& e : found.errors) std::printf("warning: %s\n", e.c_str());
-    size_t ring = 0;
-    for (const KnownMember& m : found.members) ring += m.info.shards.size();
-    std::printf("cluster: %zu nodes, %zu shards\n", found.members.size(), ring);
-    (void)watcher.Ask(counter::Learn{.members = found.members}).Wait(timeout);
-    if (found.members.size() != nodes.size()) ok = false;
-    if (ok && absl::GetFlag(FLAGS_increments) > 0) ok = counter::RunWorkload(sys, found.members, Workload(node));
-    counter::PrintNodeTable(found.members, timeout, "pid", pids);
+    cluster = std::move(found.members);
+    if (cluster.size() != nodes.size()) ok = false;
+    if (ok && !counter::AwaitAgreement(cluster, timeout)) {
+      std::printf("the nodes' views of the cluster did not agree within %s\n", absl::FormatDuration(timeout).c_str());
+      ok = false;
+    }
+    if (ok) std::printf("cluster: %zu nodes, each hosting and seeing every other up\n", cluster.size());
+    if (ok && absl::GetFlag(FLAGS_increments) > 0) ok = counter::RunWorkload(sys, cluster, Workload(node));
+    counter::PrintNodeTable(cluster, timeout, "pid", pids);
 
-    // Every node leaves: the others hear NodeLeft.
-    watcher.Tell(counter::Quiet{});
-    std::vector<troupe::Future<std::string>> leaves;
-    for (const KnownMember& m : found.members) leaves.push_back(m.directory.Ask(counter::Leave{}, timeout));
-    for (troupe::Future<std::string>& f : leaves) (void)f.Wait(timeout);
+    // The nodes leave one at a time, each handing its shards to the rest.
+    if (ok) {
+      for (size_t i = 0; i < cluster.size(); ++i) {
+        (void)cluster[i].service.Ask(counter::Leave{}, timeout).Wait(timeout);
+        (void)nodes[i]->WaitForLine(cluster[i].info.node + ": stopped", absl::Now() + timeout);
+      }
+    }
     node.Shutdown();
   }
 
@@ -413,9 +481,23 @@ int main(int argc, char** argv) {
   setvbuf(stdout, nullptr, _IOLBF, 0);  // whole lines, also into a pipe
   const std::string listen = absl::GetFlag(FLAGS_listen);
   const std::vector<std::string> peers = troupe::examples::RepeatedFlag(argc, argv, "peer");
-  if (absl::GetFlag(FLAGS_shards) < 0 || absl::GetFlag(FLAGS_keys) <= 0 || absl::GetFlag(FLAGS_increments) < 0 ||
-      absl::GetFlag(FLAGS_clients) <= 0) {
-    std::fprintf(stderr, "--shards, --increments must not be negative; --keys, --clients must be positive\n");
+  if (absl::GetFlag(FLAGS_shards) <= 0 || absl::GetFlag(FLAGS_keys) <= 0 || absl::GetFlag(FLAGS_increments) < 0 ||
+      absl::GetFlag(FLAGS_clients) <= 0 || absl::GetFlag(FLAGS_ask_every) < 0 ||
+      absl::GetFlag(FLAGS_lease_ttl) <= absl::ZeroDuration()) {
+    std::fprintf(stderr,
+                 "--shards, --keys, --clients and --lease_ttl must be positive; --increments and --ask_every not "
+                 "negative\n");
+    return 2;
+  }
+  absl::StatusOr<Membership> membership = ParseCluster(absl::GetFlag(FLAGS_cluster));
+  if (!membership.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(membership.status().message()).c_str());
+    return 2;
+  }
+  if (!listen.empty() && !peers.empty()) {
+    std::fprintf(stderr,
+                 "--peer is for a client (no --listen); a node finds its cluster through --cluster "
+                 "(static:<every member's address> or etcd://<host:port>)\n");
     return 2;
   }
   if (listen.empty() && peers.empty() && troupe::examples::AnyTlsFlag()) {
@@ -429,7 +511,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", std::string(auth.status().message()).c_str());
     return 2;
   }
-  if (!listen.empty()) return RunNode(listen, peers, *auth);
+  if (!listen.empty()) return RunNode(listen, *membership, *auth);
   if (!peers.empty()) return RunClientOnly(peers, *auth);
-  return RunLocalCluster(*auth);
+  return RunLocalCluster(*membership, *auth);
 }

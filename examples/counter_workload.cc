@@ -21,47 +21,82 @@ constexpr size_t kMaxNodes = 256;
 // What is left of `deadline`, never negative.
 absl::Duration Left(absl::Time deadline) { return std::max(deadline - absl::Now(), absl::ZeroDuration()); }
 
+bool Serving(const MemberInfo& m) { return m.state == "up" || m.state == "leaving"; }
+
+// Describes every node of `cluster` (each within `deadline`).
+std::vector<absl::StatusOr<NodeInfo>> DescribeAll(const std::vector<KnownMember>& cluster, absl::Time deadline) {
+  std::vector<troupe::Future<NodeInfo>> asks;
+  for (const KnownMember& m : cluster) asks.push_back(m.service.Ask(Describe{}, Left(deadline)));
+  std::vector<absl::StatusOr<NodeInfo>> out;
+  for (troupe::Future<NodeInfo>& f : asks) out.push_back(f.Wait(Left(deadline)));
+  return out;
+}
+
+// The sum of the region figures that count messages the cluster could not
+// deliver, over `cluster` now; -1 if a node does not answer.
+int64_t Undelivered(const std::vector<KnownMember>& cluster, absl::Duration timeout) {
+  int64_t n = 0;
+  for (const absl::StatusOr<NodeInfo>& info : DescribeAll(cluster, absl::Now() + timeout)) {
+    if (!info.ok()) return -1;
+    n += static_cast<int64_t>(info->dropped + info->refused);
+  }
+  return n;
+}
+
 }  // namespace
 
-Discovery Discover(troupe::Node& node, const std::vector<std::string>& seeds, const troupe::Ref<Directory>& self,
+Discovery Discover(troupe::Node& node, const std::vector<std::string>& seeds, const troupe::Ref<Service>& self,
                    absl::Duration timeout) {
   Discovery out;
   const absl::Time deadline = absl::Now() + timeout;
-  std::vector<troupe::Ref<Directory>> frontier;
-  if (self) frontier.push_back(self);
-  std::vector<troupe::Future<troupe::Ref<Directory>>> lookups;
-  for (const std::string& seed : seeds) lookups.push_back(node.Lookup<Directory>(seed, "directory", timeout));
-  for (size_t i = 0; i < seeds.size(); ++i) {
-    absl::StatusOr<troupe::Ref<Directory>> d = lookups[i].Wait(Left(deadline));
-    if (d.ok()) {
-      frontier.push_back(*std::move(d));
-    } else {
-      out.errors.push_back(absl::StrCat("peer ", seeds[i], ": ", d.status().ToString()));
-    }
-  }
-
+  struct Pending {
+    std::string address;
+    troupe::Future<troupe::Ref<Service>> lookup;
+  };
+  absl::flat_hash_set<std::string> asked;  // addresses looked up or described
   absl::flat_hash_map<std::string, KnownMember> found;
-  absl::flat_hash_set<std::string> queued;
-  // Each round describes the directories found in the previous one.
-  for (size_t round = 0; round < kMaxNodes && !frontier.empty() && found.size() < kMaxNodes; ++round) {
+  std::vector<troupe::Ref<Service>> frontier;
+  std::vector<std::string> frontier_from;
+  if (self) {
+    frontier.push_back(self);
+    frontier_from.push_back("this node");
+  }
+  std::vector<Pending> lookups;
+  for (const std::string& seed : seeds) {
+    if (asked.insert(seed).second) lookups.push_back({seed, node.Lookup<Service>(seed, "counter", timeout)});
+  }
+  for (size_t round = 0; round < kMaxNodes && (!frontier.empty() || !lookups.empty()) && found.size() < kMaxNodes;
+       ++round) {
+    for (Pending& p : lookups) {
+      absl::StatusOr<troupe::Ref<Service>> s = p.lookup.Wait(Left(deadline));
+      if (s.ok()) {
+        frontier.push_back(*std::move(s));
+        frontier_from.push_back(p.address);
+      } else {
+        out.errors.push_back(absl::StrCat("node at ", p.address, ": ", s.status().ToString()));
+      }
+    }
+    lookups.clear();
     std::vector<troupe::Future<NodeInfo>> infos;
-    for (const troupe::Ref<Directory>& d : frontier) infos.push_back(d.Ask(Describe{}, Left(deadline)));
-    std::vector<troupe::Ref<Directory>> next;
+    for (const troupe::Ref<Service>& s : frontier) infos.push_back(s.Ask(Describe{}, Left(deadline)));
     for (size_t i = 0; i < frontier.size(); ++i) {
       absl::StatusOr<NodeInfo> info = infos[i].Wait(Left(deadline));
       if (!info.ok()) {
-        out.errors.push_back(absl::StrCat("describing a directory: ", info.status().ToString()));
+        out.errors.push_back(absl::StrCat("describing the node at ", frontier_from[i], ": ", info.status().ToString()));
         continue;
       }
+      asked.insert(info->address);
       if (found.contains(info->node)) continue;  // a seed given twice, or under two addresses
       for (const MemberInfo& m : info->members) {
-        if (!found.contains(m.node) && queued.insert(m.node).second) next.push_back(m.directory);
+        if (Serving(m) && asked.insert(m.address).second) {
+          lookups.push_back({m.address, node.Lookup<Service>(m.address, "counter", Left(deadline))});
+        }
       }
-      queued.insert(info->node);
       std::string name = info->node;
       found.emplace(std::move(name), KnownMember{frontier[i], *std::move(info)});
     }
-    frontier = std::move(next);
+    frontier.clear();
+    frontier_from.clear();
   }
   for (auto& [name, member] : found) out.members.push_back(std::move(member));
   std::sort(out.members.begin(), out.members.end(),
@@ -69,26 +104,50 @@ Discovery Discover(troupe::Node& node, const std::vector<std::string>& seeds, co
   return out;
 }
 
+bool AwaitAgreement(std::vector<KnownMember>& cluster, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  absl::flat_hash_set<std::string> names;
+  for (const KnownMember& m : cluster) names.insert(m.info.node);
+  for (int attempt = 0;; ++attempt) {
+    bool agree = true;
+    std::vector<absl::StatusOr<NodeInfo>> infos = DescribeAll(cluster, deadline);
+    for (size_t i = 0; i < cluster.size(); ++i) {
+      if (!infos[i].ok()) {
+        agree = false;
+        continue;
+      }
+      cluster[i].info = *std::move(infos[i]);
+      size_t up = 0;
+      for (const MemberInfo& m : cluster[i].info.members) {
+        if (m.state == "up" && names.contains(m.node)) ++up;
+      }
+      if (!cluster[i].info.hosting || up != names.size()) agree = false;
+    }
+    if (agree) return true;
+    if (absl::Now() >= deadline || attempt > 100000) return false;
+    absl::SleepFor(std::min(absl::Milliseconds(50), Left(deadline)));
+  }
+}
+
 bool RunWorkload(troupe::ActorSystem& sys, const std::vector<KnownMember>& cluster, const WorkloadOptions& o) {
-  std::vector<ShardInfo> ring;
-  for (const KnownMember& m : cluster) ring.insert(ring.end(), m.info.shards.begin(), m.info.shards.end());
-  SortRing(ring);
-  if (ring.empty() || o.keys <= 0 || o.increments < 0 || o.clients_per_node <= 0) {
-    std::printf("workload: nothing to run (%zu shards, %lld keys)\n", ring.size(), static_cast<long long>(o.keys));
+  if (cluster.empty() || o.keys <= 0 || o.increments < 0 || o.clients_per_node <= 0 || o.ask_every < 0) {
+    std::printf("workload: nothing to run (%zu nodes, %lld keys)\n", cluster.size(), static_cast<long long>(o.keys));
     return false;
   }
   const int64_t clients = static_cast<int64_t>(cluster.size()) * o.clients_per_node;
   const int64_t sent_total = clients * o.increments;
-  std::printf("workload: %lld clients (%d on each of %zu nodes) x %lld increments over %lld keys = %lld increments "
-              "to %zu shards%s%s\n",
+  std::printf("workload: %lld clients (%d on each of %zu nodes) x %lld increments over %lld keys = %lld "
+              "increments%s%s%s\n",
               static_cast<long long>(clients), o.clients_per_node, cluster.size(),
               static_cast<long long>(o.increments), static_cast<long long>(o.keys),
-              static_cast<long long>(sent_total), ring.size(),
+              static_cast<long long>(sent_total),
+              o.ask_every > 0 ? absl::StrCat(", every ", o.ask_every, "th an acknowledged ask").c_str() : "",
               o.pace > absl::ZeroDuration() ? absl::StrCat(", one every ", absl::FormatDuration(o.pace), " per client").c_str() : "",
               o.tell_only ? ", tell-only" : "");
   // The clients' sending takes increments x pace; every step gets that on
   // top of its timeout.
   const absl::Duration step = o.timeout + o.pace * o.increments;
+  const int64_t undelivered_before = Undelivered(cluster, o.timeout);
 
   // What each key will count: clients x (its share of i % keys).
   std::vector<std::string> keys;
@@ -97,15 +156,16 @@ bool RunWorkload(troupe::ActorSystem& sys, const std::vector<KnownMember>& clust
     keys.push_back(absl::StrCat(o.key_prefix, "key-", k));
     expected.push_back(clients * (o.increments / o.keys + (k < o.increments % o.keys ? 1 : 0)));
   }
-  auto shard_of = [&](size_t k) -> const ShardInfo& { return ring[ShardIndex(keys[k], ring.size())]; };
+  // Key k is read through node k % nodes.
+  auto via = [&](size_t k) -> const KnownMember& { return cluster[k % cluster.size()]; };
 
-  // 2. The Awaits, before any increment is sent.
+  // 1. The Awaits, before any increment is sent.
   std::vector<troupe::Future<int64_t>> awaits;
   for (size_t k = 0; k < keys.size() && !o.tell_only; ++k) {
-    awaits.push_back(shard_of(k).shard.Ask(Await{.key = keys[k], .at_least = expected[k]}, step));
+    awaits.push_back(via(k).service.Ask(AwaitKey{.key = keys[k], .at_least = expected[k]}, step));
   }
 
-  // 3. The clients, one RunClient ask to each node's directory per client.
+  // 2. The clients, one RunClient ask to each node's Service per client.
   troupe::Promise<ClientReports> reports_promise;
   troupe::Future<ClientReports> reports_future = reports_promise.GetFuture();
   troupe::Ref<Reporter> reporter = sys.Spawn<Reporter>(static_cast<size_t>(clients), std::move(reports_promise));
@@ -119,10 +179,10 @@ bool RunWorkload(troupe::ActorSystem& sys, const std::vector<KnownMember>& clust
                     .increments = o.increments,
                     .keys = o.keys,
                     .key_prefix = o.key_prefix,
-                    .shards = ring,
                     .report_to = reporter,
-                    .pace_nanos = absl::ToInt64Nanoseconds(o.pace)};
-      starts.emplace_back(std::move(name), m.directory.Ask(std::move(run), o.timeout));
+                    .pace_nanos = absl::ToInt64Nanoseconds(o.pace),
+                    .ask_every = o.ask_every};
+      starts.emplace_back(std::move(name), m.service.Ask(std::move(run), o.timeout));
     }
   }
   for (auto& [name, future] : starts) {
@@ -134,10 +194,10 @@ bool RunWorkload(troupe::ActorSystem& sys, const std::vector<KnownMember>& clust
     }
   }
 
-  // 4. Reports, then the Awaits.
+  // 3. Reports, then the Awaits.
   bool ok = true;
   absl::StatusOr<ClientReports> reports = reports_future.Wait(Left(deadline));
-  int64_t sent = 0, failed = 0;
+  int64_t sent = 0, acked = 0, unknown = 0;
   if (!reports.ok()) {
     std::printf("workload: the clients did not all report: %s\n", reports.status().ToString().c_str());
     ok = false;
@@ -145,19 +205,25 @@ bool RunWorkload(troupe::ActorSystem& sys, const std::vector<KnownMember>& clust
     std::sort(reports->done.begin(), reports->done.end(),
               [](const ClientDone& a, const ClientDone& b) { return a.client < b.client; });
     for (const ClientDone& d : reports->done) {
-      std::printf("  %s: %lld increments sent in %.3f s%s\n", d.client.c_str(), static_cast<long long>(d.sent),
-                  d.seconds, d.failed > 0 ? absl::StrCat(", ", d.failed, " refused").c_str() : "");
+      std::printf("  %s: %lld increments sent in %.3f s, %lld acknowledged%s\n", d.client.c_str(),
+                  static_cast<long long>(d.sent), d.seconds, static_cast<long long>(d.acked),
+                  d.unknown > 0 ? absl::StrCat(", ", d.unknown, " asks failed").c_str() : "");
       sent += d.sent;
-      failed += d.failed;
+      acked += d.acked;
+      unknown += d.unknown;
     }
     for (const std::string& lost : reports->lost) std::printf("  %s: lost\n", lost.c_str());
-    if (!reports->lost.empty() || failed > 0) ok = false;
+    if (!reports->lost.empty() || unknown > 0) ok = false;
   }
   if (o.tell_only) {
-    std::printf("tell-only: %lld increments sent in %.3f s, %lld refused, %zu clients lost; nothing read back\n",
+    const int64_t undelivered_after = Undelivered(cluster, o.timeout);
+    const bool counted = undelivered_before >= 0 && undelivered_after >= 0;
+    const int64_t dropped = counted ? undelivered_after - undelivered_before : -1;
+    std::printf("tell-only: %lld increments sent in %.3f s, %s dropped, %zu clients lost; nothing read back\n",
                 static_cast<long long>(sent), absl::ToDoubleSeconds(absl::Now() - start),
-                static_cast<long long>(failed), reports.ok() ? reports->lost.size() : static_cast<size_t>(clients));
-    return ok;
+                counted ? absl::StrCat(dropped).c_str() : "(a node did not answer)",
+                reports.ok() ? reports->lost.size() : static_cast<size_t>(clients));
+    return ok && dropped == 0;
   }
   // Counts that cannot be reached are not waited for past a short grace.
   const absl::Time await_deadline = ok ? deadline : std::min(deadline, absl::Now() + absl::Seconds(2));
@@ -168,7 +234,7 @@ bool RunWorkload(troupe::ActorSystem& sys, const std::vector<KnownMember>& clust
     if (count.ok() && *count == expected[k]) {
       ++awaited;
     } else if (first_problem.empty()) {
-      first_problem = absl::StrCat(keys[k], " on ", shard_of(k).node, "/shard-", shard_of(k).index, ": ",
+      first_problem = absl::StrCat(keys[k], " awaited through ", via(k).info.node, ": ",
                                    count.ok() ? absl::StrCat(*count, " instead of ", expected[k])
                                               : count.status().ToString());
     }
@@ -184,7 +250,7 @@ bool RunWorkload(troupe::ActorSystem& sys, const std::vector<KnownMember>& clust
 
   // Every key read back.
   std::vector<troupe::Future<int64_t>> reads;
-  for (size_t k = 0; k < keys.size(); ++k) reads.push_back(shard_of(k).shard.Ask(Read{.key = keys[k]}, o.timeout));
+  for (size_t k = 0; k < keys.size(); ++k) reads.push_back(via(k).service.Ask(ReadKey{.key = keys[k]}, o.timeout));
   const absl::Time read_deadline = absl::Now() + o.timeout;
   int64_t sum = 0, exact = 0;
   for (size_t k = 0; k < keys.size(); ++k) {
@@ -193,8 +259,7 @@ bool RunWorkload(troupe::ActorSystem& sys, const std::vector<KnownMember>& clust
       sum += *count;
       if (*count == expected[k]) ++exact;
     } else if (first_problem.empty()) {
-      first_problem = absl::StrCat(keys[k], " on ", shard_of(k).node, "/shard-", shard_of(k).index, ": ",
-                                   count.status().ToString());
+      first_problem = absl::StrCat(keys[k], " read through ", via(k).info.node, ": ", count.status().ToString());
     }
   }
   if (ok && exact == o.keys && sum == sent_total) {
@@ -204,9 +269,10 @@ bool RunWorkload(troupe::ActorSystem& sys, const std::vector<KnownMember>& clust
                 static_cast<long long>(sent_total));
     return true;
   }
-  std::printf("NOT verified: %lld of %lld keys as expected, sum %lld of %lld sent (%lld refused)%s%s\n",
+  std::printf("NOT verified: %lld of %lld keys as expected, sum %lld of %lld sent (%lld acknowledged, %lld asks "
+              "failed)%s%s\n",
               static_cast<long long>(exact), static_cast<long long>(o.keys), static_cast<long long>(sum),
-              static_cast<long long>(sent_total), static_cast<long long>(failed),
+              static_cast<long long>(sent_total), static_cast<long long>(acked), static_cast<long long>(unknown),
               first_problem.empty() ? "" : "; first problem: ", first_problem.c_str());
   return false;
 }
@@ -214,7 +280,9 @@ bool RunWorkload(troupe::ActorSystem& sys, const std::vector<KnownMember>& clust
 void PrintMembers(const std::vector<KnownMember>& cluster) {
   for (const KnownMember& m : cluster) {
     std::vector<std::string> names;
-    for (const MemberInfo& member : m.info.members) names.push_back(member.node);
+    for (const MemberInfo& member : m.info.members) {
+      if (member.node != m.info.node && member.state == "up") names.push_back(member.node);
+    }
     std::sort(names.begin(), names.end());
     std::printf("%s sees: %s\n", m.info.node.c_str(), names.empty() ? "(no other node)" : absl::StrJoin(names, ", ").c_str());
   }
@@ -222,41 +290,24 @@ void PrintMembers(const std::vector<KnownMember>& cluster) {
 
 void PrintNodeTable(const std::vector<KnownMember>& cluster, absl::Duration timeout, const std::string& extra_header,
                     const absl::flat_hash_map<std::string, std::string>& extra) {
-  const absl::Time deadline = absl::Now() + timeout;
-  std::vector<troupe::Future<NodeInfo>> infos;
-  std::vector<std::vector<troupe::Future<ShardStats>>> stats;
-  for (const KnownMember& m : cluster) {
-    infos.push_back(m.directory.Ask(Describe{}, timeout));
-    stats.emplace_back();
-    for (const ShardInfo& s : m.info.shards) stats.back().push_back(s.shard.Ask(GetShardStats{}, timeout));
-  }
-  std::printf("%-12s %-8s %-22s %6s %6s %11s %10s %10s\n", "node", extra_header.c_str(), "address", "shards", "keys",
-              "increments", "msgs in", "msgs out");
+  std::vector<absl::StatusOr<NodeInfo>> infos = DescribeAll(cluster, absl::Now() + timeout);
+  std::printf("%-12s %-8s %-22s %7s %8s %8s %8s %11s %10s %10s\n", "node", extra_header.c_str(), "address", "hosting",
+              "entities", "moved in", "out", "increments", "msgs in", "msgs out");
   for (size_t i = 0; i < cluster.size(); ++i) {
     const NodeInfo& known = cluster[i].info;
     auto it = extra.find(known.node);
     const std::string column = it != extra.end() ? it->second : "";
-    absl::StatusOr<NodeInfo> info = infos[i].Wait(Left(deadline));
-    uint64_t keys = 0, increments = 0;
-    absl::Status shard_status;
-    for (troupe::Future<ShardStats>& f : stats[i]) {
-      absl::StatusOr<ShardStats> s = f.Wait(Left(deadline));
-      if (s.ok()) {
-        keys += s->keys;
-        increments += s->increments;
-      } else {
-        shard_status = s.status();
-      }
-    }
-    if (!info.ok() || !shard_status.ok()) {
+    if (!infos[i].ok()) {
       std::printf("%-12s %-8s %-22s unavailable: %s\n", known.node.c_str(), column.c_str(), known.address.c_str(),
-                  (!info.ok() ? info.status() : shard_status).ToString().c_str());
+                  infos[i].status().ToString().c_str());
       continue;
     }
-    std::printf("%-12s %-8s %-22s %6zu %6llu %11llu %10llu %10llu\n", known.node.c_str(), column.c_str(),
-                info->address.c_str(), info->shards.size(), static_cast<unsigned long long>(keys),
-                static_cast<unsigned long long>(increments), static_cast<unsigned long long>(info->messages_in),
-                static_cast<unsigned long long>(info->messages_out));
+    const NodeInfo& info = *infos[i];
+    std::printf("%-12s %-8s %-22s %7s %8llu %8llu %8llu %11llu %10llu %10llu\n", known.node.c_str(), column.c_str(),
+                info.address.c_str(), info.hosting ? "yes" : "no", static_cast<unsigned long long>(info.entities),
+                static_cast<unsigned long long>(info.handoffs_in), static_cast<unsigned long long>(info.handoffs_out),
+                static_cast<unsigned long long>(info.increments), static_cast<unsigned long long>(info.messages_in),
+                static_cast<unsigned long long>(info.messages_out));
   }
 }
 

@@ -1,25 +1,25 @@
-// Finding a counter cluster from seed addresses, and the workload that
-// exercises and checks it (examples/counter_service.cc). Both run on a
-// thread outside actors (they wait on futures); every wait has a deadline.
+// Finding the nodes of a counter cluster from seed addresses, and the
+// workload that exercises and checks it (examples/counter_service.cc). Both
+// run on a thread outside actors (they wait on futures); every wait has a
+// deadline.
 //
 // The workload, in order:
-//   1. the ring: every shard of the cluster, sorted by (node, index);
-//   2. for every key, an Await ask for the count the workload will bring
-//      it to, held by the key's shard (keys are new: a prefix unique to the
-//      run), so the runner learns when every increment has landed without
-//      polling;
-//   3. clients on every node (RunClient asks to each directory), which tell
-//      their increments to the shards, node to node, and report to a
-//      Reporter here, which also monitors them;
-//   4. the reports, then the Awaits; then every key is read back (Read
+//   1. for every key, an Await ask (through a node's Service, which asks
+//      the key's entity) for the count the workload will bring it to (keys
+//      are new: a prefix unique to the run), so the runner learns when
+//      every increment has landed without polling;
+//   2. clients on every node (RunClient asks to each Service), which send
+//      their increments to the keys' entities, wherever the cluster placed
+//      them, and report to a Reporter here, which also monitors them;
+//   3. the reports, then the Awaits; then every key is read back (ReadKey
 //      asks) and compared with its expected count, and the sum with the
 //      increments sent.
-// A node lost on the way makes its shards' asks fail with Unavailable: the
-// workload then reports what it could not verify instead of hanging.
+// A node lost on the way makes the workload report what it could not
+// verify instead of hanging.
 //
-// A tell-only workload skips 2 and the read-back: between the nodes only
-// Increment tells flow (and ClientDone tells to the runner); it checks only
-// that no increment was refused and no client lost.
+// A tell-only workload skips the Awaits and the read-back: it checks only
+// that every node's region delivered every tell (none dropped) and that no
+// client was lost.
 
 #ifndef TROUPE_EXAMPLES_COUNTER_WORKLOAD_H_
 #define TROUPE_EXAMPLES_COUNTER_WORKLOAD_H_
@@ -36,21 +36,34 @@
 
 namespace counter {
 
+struct KnownMember {
+  troupe::Ref<Service> service;
+  NodeInfo info;  // as it described itself
+};
+
 struct Discovery {
   std::vector<KnownMember> members;  // sorted by node name
   std::vector<std::string> errors;   // seeds or members that did not answer
 };
 
-// The directories at `seeds` (and `self`, if this process is a node: pass
-// an empty Ref otherwise), then every member they know, transitively, up
+// The Services at `seeds` (and `self`, if this process is a node: pass an
+// empty Ref otherwise), then those of every member up in their views, up
 // to 256 nodes.
-Discovery Discover(troupe::Node& node, const std::vector<std::string>& seeds, const troupe::Ref<Directory>& self,
+Discovery Discover(troupe::Node& node, const std::vector<std::string>& seeds, const troupe::Ref<Service>& self,
                    absl::Duration timeout);
+
+// Describes `cluster` again (at most every 50 ms) until every node hosts
+// and sees every other one of them up, or `timeout` passes. True if so;
+// `cluster` then holds the last descriptions.
+bool AwaitAgreement(std::vector<KnownMember>& cluster, absl::Duration timeout);
 
 struct WorkloadOptions {
   int clients_per_node = 1;
   int64_t increments = 10000;  // per client
   int64_t keys = 1000;
+  // Every this many increments a client asks (Add) rather than tells, and
+  // waits for the answer; 0: tells only.
+  int64_t ask_every = 100;
   // Deadline of each step, beyond the pacing: the clients' sending gets
   // increments x pace more.
   absl::Duration timeout = absl::Seconds(30);
@@ -63,16 +76,16 @@ struct WorkloadOptions {
 
 // Runs the workload over `cluster` and prints what it did and whether the
 // counts check out. True if they do (tell-only: if every increment was
-// sent).
+// delivered).
 bool RunWorkload(troupe::ActorSystem& sys, const std::vector<KnownMember>& cluster, const WorkloadOptions& options);
 
-// A line per node: address, shards, keys, increments applied, messages in
-// and out (since each node started). `extra` adds a column (header
-// `extra_header`) by node name.
-// A line per node of `cluster`: "<node> sees: <the members its directory
-// has up, sorted>" (as it described itself during discovery).
+// A line per node of `cluster`: "<node> sees: <the other members it has up,
+// sorted>" (as it described itself last).
 void PrintMembers(const std::vector<KnownMember>& cluster);
 
+// A line per node: address, whether it hosts, entities, handoffs in and
+// out, increments applied, messages in and out (since each node started).
+// `extra` adds a column (header `extra_header`) by node name.
 void PrintNodeTable(const std::vector<KnownMember>& cluster, absl::Duration timeout, const std::string& extra_header,
                     const absl::flat_hash_map<std::string, std::string>& extra);
 
