@@ -159,7 +159,7 @@ void Service::On(const troupe::cluster::MemberChanged& m) {
 }
 
 void Service::On(const troupe::cluster::HostingChanged& m) {
-  if (m.hosting && options_.ready.valid()) options_.ready.SetValue();
+  if (m.hosting && options_.hosted != nullptr) options_.hosted->store(true, std::memory_order_release);
   if (quiet_) return;
   std::printf("%s: %s entities: %s\n", options_.node.c_str(), m.hosting ? "hosting" : "not hosting",
               m.reason.c_str());

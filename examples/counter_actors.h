@@ -109,8 +109,8 @@ struct ServiceOptions {
   std::shared_ptr<NodeStatsSource> stats;
   // Set (release) when a Leave ask arrives: main then leaves the cluster.
   std::atomic<bool>* leave = nullptr;
-  // Completed the first time the node hosts entities.
-  troupe::Promise<void> ready;
+  // Set (release) the first time the node hosts entities.
+  std::atomic<bool>* hosted = nullptr;
 };
 
 // Local: no more membership lines, and stop (main, before it destroys the

@@ -201,6 +201,21 @@ troupe::cluster::EntityOptions CounterOptions() {
   return o;
 }
 
+// Waits (polling, at most `timeout`) until `listed` members, every one of
+// the static list, are up in this node's view.
+bool AllListedUp(const troupe::cluster::Cluster& cluster, size_t listed, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  for (int attempt = 0; attempt < 100000; ++attempt) {
+    const troupe::cluster::MembershipView view = cluster.view();
+    const bool all = std::all_of(view.members.begin(), view.members.end(), [](const troupe::cluster::Member& m) {
+      return m.state == troupe::cluster::MemberState::kUp;
+    });
+    if ((all && view.members.size() == listed) || absl::Now() >= deadline) return all && view.members.size() == listed;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return false;
+}
+
 // A node: a member of the cluster --cluster describes, hosting Counters and
 // a Service.
 int RunNode(const std::string& listen, const Membership& membership, const NodeAuth& auth) {
@@ -226,9 +241,7 @@ int RunNode(const std::string& listen, const Membership& membership, const NodeA
     return 2;
   }
   auto stats = std::make_shared<counter::NodeStatsSource>(node.get());
-  std::atomic<bool> leave{false};
-  troupe::Promise<void> ready_promise;
-  troupe::Future<void> ready = ready_promise.GetFuture();
+  std::atomic<bool> leave{false}, hosted{false};
   troupe::Ref<Service> service = sys.Spawn<Service>(counter::ServiceOptions{.node = name,
                                                                            .address = address,
                                                                            .incarnation = node->incarnation(),
@@ -236,7 +249,7 @@ int RunNode(const std::string& listen, const Membership& membership, const NodeA
                                                                            .cluster = cluster.get(),
                                                                            .stats = stats,
                                                                            .leave = &leave,
-                                                                           .ready = std::move(ready_promise)});
+                                                                           .hosted = &hosted});
   (void)node->Publish("counter", service);
   std::printf("%s: listening on %s (membership: %s)\n", name.c_str(), address.c_str(),
               MembershipName(membership).c_str());
@@ -244,15 +257,23 @@ int RunNode(const std::string& listen, const Membership& membership, const NodeA
 
   bool ok = true;
   const absl::Duration join_timeout = absl::GetFlag(FLAGS_join_timeout);
-  const absl::Status hosting =
-      ready.Wait(join_timeout == absl::ZeroDuration() ? absl::InfiniteDuration() : join_timeout);
-  if (!hosting.ok()) {
+  // acquire: pairs with the Service's release stores.
+  int sig = troupe::examples::WaitUntil(
+      [&] { return hosted.load(std::memory_order_acquire) || leave.load(std::memory_order_acquire); }, *node,
+      join_timeout == absl::ZeroDuration() ? absl::InfiniteFuture() : absl::Now() + join_timeout);
+  if (sig != 0 || leave.load(std::memory_order_acquire)) {
+    // Asked to leave before it hosted anything.
+  } else if (!hosted.load(std::memory_order_acquire)) {
     size_t up = 0;
     const troupe::cluster::MembershipView view = cluster->view();
     for (const troupe::cluster::Member& m : view.members) up += m.state == troupe::cluster::MemberState::kUp;
-    std::printf("%s: could not join the cluster within %s: %zu of %zu members up (are the others running, with the "
-                "same --secret or TLS CA, and the same --cluster?)\n",
-                name.c_str(), absl::FormatDuration(join_timeout).c_str(), up, view.members.size());
+    const std::string seen =
+        membership.etcd.empty()
+            ? absl::StrCat(up, " of ", std::max<size_t>(membership.static_members.size(), 1), " listed members up")
+            : absl::StrCat(up, " members up, this node not among them (is etcd at ", membership.etcd, " reachable?)");
+    std::printf("%s: could not join the cluster within %s: %s (are the others running, with the same --secret or "
+                "TLS CA, and the same --cluster?)\n",
+                name.c_str(), absl::FormatDuration(join_timeout).c_str(), seen.c_str());
     ok = false;
     leave.store(true, std::memory_order_release);
   } else {
@@ -262,6 +283,11 @@ int RunNode(const std::string& listen, const Membership& membership, const NodeA
     }
     std::printf("%s: ready: hosting entities; members up: %s\n", name.c_str(), absl::StrJoin(up, ", ").c_str());
     if (absl::GetFlag(FLAGS_increments) > 0) {
+      // With a static list the workload is over all of it.
+      if (membership.etcd.empty() && !AllListedUp(*cluster, std::max<size_t>(membership.static_members.size(), 1), timeout)) {
+        std::printf("%s: warning: not every listed member is up after %s; the workload runs over those that are\n",
+                    name.c_str(), absl::FormatDuration(timeout).c_str());
+      }
       counter::Discovery found = counter::Discover(*node, {}, service, timeout);
       for (const std::string& e : found.errors) std::printf("%s: warning: %s\n", name.c_str(), e.c_str());
       if (!counter::AwaitAgreement(found.members, timeout)) {
@@ -274,7 +300,7 @@ int RunNode(const std::string& listen, const Membership& membership, const NodeA
     }
   }
 
-  const int sig = troupe::examples::WaitForQuit(leave, *node);
+  if (sig == 0) sig = troupe::examples::WaitForQuit(leave, *node);
   if (sig != 0) {
     std::printf("%s: signal %d: leaving the cluster\n", name.c_str(), sig);
   } else {

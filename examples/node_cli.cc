@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
 
@@ -140,12 +141,18 @@ void BlockNodeSignals() {
 }
 
 int WaitForQuit(const std::atomic<bool>& quit, Node& node) {
-  const sigset_t set = NodeSignals();
-  // Checks `quit` five times a second; SIGINT or SIGTERM ends the wait at
-  // once, SIGHUP is handled here and the wait goes on.
-  const timespec tick = {.tv_sec = 0, .tv_nsec = 200'000'000};
   // acquire: pairs with the release store of whoever sets `quit`.
-  while (!quit.load(std::memory_order_acquire)) {
+  return WaitUntil([&quit] { return quit.load(std::memory_order_acquire); }, node, absl::InfiniteFuture());
+}
+
+int WaitUntil(absl::FunctionRef<bool()> done, Node& node, absl::Time deadline) {
+  const sigset_t set = NodeSignals();
+  // Checks `done` five times a second; SIGINT or SIGTERM ends the wait at
+  // once, SIGHUP is handled here and the wait goes on.
+  while (!done()) {
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) break;
+    const timespec tick = absl::ToTimespec(std::min(left, absl::Milliseconds(200)));
     const int sig = sigtimedwait(&set, nullptr, &tick);
     if (sig == SIGHUP) {
       ReloadTls(node);

@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "net/io/tls.h"
@@ -82,6 +83,10 @@ void BlockNodeSignals();
 // TLS files (Node::ReloadTls), and prints the outcome on stdout in a line
 // starting "<node name>: SIGHUP: ". Needs BlockNodeSignals.
 int WaitForQuit(const std::atomic<bool>& quit, Node& node);
+
+// The same, until `done()` returns true (checked five times a second) or
+// `deadline` passes (both return 0).
+int WaitUntil(absl::FunctionRef<bool()> done, Node& node, absl::Time deadline);
 
 }  // namespace troupe::examples
 

@@ -34,24 +34,6 @@ namespace {
 // timeout (NodeOptions' default, 5 s) and 5 s.
 constexpr absl::Duration kHealBound = absl::Seconds(5 + 5);
 
-// A loopback port free now (the kernel's pick, released at once): for nodes
-// that must know each other's port before either starts.
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return 0;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
 // VmRSS of `pid` in KiB, from /proc/<pid>/status; -1 if unreadable.
 int64_t ResidentKib(pid_t pid) {
   std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
@@ -69,26 +51,28 @@ std::vector<std::string> Fields(const std::string& line) {
 
 class Faults : public NodeProcesses {
  protected:
-  // node-1, then node-2 and node-3 joining through it: 2 shards each, no
-  // workload. `listen3` is node-3's --listen.
-  void StartThree(const std::string& listen3 = "127.0.0.1:0") {
-    address_[0] = StartCounterNode("node-1", "127.0.0.1:0", {"--increments=0"}, &node_[0]);
-    ASSERT_FALSE(address_[0].empty());
-    address_[1] = StartCounterNode("node-2", "127.0.0.1:0", {"--peer=" + address_[0], "--increments=0"}, &node_[1]);
-    ASSERT_FALSE(address_[1].empty());
-    address_[2] = StartCounterNode("node-3", listen3, {"--peer=" + address_[0], "--increments=0"}, &node_[2]);
-    ASSERT_FALSE(address_[2].empty());
-    EXPECT_NE(Line(node_[2], "node-3: ready: joined a cluster of 3 nodes, 6 shards"), "");
-    EXPECT_NE(Line(node_[0], "node-1: member node-3 joined (2 shards)"), "");
-    EXPECT_NE(Line(node_[1], "node-2: member node-3 joined (2 shards)"), "");
+  // node-1, node-2 and node-3, one static cluster on loopback, no
+  // workload; each hosts and sees the other two up.
+  void StartThree() {
+    const std::vector<std::string> at = FreeAddresses(3);
+    ASSERT_EQ(at.size(), 3u);
+    std::vector<ChildProcess*> n = StartCluster({"node-1", "node-2", "node-3"}, at, at, {});
+    for (int i = 0; i < 3; ++i) {
+      node_[i] = n[i];
+      address_[i] = at[i];
+      ASSERT_NE(node_[i], nullptr);
+    }
+    for (int i = 0; i < 3; ++i) {
+      for (int j = 0; j < 3; ++j) {
+        if (i == j) continue;
+        EXPECT_NE(Line(node_[i], absl::StrCat("node-", i + 1, ": member node-", j + 1, " joining -> up")), "");
+      }
+    }
   }
 
   // A client-only counter_service run through `peer`, with `flags`.
   ChildProcess* Client(const std::string& name, const std::string& peer, const std::vector<std::string>& flags) {
-    std::vector<std::string> argv = {Runfile("examples/counter_service"), "--peer=" + peer, "--name=" + name, kSecret,
-                                     "--workers=1"};
-    argv.insert(argv.end(), flags.begin(), flags.end());
-    return Start(name, argv);
+    return StartCounterClient(name, peer, flags);
   }
 
   // A workload through `peer` that must verify across `nodes` nodes.
@@ -112,42 +96,38 @@ class Faults : public NodeProcesses {
   std::string address_[3];
 };
 
-TEST_F(Faults, ARestartedNodeGetsNoIncrementsSentToItsPreviousIncarnationAndStaysJoined) {
+// node-3 killed while clients send, and started again at its address: the
+// others see the old incarnation down, then removed, and the new one up;
+// nobody reports it down again, and a workload over all three verifies.
+TEST_F(Faults, ARestartedNodeRejoinsAsANewIncarnationAndStaysJoined) {
   ASSERT_NO_FATAL_FAILURE(StartThree());
-  // A client sending through Refs it learned before the restart: one
-  // increment every 2 ms from a client on each node, about 8 s of sending.
+  // One increment every 2 ms from a client on each node, about 8 s.
   ChildProcess* sender = Client("sender", address_[0], {"--increments=4000", "--keys=100", "--pace=2ms",
-                                                        "--timeout=20s"});
+                                                        "--timeout=20s", "--tell_only", "--ask_every=0"});
   EXPECT_NE(Line(sender, "workload: 3 clients (1 on each of 3 nodes)"), "");
 
-  // node-3 killed, and started again with the same name and port.
   node_[2]->Signal(SIGKILL);
   EXPECT_NE(Ended(node_[2]).find("killed by signal 9"), std::string::npos);
-  EXPECT_NE(Line(node_[0], "node-1: node node-3 is down"), "");
-  ChildProcess* again = nullptr;
-  EXPECT_EQ(StartCounterNode("node-3", address_[2], {"--peer=" + address_[0], "--increments=0"}, &again),
-            address_[2]);
-  ASSERT_NE(again, nullptr);
-  EXPECT_NE(Line(node_[0], "node-1: member node-3 is back (2 shards)"), "");
-  EXPECT_NE(Line(node_[1], "node-2: member node-3 is back (2 shards)"), "");
+  EXPECT_NE(Line(node_[0], "node-1: member node-3 up -> down"), "");
+  const size_t before1 = node_[0]->LinesSoFar(), before2 = node_[1]->LinesSoFar();
+  ChildProcess* again = StartCounterNode("node-3", address_[2], StaticCluster({address_[0], address_[1], address_[2]}),
+                                         {});
+  ASSERT_TRUE(Ready(again));
+  for (auto [p, from] : {std::pair{node_[0], before1}, std::pair{node_[1], before2}}) {
+    const std::string me = p->name() + ": member node-3 ";
+    // The old incarnation removed, the new one up.
+    EXPECT_TRUE(Prints(p, me + "down -> removed", absl::Now() + kWait, from)) << p->name();
+    EXPECT_TRUE(Prints(p, me + "joining -> up", absl::Now() + kWait, from)) << p->name();
+  }
   const absl::Time rejoined = absl::Now();
   const size_t seen1 = node_[0]->LinesSoFar(), seen2 = node_[1]->LinesSoFar();
-
-  // The clients on node-1 and node-2 go on sending to the old node-3's
-  // shards until they are done; none of that may reach the new node-3.
   Ended(sender);  // NOT verified: node-3's client was lost with it
-  ChildProcess* report = Client("report", address_[2], {"--report"});
-  const std::vector<std::string> row = Fields(Line(report, "node-3       "));
-  EXPECT_TRUE(ExitsCleanly(report));
-  // node, address, shards, keys, increments, msgs in, msgs out.
-  ASSERT_EQ(row.size(), 7u);
-  EXPECT_EQ(row[4], "0") << "the new node-3's shards applied increments sent to the previous incarnation";
 
   // Joined and still joined 15 s after the rejoin: nobody reports it down.
   const absl::Time quiet_until = rejoined + absl::Seconds(15);
-  EXPECT_FALSE(Prints(node_[0], "node node-3 is down", quiet_until, seen1));
-  EXPECT_FALSE(Prints(node_[1], "node node-3 is down", quiet_until, seen2));
-  EXPECT_FALSE(Prints(again, " is down", quiet_until));
+  EXPECT_FALSE(Prints(node_[0], "member node-3 up -> down", quiet_until, seen1));
+  EXPECT_FALSE(Prints(node_[1], "member node-3 up -> down", quiet_until, seen2));
+  EXPECT_FALSE(Prints(again, "-> down", quiet_until));
   ExpectWorkloadVerifies("check", address_[0], 3);
 
   for (ChildProcess* p : {node_[0], node_[1], again}) p->Signal(SIGTERM);
@@ -160,36 +140,29 @@ TEST_F(Faults, ARestartedNodeGetsNoIncrementsSentToItsPreviousIncarnationAndStay
 // no increment may be refused, and no node may report the other down.
 TEST_F(Faults, TwoNodesThatDialEachOtherAtOnceBothJoinAndStayJoined) {
   constexpr int kRounds = 20;
-  const std::vector<std::string> traffic = {"--tell_only", "--pace=10ms", "--increments=1500", "--keys=50",
-                                            "--join_timeout=10s"};
+  const std::vector<std::string> traffic = {"--tell_only", "--ask_every=0", "--pace=10ms", "--increments=1500",
+                                            "--keys=50", "--join_timeout=10s"};
   std::vector<ChildProcess*> pairs[kRounds];
   std::string first_a;
   for (int round = 0; round < kRounds; ++round) {
-    const std::string a_at = absl::StrCat("127.0.0.1:", FreePort());
-    std::string b_at = absl::StrCat("127.0.0.1:", FreePort());
-    while (b_at == a_at) b_at = absl::StrCat("127.0.0.1:", FreePort());  // the kernel rarely repeats itself
+    const std::vector<std::string> at = FreeAddresses(2);
+    ASSERT_EQ(at.size(), 2u);
     const std::string a = absl::StrCat("a", round), b = absl::StrCat("b", round);
-    const std::string program = Runfile("examples/counter_service");
-    std::vector<std::string> argv_a = {program, "--listen=" + a_at, "--peer=" + b_at, "--name=" + a,
-                                       "--shards=2", kSecret, "--workers=1"};
-    std::vector<std::string> argv_b = {program, "--listen=" + b_at, "--peer=" + a_at, "--name=" + b,
-                                       "--shards=2", kSecret, "--workers=1"};
-    argv_a.insert(argv_a.end(), traffic.begin(), traffic.end());
-    argv_b.insert(argv_b.end(), traffic.begin(), traffic.end());
-    ChildProcess* pa = Start(a, argv_a);
-    ChildProcess* pb = Start(b, argv_b);
+    ChildProcess* pa = StartCounterNode(a, at[0], StaticCluster(at), traffic);
+    ChildProcess* pb = StartCounterNode(b, at[1], StaticCluster(at), traffic);
     ASSERT_TRUE(pa != nullptr && pb != nullptr);
     pairs[round] = {pa, pb};
-    if (round == 0) first_a = a_at;
-    ASSERT_NE(Line(pa, a + ": ready: joined a cluster of 2 nodes, 4 shards"), "") << "round " << round;
-    ASSERT_NE(Line(pb, b + ": ready: joined a cluster of 2 nodes, 4 shards"), "") << "round " << round;
+    if (round == 0) first_a = at[0];
+    ASSERT_TRUE(Ready(pa)) << "round " << round;
+    ASSERT_TRUE(Ready(pb)) << "round " << round;
   }
   for (int round = 0; round < kRounds; ++round) {
     for (ChildProcess* p : pairs[round]) {
+      EXPECT_NE(Line(p, "workload: 2 clients (1 on each of 2 nodes)"), "") << p->name();
       const std::string done = Line(p, "tell-only: ");
       EXPECT_NE(done.find("tell-only: 3000 increments sent in "), std::string::npos) << p->name() << ": " << done;
-      EXPECT_NE(done.find(", 0 refused, 0 clients lost"), std::string::npos) << p->name() << ": " << done;
-      EXPECT_FALSE(Prints(p, " is down", absl::Now())) << p->name();
+      EXPECT_NE(done.find(", 0 dropped, 0 clients lost"), std::string::npos) << p->name() << ": " << done;
+      EXPECT_FALSE(Prints(p, "-> down", absl::Now())) << p->name();
     }
   }
   ExpectWorkloadVerifies("check", first_a, 2);
@@ -214,16 +187,16 @@ TEST_F(Faults, ANodeStoppedPastTheHeartbeatTimeoutIsReachableAgainSoonAfterItCon
   ASSERT_NO_FATAL_FAILURE(StartThree());
   node_[2]->Signal(SIGSTOP);
   const absl::Time stopped = absl::Now();
-  EXPECT_NE(Line(node_[0], "node-1: node node-3 is down"), "");
-  EXPECT_NE(Line(node_[1], "node-2: node node-3 is down"), "");
+  EXPECT_NE(Line(node_[0], "node-1: member node-3 up -> down"), "");
+  EXPECT_NE(Line(node_[1], "node-2: member node-3 up -> down"), "");
   // Not reachable while it is stopped; SIGCONT 10 s after SIGSTOP.
-  EXPECT_FALSE(Prints(node_[0], "node-1: node node-3 is reachable again", stopped + absl::Seconds(10)));
+  EXPECT_FALSE(Prints(node_[0], "node-1: member node-3 down -> up", stopped + absl::Seconds(10)));
   node_[2]->Signal(SIGCONT);
   const absl::Time healed_by = absl::Now() + kHealBound;
-  EXPECT_TRUE(Prints(node_[0], "node-1: node node-3 is reachable again", healed_by));
-  EXPECT_TRUE(Prints(node_[1], "node-2: node node-3 is reachable again", healed_by));
+  EXPECT_TRUE(Prints(node_[0], "node-1: member node-3 down -> up", healed_by));
+  EXPECT_TRUE(Prints(node_[1], "node-2: member node-3 down -> up", healed_by));
 
-  // Every node's directory has both others up: a --report through node-3
+  // Every node's view has both others up: a --report through node-3
   // (which may itself still be marking its peers down and up again), at
   // most 20 of them until the bound.
   const std::vector<std::string> everyone = {"node-1 sees: node-2, node-3", "node-2 sees: node-1, node-3",

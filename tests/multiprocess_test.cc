@@ -74,84 +74,86 @@ TEST_F(Processes, APingerAsksAndTellsAPongerInAnotherProcess) {
   EXPECT_TRUE(ExitsCleanly(ponger));
 }
 
-TEST_F(Processes, ALostNodeIsReportedByTheOtherWhosePendingAsksFailAtOnce) {
-  ChildProcess *a, *b;
-  const std::string a_address = StartCounterNode("a", "127.0.0.1:0", {}, &a);
-  ASSERT_FALSE(a_address.empty());
-  // b joins a, then runs the workload with a client on each node: tells
-  // from each client to the shards of both nodes, asks from b to both.
-  StartCounterNode("b", "127.0.0.1:0", {"--peer=" + a_address, "--increments=2000", "--keys=100"}, &b);
-  ASSERT_NE(b, nullptr);
-  EXPECT_NE(Line(a, "a: member b joined (2 shards)"), "");
-  EXPECT_NE(Line(b, "b: ready: joined a cluster of 2 nodes, 4 shards"), "");
+// b runs the workload over a, b and c: tells and asks from a client on
+// each node to keys all over the cluster. Killed without leaving, a is
+// reported down by the others, and its keys are served by them.
+TEST_F(Processes, AKilledMemberIsReportedDownAndItsKeysAreServedByTheOthers) {
+  const std::vector<std::string> at = FreeAddresses(3);
+  ASSERT_EQ(at.size(), 3u);
+  std::vector<ChildProcess*> n = StartCluster({"a", "b", "c"}, at, at, {{}, {"--increments=2000", "--keys=100"}});
+  ASSERT_TRUE(n[0] && n[1] && n[2]);
+  ChildProcess *a = n[0], *b = n[1], *c = n[2];
+  EXPECT_NE(Line(b, "workload: 3 clients (1 on each of 3 nodes)"), "");
   EXPECT_NE(Line(b, "a/client-0: 2000 increments sent"), "");
-  EXPECT_NE(Line(b, "b/client-0: 2000 increments sent"), "");
-  EXPECT_NE(Line(b, "verified: 100 keys read back, each as expected (40..40); they sum to 4000 = 4000 sent"), "");
+  EXPECT_NE(Line(b, "c/client-0: 2000 increments sent"), "");
+  EXPECT_NE(Line(b, "verified: 100 keys read back, each as expected (60..60); they sum to 6000 = 6000 sent"), "");
   EXPECT_NE(Line(b, "b: workload done"), "");
 
-  // Killing a (no chance to leave) is a NodeDown at b, not a NodeLeft, and
-  // a new ask to a shard of a fails at once.
   a->Signal(SIGKILL);
   EXPECT_NE(Ended(a).find("killed by signal 9"), std::string::npos);
-  EXPECT_NE(Line(b, "b: node a is down (UNAVAILABLE"), "");
-  EXPECT_NE(Line(b, "shards unavailable: a/shard-0, a/shard-1"), "");
-  EXPECT_NE(Line(b, "b: an ask to a/shard-0 after the loss: UNAVAILABLE"), "");
+  EXPECT_NE(Line(b, "b: member a up -> down"), "");
+  EXPECT_NE(Line(c, "c: member a up -> down"), "");
+  // Two of three: b and c host a's shards too.
+  ChildProcess* client = StartCounterClient("client", at[1], {"--increments=300", "--keys=30"});
+  EXPECT_NE(Line(client, "workload: 2 clients (1 on each of 2 nodes)"), "");
+  EXPECT_NE(Line(client, "verified: 30 keys read back, each as expected (20..20); they sum to 600 = 600 sent"), "");
+  EXPECT_TRUE(ExitsCleanly(client));
 
-  // b carries on, and leaves cleanly.
-  b->Signal(SIGTERM);
+  for (ChildProcess* p : {b, c}) p->Signal(SIGTERM);
   EXPECT_NE(Line(b, "b: stopped"), "");
-  EXPECT_TRUE(ExitsCleanly(b));
+  for (ChildProcess* p : {b, c}) EXPECT_TRUE(ExitsCleanly(p));
 }
 
-TEST_F(Processes, ANodeThatLeavesIsReportedAsLeftNotDown) {
-  ChildProcess *a, *b;
-  const std::string a_address = StartCounterNode("a", "127.0.0.1:0", {}, &a);
-  ASSERT_FALSE(a_address.empty());
-  StartCounterNode("b", "127.0.0.1:0", {"--peer=" + a_address, "--increments=0"}, &b);
-  ASSERT_NE(b, nullptr);
-  EXPECT_NE(Line(a, "a: member b joined"), "");
+TEST_F(Processes, ANodeThatLeavesIsReportedAsLeavingThenRemovedNeverDown) {
+  const std::vector<std::string> at = FreeAddresses(3);
+  ASSERT_EQ(at.size(), 3u);
+  std::vector<ChildProcess*> n = StartCluster({"a", "b", "c"}, at, at, {});
+  ASSERT_TRUE(n[0] && n[1] && n[2]);
+  ChildProcess *a = n[0], *b = n[1], *c = n[2];
+  EXPECT_NE(Line(a, "a: member b joining -> up"), "");
 
   b->Signal(SIGTERM);
-  EXPECT_NE(Line(a, "a: node b left the cluster; its shards went with it: b/shard-0, b/shard-1"), "");
+  EXPECT_NE(Line(b, "b: signal 15: leaving the cluster"), "");
+  EXPECT_NE(Line(a, "a: member b up -> leaving"), "");
+  EXPECT_NE(Line(a, "a: member b leaving -> removed"), "");
   EXPECT_TRUE(ExitsCleanly(b));
-  a->Signal(SIGTERM);
-  EXPECT_TRUE(ExitsCleanly(a));
-  for (const std::string& line : a->Tail()) EXPECT_EQ(line.find("is down"), std::string::npos) << line;
+  for (ChildProcess* p : {a, c}) p->Signal(SIGTERM);
+  for (ChildProcess* p : {a, c}) EXPECT_TRUE(ExitsCleanly(p));
+  for (const std::string& line : a->Tail()) EXPECT_EQ(line.find("-> down"), std::string::npos) << line;
 }
 
-TEST_F(Processes, AClientThatDoesNotListenFindsEveryNodeFromOneAndChecksTheTotals) {
-  ChildProcess *a, *b;
-  const std::string a_address = StartCounterNode("a", "127.0.0.1:0", {}, &a);
-  ASSERT_FALSE(a_address.empty());
-  StartCounterNode("b", "127.0.0.1:0", {"--peer=" + a_address, "--increments=0"}, &b);
-  ASSERT_NE(b, nullptr);
+TEST_F(Processes, AClientThatIsNoMemberFindsEveryNodeFromOneAndChecksTheTotals) {
+  const std::vector<std::string> at = FreeAddresses(2);
+  ASSERT_EQ(at.size(), 2u);
+  std::vector<ChildProcess*> n = StartCluster({"a", "b"}, at, at, {});
+  ASSERT_TRUE(n[0] && n[1]);
 
-  // Given only a, the client learns b from a's directory.
-  ChildProcess* client = Start("client", {Runfile("examples/counter_service"), "--peer=" + a_address,
-                                          "--name=client", kSecret, "--increments=500", "--keys=50", "--clients=2"});
+  // Given only a, the client learns b from a's view of the cluster.
+  ChildProcess* client = StartCounterClient("client", at[0], {"--increments=500", "--keys=50", "--clients=2"});
   EXPECT_NE(Line(client, "workload: 4 clients (2 on each of 2 nodes)"), "");
   EXPECT_NE(Line(client, "verified: 50 keys read back, each as expected (40..40); they sum to 2000 = 2000 sent"), "");
   EXPECT_TRUE(ExitsCleanly(client));
 
-  a->Signal(SIGTERM);
-  b->Signal(SIGTERM);
-  EXPECT_TRUE(ExitsCleanly(a));
-  EXPECT_TRUE(ExitsCleanly(b));
+  for (ChildProcess* p : n) p->Signal(SIGTERM);
+  for (ChildProcess* p : n) EXPECT_TRUE(ExitsCleanly(p));
 }
 
+// The stranger is listed, but its secret is not the cluster's: it never
+// reaches a majority, gives up at --join_timeout, and nobody sees it up.
 TEST_F(Processes, ANodeWithAnotherSecretCannotJoin) {
-  ChildProcess* a;
-  const std::string a_address = StartCounterNode("a", "127.0.0.1:0", {}, &a);
-  ASSERT_FALSE(a_address.empty());
-  ChildProcess* stranger = Start("stranger", {Runfile("examples/counter_service"), "--listen=127.0.0.1:0",
-                                              "--name=stranger", "--secret=not-the-secret", "--peer=" + a_address,
-                                              "--join_timeout=1s"});
-  // It retries (one line each) until --join_timeout, then gives up.
-  EXPECT_NE(Line(stranger, "stranger: join attempt 1 failed ("), "");
-  EXPECT_NE(Line(stranger, "stranger: could not join any node of --peer"), "");
+  const std::vector<std::string> at = FreeAddresses(3);
+  ASSERT_EQ(at.size(), 3u);
+  // Three listed; a and b are a majority without the stranger.
+  std::vector<ChildProcess*> n = StartCluster({"a", "b"}, {at[0], at[1]}, at, {});
+  ASSERT_TRUE(n[0] && n[1]);
+  ChildProcess* stranger = Start("stranger", {Runfile("examples/counter_service"), "--listen=" + at[2],
+                                              "--name=stranger", "--secret=not-the-secret",
+                                              "--cluster=" + StaticCluster(at), "--join_timeout=1s"});
+  EXPECT_NE(Line(stranger, "stranger: could not join the cluster within 1s: 1 of 3 listed members up"), "");
   EXPECT_NE(Ended(stranger).find("exited 1"), std::string::npos);
-  a->Signal(SIGTERM);
-  EXPECT_TRUE(ExitsCleanly(a));
+  for (ChildProcess* p : n) EXPECT_FALSE(p->WaitForLine("member stranger", absl::Now()).ok()) << "the stranger joined";
+  for (ChildProcess* p : n) p->Signal(SIGTERM);
+  for (ChildProcess* p : n) EXPECT_TRUE(ExitsCleanly(p));
 }
 
 // Over TLS: a CA and the nodes' certificates from tools/make-certs, no
@@ -204,58 +206,52 @@ TEST_F(TlsProcesses, APingerAsksAndTellsAPongerInAnotherProcess) {
   EXPECT_TRUE(ExitsCleanly(ponger));
 }
 
-TEST_F(TlsProcesses, CounterNodesTellAskPassRefsInMessagesAndReportALoss) {
-  ChildProcess *a, *b;
-  const std::string a_address = StartCounterNode("a", "127.0.0.1:0", Tls("a"), &a);
-  ASSERT_FALSE(a_address.empty());
-  // b joins a: the Join carries a Ref to b's directory, a's reply Refs to
-  // a's shards. The workload's clients tell both nodes' shards; b asks both.
-  StartCounterNode("b", "127.0.0.1:0", With({"--peer=" + a_address, "--increments=2000", "--keys=100"}, Tls("b")),
-                   &b);
-  ASSERT_NE(b, nullptr);
-  EXPECT_NE(Line(a, "a: member b joined (2 shards)"), "");
-  EXPECT_NE(Line(b, "b: ready: joined a cluster of 2 nodes, 4 shards"), "");
+TEST_F(TlsProcesses, CounterNodesServeTellsAndAsksAndReportALoss) {
+  const std::vector<std::string> at = FreeAddresses(3);
+  ASSERT_EQ(at.size(), 3u);
+  std::vector<ChildProcess*> n =
+      StartCluster({"a", "b", "c"}, at, at,
+                   {Tls("a"), With({"--increments=2000", "--keys=100"}, Tls("b")), Tls("c")});
+  ASSERT_TRUE(n[0] && n[1] && n[2]);
+  ChildProcess *a = n[0], *b = n[1], *c = n[2];
   EXPECT_NE(Line(b, "a/client-0: 2000 increments sent"), "");
-  EXPECT_NE(Line(b, "b/client-0: 2000 increments sent"), "");
-  EXPECT_NE(Line(b, "verified: 100 keys read back, each as expected (40..40); they sum to 4000 = 4000 sent"), "");
+  EXPECT_NE(Line(b, "verified: 100 keys read back, each as expected (60..60); they sum to 6000 = 6000 sent"), "");
 
-  // Given only a, the client reaches b through the Ref to b's directory
-  // in a's reply, over a TLS connection of its own to b.
-  ChildProcess* client =
-      Start("client", With({Runfile("examples/counter_service"), "--peer=" + a_address, "--workers=1",
-                            "--increments=500", "--keys=50", "--clients=2"},
-                           Tls("client")));
-  EXPECT_NE(Line(client, "workload: 4 clients (2 on each of 2 nodes)"), "");
-  EXPECT_NE(Line(client, "verified: 50 keys read back, each as expected (40..40); they sum to 2000 = 2000 sent"), "");
+  // Given only a, the client reaches b and c at the addresses in a's view,
+  // over TLS connections of its own.
+  ChildProcess* client = StartCounterClient("client", at[0], With({"--increments=500", "--keys=50", "--clients=2"},
+                                                                  Tls("client")));
+  EXPECT_NE(Line(client, "workload: 6 clients (2 on each of 3 nodes)"), "");
+  EXPECT_NE(Line(client, "verified: 50 keys read back, each as expected (60..60); they sum to 3000 = 3000 sent"), "");
   EXPECT_TRUE(ExitsCleanly(client));
 
-  // Killing a is a NodeDown at b, and a new ask to a's shard fails at once.
   a->Signal(SIGKILL);
   EXPECT_NE(Ended(a).find("killed by signal 9"), std::string::npos);
-  EXPECT_NE(Line(b, "b: node a is down (UNAVAILABLE"), "");
-  EXPECT_NE(Line(b, "b: an ask to a/shard-0 after the loss: UNAVAILABLE"), "");
-  b->Signal(SIGTERM);
-  EXPECT_TRUE(ExitsCleanly(b));
+  EXPECT_NE(Line(b, "b: member a up -> down"), "");
+  EXPECT_NE(Line(c, "c: member a up -> down"), "");
+  for (ChildProcess* p : {b, c}) p->Signal(SIGTERM);
+  for (ChildProcess* p : {b, c}) EXPECT_TRUE(ExitsCleanly(p));
 }
 
 TEST_F(TlsProcesses, ANodeWithACertificateOfAnotherCaCannotJoin) {
   const std::string other = MakeCa("other");
   ASSERT_FALSE(other.empty());
   ASSERT_TRUE(MakeNodeCerts(other, {"stranger"}));
-  ChildProcess* a;
-  const std::string a_address = StartCounterNode("a", "127.0.0.1:0", Tls("a"), &a);
-  ASSERT_FALSE(a_address.empty());
-  // It trusts the cluster's CA: the refusal is a's.
+  const std::vector<std::string> at = FreeAddresses(3);
+  ASSERT_EQ(at.size(), 3u);
+  std::vector<ChildProcess*> n = StartCluster({"a", "b"}, {at[0], at[1]}, at, {Tls("a"), Tls("b")});
+  ASSERT_TRUE(n[0] && n[1]);
+  // It trusts the cluster's CA: the refusal is a's (and b's).
   ChildProcess* stranger =
-      Start("stranger", With({Runfile("examples/counter_service"), "--listen=127.0.0.1:0", "--workers=1",
-                              "--peer=" + a_address, "--join_timeout=1s"},
+      Start("stranger", With({Runfile("examples/counter_service"), "--listen=" + at[2], "--workers=1",
+                              "--cluster=" + StaticCluster(at), "--join_timeout=1s"},
                              TlsFlags(other, "stranger", certs_)));
-  EXPECT_NE(Line(a, "closed: UNAUTHENTICATED: TLS handshake: the peer's certificate is refused"), "");
-  EXPECT_NE(Line(stranger, "stranger: could not join any node of --peer"), "");
+  EXPECT_NE(Line(n[0], "closed: UNAUTHENTICATED: TLS handshake: the peer's certificate is refused"), "");
+  EXPECT_NE(Line(stranger, "stranger: could not join the cluster within 1s"), "");
   EXPECT_NE(Ended(stranger).find("exited 1"), std::string::npos);
-  EXPECT_FALSE(a->WaitForLine("member stranger", absl::Now()).ok()) << "the stranger joined";
-  a->Signal(SIGTERM);
-  EXPECT_TRUE(ExitsCleanly(a));
+  for (ChildProcess* p : n) EXPECT_FALSE(p->WaitForLine("member stranger", absl::Now()).ok()) << "the stranger joined";
+  for (ChildProcess* p : n) p->Signal(SIGTERM);
+  for (ChildProcess* p : n) EXPECT_TRUE(ExitsCleanly(p));
 }
 
 TEST_F(TlsProcesses, ANodeWithIncompleteOrWrongTlsFlagsDoesNotStart) {
@@ -273,13 +269,13 @@ TEST_F(TlsProcesses, ANodeWithIncompleteOrWrongTlsFlagsDoesNotStart) {
 // it is enough. Its link to b stays up; new connections get the new
 // certificate, and a new node joins through it.
 TEST_F(TlsProcesses, ARotatedCertificateIsServedOnNewConnectionsWithoutARestart) {
-  ChildProcess *a, *b, *c;
-  const std::string a_address =
-      StartCounterNode("a", "127.0.0.1:0", With({"--log_level=info", "--tls_reload=200ms"}, Tls("a")), &a);
-  ASSERT_FALSE(a_address.empty());
-  StartCounterNode("b", "127.0.0.1:0", With({"--peer=" + a_address, "--increments=0"}, Tls("b")), &b);
-  ASSERT_NE(b, nullptr);
-  EXPECT_NE(Line(a, "a: member b joined"), "");
+  const std::vector<std::string> at = FreeAddresses(3);
+  ASSERT_EQ(at.size(), 3u);
+  const std::string& a_address = at[0];
+  std::vector<ChildProcess*> n = StartCluster(
+      {"a", "b"}, {at[0], at[1]}, at, {With({"--log_level=info", "--tls_reload=200ms"}, Tls("a")), Tls("b")});
+  ASSERT_TRUE(n[0] && n[1]);
+  ChildProcess *a = n[0], *b = n[1];
 
   const std::string old_signature = SignatureLine(Pem("a"));
   ASSERT_TRUE(MakeNodeCerts(certs_, {"a"}, {"--days", "30"}));
@@ -298,11 +294,12 @@ TEST_F(TlsProcesses, ARotatedCertificateIsServedOnNewConnectionsWithoutARestart)
   EXPECT_LT(until, absl::Now() + absl::Hours(31 * 24)) << changed;
   EXPECT_TRUE(Serves(a_address, new_signature));
 
-  StartCounterNode("c", "127.0.0.1:0", With({"--peer=" + a_address, "--increments=300", "--keys=30"}, Tls("c")), &c);
-  ASSERT_NE(c, nullptr);
-  EXPECT_NE(Line(c, "c: ready: joined a cluster of 3 nodes, 6 shards"), "");
+  // c, listed with a and b, starts now and finds them through the new
+  // certificate; its workload runs over all three.
+  ChildProcess* c = StartCounterNode("c", at[2], StaticCluster(at), With({"--increments=300", "--keys=30"}, Tls("c")));
+  ASSERT_TRUE(Ready(c));
   EXPECT_NE(Line(c, "verified: 30 keys read back, each as expected (30..30); they sum to 900 = 900 sent"), "");
-  EXPECT_FALSE(b->WaitForLine("node a is down", absl::Now()).ok()) << "the link between a and b was lost";
+  EXPECT_FALSE(b->WaitForLine("member a up -> down", absl::Now()).ok()) << "the link between a and b was lost";
 
   for (ChildProcess* p : {a, b, c}) p->Signal(SIGTERM);
   for (ChildProcess* p : {a, b, c}) EXPECT_TRUE(ExitsCleanly(p));
@@ -312,9 +309,13 @@ TEST_F(TlsProcesses, ARotatedCertificateIsServedOnNewConnectionsWithoutARestart)
 // served after it, not before; a SIGHUP with files that do not load keeps
 // the certificate in use.
 TEST_F(TlsProcesses, SighupMakesANodeServeItsRotatedCertificate) {
-  ChildProcess *a, *b;
-  const std::string a_address = StartCounterNode("a", "127.0.0.1:0", With({"--tls_reload=0"}, Tls("a")), &a);
-  ASSERT_FALSE(a_address.empty());
+  const std::vector<std::string> at = FreeAddresses(2);
+  ASSERT_EQ(at.size(), 2u);
+  const std::string& a_address = at[0];
+  // a alone may not host (an even split goes to the lower address): it waits for b.
+  ChildProcess* a =
+      StartCounterNode("a", at[0], StaticCluster(at), With({"--tls_reload=0", "--join_timeout=0"}, Tls("a")));
+  ASSERT_NE(a, nullptr);
 
   const std::string old_signature = SignatureLine(Pem("a"));
   ASSERT_TRUE(MakeNodeCerts(certs_, {"a"}));
@@ -336,8 +337,8 @@ TEST_F(TlsProcesses, SighupMakesANodeServeItsRotatedCertificate) {
   EXPECT_NE(Line(a, "a: SIGHUP: TLS files not reloaded: "), "");
   EXPECT_TRUE(Serves(a_address, new_signature));
 
-  StartCounterNode("b", "127.0.0.1:0", With({"--peer=" + a_address, "--increments=300", "--keys=30"}, Tls("b")), &b);
-  ASSERT_NE(b, nullptr);
+  ChildProcess* b = StartCounterNode("b", at[1], StaticCluster(at), With({"--increments=300", "--keys=30"}, Tls("b")));
+  ASSERT_TRUE(Ready(b));
   EXPECT_NE(Line(b, "verified: 30 keys read back, each as expected (20..20); they sum to 600 = 600 sent"), "");
   a->Signal(SIGTERM);
   b->Signal(SIGTERM);

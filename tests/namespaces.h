@@ -45,26 +45,33 @@ class Namespaces : public NodeProcesses {
   std::vector<std::string> In(int i) const { return {ip_, "netns", "exec", ns_[i]}; }
 
   // Counter nodes a, b and c on 0.0.0.0:7000, one in each namespace, as in
-  // docs/cluster.md: b and c given only a. `c_flags` are c's (after
-  // --peer), such as its workload. With `tls_dir`, each runs over TLS with
-  // its certificate there (MakeNodeCerts) instead of the shared secret.
+  // docs/cluster.md: each advertises its namespace's address, and all three
+  // are listed in --cluster. `c_flags` are c's, such as its workload. With
+  // `tls_dir`, each runs over TLS with its certificate there
+  // (MakeNodeCerts) instead of the shared secret. Each is ready (hosts
+  // entities) when this returns.
   void StartThree(const std::vector<std::string>& c_flags, ChildProcess** a, ChildProcess** b, ChildProcess** c,
                   const std::string& tls_dir = "") {
-    const std::string a_at = addr_[0] + ":7000";
-    auto with_tls = [&](const std::string& name, std::vector<std::string> flags) {
-      if (tls_dir.empty()) return flags;
-      std::vector<std::string> tls = TlsFlags(tls_dir, name);
-      flags.insert(flags.end(), tls.begin(), tls.end());
-      return flags;
-    };
-    EXPECT_EQ(StartCounterNode("a", "0.0.0.0:7000", with_tls("a", {}), a, In(0)), "0.0.0.0:7000");
-    ASSERT_NE(*a, nullptr);
-    StartCounterNode("b", "0.0.0.0:7000", with_tls("b", {"--peer=" + a_at, "--increments=0"}), b, In(1));
-    ASSERT_NE(*b, nullptr);
-    std::vector<std::string> flags = {"--peer=" + a_at};
-    flags.insert(flags.end(), c_flags.begin(), c_flags.end());
-    StartCounterNode("c", "0.0.0.0:7000", with_tls("c", flags), c, In(2));
-    ASSERT_NE(*c, nullptr);
+    std::vector<std::string> at;
+    for (const std::string& addr : addr_) at.push_back(addr + ":7000");
+    const char* names[] = {"a", "b", "c"};
+    std::vector<std::vector<std::string>> extra, prefixes;
+    for (int i = 0; i < 3; ++i) {
+      std::vector<std::string> flags = {"--advertise=" + at[i]};
+      if (i == 2) flags.insert(flags.end(), c_flags.begin(), c_flags.end());
+      if (!tls_dir.empty()) {
+        std::vector<std::string> tls = TlsFlags(tls_dir, names[i]);
+        flags.insert(flags.end(), tls.begin(), tls.end());
+      }
+      extra.push_back(flags);
+      prefixes.push_back(In(i));
+    }
+    std::vector<ChildProcess*> n =
+        StartCluster({"a", "b", "c"}, {"0.0.0.0:7000", "0.0.0.0:7000", "0.0.0.0:7000"}, at, extra, prefixes);
+    *a = n[0];
+    *b = n[1];
+    *c = n[2];
+    ASSERT_TRUE(*a != nullptr && *b != nullptr && *c != nullptr);
   }
 
   std::string ip_;

@@ -3,8 +3,10 @@
 // then every packet in or out of c's link dropped inside c's namespace for
 // 15 s (nft, or iptables where nft is missing), so nothing is closed or
 // refused: the others only stop hearing from it. Both sides must notice,
+// c (a minority of one) must stop hosting entities while a and b go on,
 // and within a heartbeat timeout and 5 s after the rules go, every node
-// must see the other two again and a workload verify across all three.
+// must see the other two again, c host again, and a workload verify across
+// all three.
 
 #include <signal.h>
 
@@ -58,36 +60,38 @@ TEST_F(Partition, ANamespaceCutOffSilentlyFor15sIsSeenAgainSoonAfterTheLinkRetur
   }
   const std::string a_at = addr_[0] + ":7000";
   ChildProcess *a, *b, *c;
-  ASSERT_NO_FATAL_FAILURE(StartThree({"--increments=0"}, &a, &b, &c));
-  ASSERT_NE(Line(c, "c: ready: joined a cluster of 3 nodes, 6 shards"), "");
-  EXPECT_NE(Line(a, "a: member c joined (2 shards)"), "");
-  EXPECT_NE(Line(b, "b: member c joined (2 shards)"), "");
+  ASSERT_NO_FATAL_FAILURE(StartThree({}, &a, &b, &c));
+  EXPECT_NE(Line(a, "a: member c joining -> up"), "");
+  EXPECT_NE(Line(b, "b: member c joining -> up"), "");
 
   ASSERT_TRUE(Cut(2));
   const absl::Time cut = absl::Now();
-  // Both sides notice, within the heartbeat timeout (and slack).
-  EXPECT_NE(Line(a, "a: node c is down"), "");
-  EXPECT_NE(Line(b, "b: node c is down"), "");
-  EXPECT_NE(Line(c, "c: node a is down"), "");
-  EXPECT_NE(Line(c, "c: node b is down"), "");
+  const size_t a_from = a->LinesSoFar(), c_from = c->LinesSoFar();
+  // Both sides notice, within the heartbeat timeout (and slack); c, alone,
+  // stops hosting entities (keep-majority), a and b keep hosting.
+  EXPECT_NE(Line(a, "a: member c up -> down"), "");
+  EXPECT_NE(Line(b, "b: member c up -> down"), "");
+  EXPECT_NE(Line(c, "c: member a up -> down"), "");
+  EXPECT_NE(Line(c, "c: member b up -> down"), "");
+  EXPECT_NE(Line(c, "c: not hosting entities: "), "");
+  EXPECT_FALSE(a->WaitForLine("a: not hosting entities", absl::Now(), a_from).ok());
   // Nobody sees c again while it is cut off; the rules go after 15 s.
-  EXPECT_FALSE(a->WaitForLine("a: node c is reachable again", cut + absl::Seconds(15)).ok());
+  EXPECT_FALSE(a->WaitForLine("a: member c down -> up", cut + absl::Seconds(15)).ok());
   ASSERT_TRUE(Heal(2));
   const absl::Time healed_by = absl::Now() + kHealBound;
   for (const auto& [p, line] : std::vector<std::pair<ChildProcess*, std::string>>{
-           {a, "a: node c is reachable again"},
-           {b, "b: node c is reachable again"},
-           {c, "c: node a is reachable again"},
-           {c, "c: node b is reachable again"}}) {
+           {a, "a: member c down -> up"},
+           {b, "b: member c down -> up"},
+           {c, "c: member a down -> up"},
+           {c, "c: member b down -> up"}}) {
     absl::StatusOr<std::string> seen = p->WaitForLine(line, healed_by);
     EXPECT_TRUE(seen.ok()) << seen.status();
   }
+  absl::StatusOr<std::string> hosts = c->WaitForLine("c: hosting entities: ", healed_by, c_from);
+  EXPECT_TRUE(hosts.ok()) << hosts.status();
 
   // A client in a's namespace, over all three nodes.
-  ChildProcess* client = Start("client",
-                               {Runfile("examples/counter_service"), "--peer=" + a_at, "--name=client", kSecret,
-                                "--workers=1", "--increments=300", "--keys=30"},
-                               In(0));
+  ChildProcess* client = StartCounterClient("client", a_at, {"--increments=300", "--keys=30"}, In(0));
   EXPECT_NE(Line(client, "workload: 3 clients (1 on each of 3 nodes)"), "");
   EXPECT_NE(Line(client, "verified: 30 keys read back, each as expected (30..30); they sum to 900 = 900 sent"), "");
   EXPECT_TRUE(ExitsCleanly(client));

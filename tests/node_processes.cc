@@ -1,5 +1,7 @@
 #include "tests/node_processes.h"
 
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,6 +28,34 @@ std::string AddressIn(const std::string& line) {
   return line.substr(from, line.find(' ', from) - from);
 }
 
+std::vector<std::string> FreeAddresses(int count) {
+  std::vector<int> fds;
+  std::vector<std::string> out;
+  for (int i = 0; i < count; ++i) {
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) break;
+    fds.push_back(fd);  // held until all are picked: the ports differ
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      break;
+    }
+    out.push_back("127.0.0.1:" + std::to_string(ntohs(addr.sin_port)));
+  }
+  for (int fd : fds) close(fd);
+  EXPECT_EQ(out.size(), static_cast<size_t>(count)) << "could not pick free loopback ports";
+  return out;
+}
+
+std::string StaticCluster(const std::vector<std::string>& addresses) {
+  std::string flag = "static:";
+  for (size_t i = 0; i < addresses.size(); ++i) flag += (i > 0 ? "," : "") + addresses[i];
+  return flag;
+}
+
 NodeProcesses::ChildProcess* NodeProcesses::Start(const std::string& name, const std::vector<std::string>& argv,
                                                   const std::vector<std::string>& prefix) {
   std::vector<std::string> all = prefix;
@@ -44,21 +74,49 @@ std::string NodeProcesses::Line(ChildProcess* p, const std::string& needle) {
   return line.ok() ? *line : "";
 }
 
-std::string NodeProcesses::StartCounterNode(const std::string& name, const std::string& listen,
-                                            const std::vector<std::string>& extra, ChildProcess** out,
-                                            const std::vector<std::string>& prefix) {
+NodeProcesses::ChildProcess* NodeProcesses::StartCounterNode(const std::string& name, const std::string& listen,
+                                                             const std::string& cluster,
+                                                             const std::vector<std::string>& extra,
+                                                             const std::vector<std::string>& prefix) {
   const bool tls = std::any_of(extra.begin(), extra.end(),
                                [](const std::string& flag) { return flag.starts_with("--tls_cert"); });
   std::vector<std::string> argv = {Runfile("examples/counter_service"), "--listen=" + listen, "--name=" + name,
-                                   "--shards=2", "--workers=1"};
+                                   "--cluster=" + cluster, "--shards=16", "--workers=1", "--increments=0"};
   if (!tls) argv.push_back(kSecret);
   argv.insert(argv.end(), extra.begin(), extra.end());
   ChildProcess* p = Start(name, argv, prefix);
-  *out = p;
-  if (p == nullptr) return "";
-  const std::string address = AddressIn(Line(p, name + ": listening on "));
-  if (Line(p, name + ": ready").empty()) return "";
-  return address;
+  if (p == nullptr || Line(p, name + ": listening on ").empty()) return nullptr;
+  return p;
+}
+
+std::vector<NodeProcesses::ChildProcess*> NodeProcesses::StartCluster(
+    const std::vector<std::string>& names, const std::vector<std::string>& addresses,
+    const std::vector<std::string>& listed, const std::vector<std::vector<std::string>>& extra,
+    const std::vector<std::vector<std::string>>& prefixes) {
+  std::vector<ChildProcess*> out;
+  for (size_t i = 0; i < names.size(); ++i) {
+    out.push_back(StartCounterNode(names[i], addresses[i], StaticCluster(listed),
+                                   i < extra.size() ? extra[i] : std::vector<std::string>{},
+                                   i < prefixes.size() ? prefixes[i] : std::vector<std::string>{}));
+  }
+  for (ChildProcess* p : out) EXPECT_TRUE(Ready(p)) << (p != nullptr ? p->name() : "a node") << " is not ready";
+  return out;
+}
+
+bool NodeProcesses::Ready(ChildProcess* p) { return p != nullptr && !Line(p, p->name() + ": ready").empty(); }
+
+NodeProcesses::ChildProcess* NodeProcesses::StartCounterClient(const std::string& name, const std::string& peer,
+                                                               const std::vector<std::string>& flags,
+                                                               const std::vector<std::string>& prefix) {
+  const bool tls = std::any_of(flags.begin(), flags.end(),
+                               [](const std::string& flag) { return flag.starts_with("--tls_cert"); });
+  std::vector<std::string> argv = {Runfile("examples/counter_service"), "--peer=" + peer, "--workers=1"};
+  if (!tls) {
+    argv.push_back("--name=" + name);
+    argv.push_back(kSecret);
+  }
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  return Start(name, argv, prefix);
 }
 
 bool NodeProcesses::ExitsCleanly(ChildProcess* p) {

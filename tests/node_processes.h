@@ -35,6 +35,14 @@ std::string Runfile(const std::string& path);
 // The address in a "... listening on <address> ..." line.
 std::string AddressIn(const std::string& line);
 
+// `count` loopback addresses ("127.0.0.1:<port>") whose ports are free now
+// and distinct: for nodes that must know each other's address before any
+// starts.
+std::vector<std::string> FreeAddresses(int count);
+
+// The --cluster value of a static cluster of `addresses`.
+std::string StaticCluster(const std::vector<std::string>& addresses);
+
 class NodeProcesses : public ::testing::Test {
  protected:
   using ChildProcess = examples::ChildProcess;
@@ -48,14 +56,31 @@ class NodeProcesses : public ::testing::Test {
   // failure if it does not come (or the process exits first).
   static std::string Line(ChildProcess* p, const std::string& needle);
 
-  // A counter_service node listening on `listen` (port 0: the kernel's
-  // choice) with 2 shards and one worker. Returns its address once it
-  // prints that it is ready ("" on failure); `*out` is the process. It
-  // authenticates with kSecret, or, if `extra` has TLS flags (TlsFlags),
-  // with those alone.
-  std::string StartCounterNode(const std::string& name, const std::string& listen,
-                               const std::vector<std::string>& extra, ChildProcess** out,
-                               const std::vector<std::string>& prefix = {});
+  // A counter_service node named `name` listening on `listen`, a member of
+  // the cluster `cluster` (a --cluster value: StaticCluster(...), or
+  // etcd://...), with one worker. Returns the process once it prints where
+  // it listens (null, and a test failure, if it does not); Ready waits for
+  // it to host entities. It authenticates with kSecret, or, if `extra` has
+  // TLS flags (TlsFlags), with those alone.
+  ChildProcess* StartCounterNode(const std::string& name, const std::string& listen, const std::string& cluster,
+                                 const std::vector<std::string>& extra, const std::vector<std::string>& prefix = {});
+
+  // Counter nodes `names` at `addresses` (one each), members of the static
+  // cluster `listed` (every member's address); node i gets `extra[i]` and
+  // runs behind `prefixes[i]`, if given. Each is ready (hosts entities) when
+  // this returns, or the test has failed.
+  std::vector<ChildProcess*> StartCluster(const std::vector<std::string>& names,
+                                          const std::vector<std::string>& addresses,
+                                          const std::vector<std::string>& listed,
+                                          const std::vector<std::vector<std::string>>& extra,
+                                          const std::vector<std::vector<std::string>>& prefixes = {});
+
+  // Waits for `p`'s "<name>: ready" line: true if it comes.
+  static bool Ready(ChildProcess* p);
+
+  // A counter_service client (no --listen) named `name`, through `peer`.
+  ChildProcess* StartCounterClient(const std::string& name, const std::string& peer,
+                                   const std::vector<std::string>& flags, const std::vector<std::string>& prefix = {});
 
   // Waits for `p` to exit by itself (killing it past kWait): true if it
   // exited 0.
