@@ -224,6 +224,38 @@ absl::StatusOr<CreateResult> EtcdClient::CreateIfAbsent(std::string_view key, st
   return result;
 }
 
+absl::StatusOr<SwapResult> EtcdClient::PutIfUnchanged(std::string_view key, std::string_view value, int64_t expected,
+                                                      absl::Time deadline) {
+  const Operation op("Txn", Operation::KeySubject(key), address());
+  etcdserverpb::TxnRequest request;
+  etcdserverpb::Compare* unchanged = request.add_compare();
+  unchanged->set_result(etcdserverpb::Compare::EQUAL);
+  unchanged->set_key(std::string(key));
+  if (expected == 0) {
+    // Absent: its create_revision is 0 exactly then.
+    unchanged->set_target(etcdserverpb::Compare::CREATE);
+    unchanged->set_create_revision(0);
+  } else {
+    unchanged->set_target(etcdserverpb::Compare::MOD);
+    unchanged->set_mod_revision(expected);
+  }
+  etcdserverpb::PutRequest* put = request.add_success()->mutable_request_put();
+  put->set_key(std::string(key));
+  put->set_value(std::string(value));
+  request.add_failure()->mutable_request_range()->set_key(std::string(key));
+  absl::StatusOr<etcdserverpb::TxnResponse> response = impl_->Call<etcdserverpb::TxnResponse>(
+      op, deadline, [&](auto* context, auto* out) { return impl_->kv->Txn(context, request, out); });
+  if (!response.ok()) return response.status();
+  SwapResult result;
+  result.written = response->succeeded();
+  result.revision = response->header().revision();
+  if (!result.written && response->responses_size() > 0) {
+    const etcdserverpb::RangeResponse& now = response->responses(0).response_range();
+    if (now.kvs_size() > 0) result.current = internal::FromProto(now.kvs(0));
+  }
+  return result;
+}
+
 absl::StatusOr<std::unique_ptr<Watch>> EtcdClient::WatchPrefix(std::string_view prefix, int64_t start_revision,
                                                                WatchCallbacks callbacks, absl::Time deadline) {
   Operation op("Watch", absl::StrCat(Operation::PrefixSubject(prefix), " from revision ", start_revision), address());

@@ -1,6 +1,7 @@
 // EtcdClient: a small client of etcd's v3 gRPC API, the part troupe's etcd
 // membership provider builds on: leases (grant, revoke, keepalive), keys
-// (put, get, get by prefix, delete, create-if-absent) and watches of a
+// (put, get, get by prefix, delete, create-if-absent, put-if-unchanged)
+// and watches of a
 // prefix. It speaks to one etcd endpoint, "host:port", over one gRPC
 // channel without TLS (etcd on loopback or a trusted network).
 //
@@ -110,6 +111,12 @@ struct CreateResult {
   bool created = false;              // false: the key existed; nothing was written
   int64_t revision = 0;              // the store's revision after the call
   std::optional<KeyValue> existing;  // the key that was there, if !created
+};
+
+struct SwapResult {
+  bool written = false;             // false: the key had changed; nothing was written
+  int64_t revision = 0;             // the store's revision after the call (the key's, if written)
+  std::optional<KeyValue> current;  // if !written: the key as it is (empty: it does not exist)
 };
 
 struct Lease {
@@ -234,6 +241,13 @@ class EtcdClient {
   // compares its create_revision with 0).
   absl::StatusOr<CreateResult> CreateIfAbsent(std::string_view key, std::string_view value, LeaseId lease,
                                               absl::Time deadline);
+
+  // Puts the key only if its mod_revision is still `expected` (0: only if
+  // it does not exist), atomically (a Txn comparing the revision). Compare
+  // and swap for read-modify-write: read, compute, PutIfUnchanged with the
+  // revision read, and on !written start again from `current`.
+  absl::StatusOr<SwapResult> PutIfUnchanged(std::string_view key, std::string_view value, int64_t expected,
+                                            absl::Time deadline);
 
   // Watches every key with `prefix`, delivering each change from
   // `start_revision` on (0: from now on) to callbacks.on_event. Returns

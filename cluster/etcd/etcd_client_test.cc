@@ -258,6 +258,41 @@ TEST_F(EtcdClientTest, CreateIfAbsentRefusesASecondCreateAndShowsTheFirst) {
   EXPECT_TRUE(third->created);
 }
 
+TEST_F(EtcdClientTest, PutIfUnchangedWritesOnlyOverTheRevisionItWasGiven) {
+  // Absent (0): the first write creates it; a second "absent" write fails.
+  absl::StatusOr<SwapResult> created = client_->PutIfUnchanged("count", "1", 0, Soon());
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_TRUE(created->written);
+  absl::StatusOr<SwapResult> again = client_->PutIfUnchanged("count", "9", 0, Soon());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_FALSE(again->written);
+  ASSERT_TRUE(again->current.has_value());
+  EXPECT_EQ(again->current->value, "1");
+  EXPECT_EQ(again->current->mod_revision, created->revision);
+
+  // Over the revision read: written; over a stale one: refused, showing
+  // the newer value, which is kept.
+  absl::StatusOr<SwapResult> next = client_->PutIfUnchanged("count", "2", created->revision, Soon());
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_TRUE(next->written);
+  EXPECT_GT(next->revision, created->revision);
+  absl::StatusOr<SwapResult> stale = client_->PutIfUnchanged("count", "7", created->revision, Soon());
+  ASSERT_TRUE(stale.ok()) << stale.status();
+  EXPECT_FALSE(stale->written);
+  ASSERT_TRUE(stale->current.has_value());
+  EXPECT_EQ(stale->current->value, "2");
+  absl::StatusOr<GetResult> now = client_->Get("count", Soon());
+  ASSERT_TRUE(now.ok() && now->kv.has_value());
+  EXPECT_EQ(now->kv->value, "2");
+
+  // A revision given for a key that is gone: refused, nothing to show.
+  ASSERT_TRUE(client_->Delete("count", Soon()).ok());
+  absl::StatusOr<SwapResult> gone = client_->PutIfUnchanged("count", "3", next->revision, Soon());
+  ASSERT_TRUE(gone.ok()) << gone.status();
+  EXPECT_FALSE(gone->written);
+  EXPECT_FALSE(gone->current.has_value());
+}
+
 TEST_F(EtcdClientTest, KeyOfALeaseWithoutKeepAliveIsDeletedWhenTheLeaseExpires) {
   const absl::Time granted_at = absl::Now();
   absl::StatusOr<Lease> lease = client_->Grant(absl::Seconds(2), Soon());
