@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/random/random.h"
 #include "absl/time/clock.h"
 
 namespace counter {
@@ -20,23 +21,73 @@ std::atomic<uint64_t>& AppliedIncrements() {
 
 // --- Counter ---------------------------------------------------------------
 
-void Counter::Apply(int64_t by, bool counted) {
-  count_ += by;
-  if (counted) AppliedIncrements().fetch_add(1, std::memory_order_relaxed);
-  for (size_t i = 0; i < waiters_.size();) {
-    if (count_ >= waiters_[i].at_least) {
-      waiters_[i].reply.Send(count_);
-      waiters_[i] = std::move(waiters_.back());
-      waiters_.pop_back();
+namespace {
+
+// How long to wait before trying the store again after a failure.
+constexpr absl::Duration kStoreRetry = absl::Milliseconds(250);
+
+bool HasTag(const Stored& s, const std::string& tag) {
+  return std::find(s.tags.begin(), s.tags.end(), tag) != s.tags.end();
+}
+
+// Completes `reply` with what `future` ends with.
+void Relay(troupe::Future<int64_t> future, troupe::Reply<int64_t> reply) {
+  std::move(future).OnCompleteInline([reply = std::move(reply)](troupe::Result<int64_t>&& r) mutable {
+    if (r.ok()) {
+      reply.Send(*r);
     } else {
-      ++i;
+      reply.Fail(std::move(r).status());
     }
+  });
+}
+
+}  // namespace
+
+Counter::Counter(const troupe::cluster::EntityRef<Counter>& self)
+    : self_(self), store_(CounterStoreOfThisProcess()) {
+  activation_ = absl::StrCat(absl::Hex(absl::Uniform<uint64_t>(absl::BitGen())));
+}
+
+void Counter::OnStart() {
+  if (store_) Load();
+}
+
+void Counter::Received(int64_t by) {
+  AppliedIncrements().fetch_add(1, std::memory_order_relaxed);
+  if (!store_) {
+    count_ += by;
+    AnswerWaiters();
+    return;
   }
+  pending_ += by;
+}
+
+void Counter::On(const Increment& m) {
+  Received(m.by);
+  if (store_) Flush();
+}
+
+void Counter::On(const Add& m, troupe::Reply<int64_t> reply) {
+  if (m.by != 0) Received(m.by);
+  if (!store_) {
+    reply.Send(count_);
+    return;
+  }
+  pending_acks_.push_back(std::move(reply));
+  Flush();
+}
+
+void Counter::On(const Read&, troupe::Reply<int64_t> reply) {
+  if (store_ && !loaded_) {
+    reads_.push_back(std::move(reply));
+    return;
+  }
+  reply.Send(kept());
 }
 
 void Counter::On(const Await& m, troupe::Reply<int64_t> reply) {
-  if (count_ >= m.at_least) {
-    reply.Send(count_);
+  if ((!store_ || loaded_) && kept() >= m.at_least) {
+    reply.Send(kept());
     return;
   }
   // Held until increments bring the count there. An asker whose deadline
@@ -45,22 +96,187 @@ void Counter::On(const Await& m, troupe::Reply<int64_t> reply) {
   waiters_.push_back(Waiter{m.at_least, std::move(reply)});
 }
 
-void Counter::OnStop(const absl::Status&) {
-  // Both go through this key's handle, in this order, so the next
-  // activation has the count before it sees the Awaits. When the shard
-  // moves the cluster forwards them to the new owner; when this node stops
-  // hosting they are refused here (the count is lost, the Awaits fail).
-  if (count_ != 0) self_.Tell(Carried{.count = count_});
-  for (Waiter& w : waiters_) {
-    self_.Ask(Await{.at_least = w.at_least}, kCarriedAwaitLimit)
-        .OnCompleteInline([reply = std::move(w.reply)](troupe::Result<int64_t>&& r) mutable {
-          if (r.ok()) {
-            reply.Send(*r);
-          } else {
-            reply.Fail(std::move(r).status());
-          }
-        });
+void Counter::On(const Carried& m) {
+  if (!store_) {
+    count_ += m.count;
+    AnswerWaiters();
+    return;
   }
+  pending_ += m.count;
+  unsure_.insert(unsure_.end(), m.unsure.begin(), m.unsure.end());
+  Flush();
+}
+
+void Counter::AnswerWaiters() {
+  for (size_t i = 0; i < waiters_.size();) {
+    if (kept() >= waiters_[i].at_least) {
+      waiters_[i].reply.Send(kept());
+      waiters_[i] = std::move(waiters_.back());
+      waiters_.pop_back();
+    } else {
+      ++i;
+    }
+  }
+}
+
+void Counter::Load() {
+  Blocking([store = store_, key = self_.key()] { return store->Load(key); })
+      .Then([this](absl::StatusOr<Stored> loaded) {
+        if (!loaded.ok()) {
+          Retry();
+          return;
+        }
+        if (!loaded_) {
+          loaded_ = true;
+          durable_ = *loaded;
+          for (troupe::Reply<int64_t>& r : reads_) r.Send(durable_.count);
+          reads_.clear();
+        }
+        Reconcile(*std::move(loaded));
+      });
+}
+
+// `current` is what the store holds now: settles what the write in flight
+// and the carried unsure writes became, then writes what is still owed.
+void Counter::Reconcile(Stored current) {
+  durable_ = std::move(current);
+  // Carried writes the store shows applied count no more.
+  for (size_t i = 0; i < unsure_.size();) {
+    if (HasTag(durable_, unsure_[i].tag)) {
+      if (inflight_) {
+        auto& inc = inflight_->includes;
+        if (auto it = std::find(inc.begin(), inc.end(), unsure_[i].tag); it != inc.end()) {
+          inc.erase(it);
+          inflight_->delta -= unsure_[i].count;
+        }
+      }
+      unsure_.erase(unsure_.begin() + static_cast<ptrdiff_t>(i));
+    } else {
+      ++i;
+    }
+  }
+  if (inflight_ && HasTag(durable_, inflight_->tag)) {
+    // It was applied (its answer was lost): what it included is settled.
+    for (const std::string& tag : inflight_->includes) {
+      std::erase_if(unsure_, [&](const UnsureWrite& u) { return u.tag == tag; });
+    }
+    for (troupe::Reply<int64_t>& r : inflight_->acks) r.Send(durable_.count);
+    inflight_.reset();
+  }
+  AnswerWaiters();
+  if (inflight_) {
+    Send();  // again, over what the store holds now
+  } else {
+    Flush();
+  }
+}
+
+void Counter::Flush() {
+  if (!loaded_ || inflight_) return;
+  // Carried writes already in what was read count no more. (One applied
+  // after that read makes this write's revision stale: Reconcile then.)
+  std::erase_if(unsure_, [&](const UnsureWrite& u) { return HasTag(durable_, u.tag); });
+  int64_t delta = pending_;
+  std::vector<std::string> includes;
+  for (const UnsureWrite& u : unsure_) {
+    delta += u.count;
+    includes.push_back(u.tag);
+  }
+  if (delta == 0 && includes.empty()) {
+    // Nothing to write: what was asked to be kept is.
+    for (troupe::Reply<int64_t>& r : pending_acks_) r.Send(durable_.count);
+    pending_acks_.clear();
+    return;
+  }
+  inflight_ = Write{.tag = absl::StrCat(activation_, ":", ++writes_),
+                    .delta = delta,
+                    .acks = std::move(pending_acks_),
+                    .includes = std::move(includes),
+                    .next = {}};
+  pending_acks_.clear();
+  pending_ = 0;
+  Send();
+}
+
+void Counter::Send() {
+  Write& w = *inflight_;
+  w.next = durable_;
+  w.next.count += w.delta;
+  w.next.tags.push_back(w.tag);
+  if (w.next.tags.size() > kKeptTags) {
+    w.next.tags.erase(w.next.tags.begin(),
+                      w.next.tags.begin() + static_cast<ptrdiff_t>(w.next.tags.size() - kKeptTags));
+  }
+  Blocking([store = store_, key = self_.key(), next = w.next, expected = durable_.revision] {
+    return store->Save(key, next, expected);
+  }).Then([this](absl::StatusOr<Saved> saved) {
+    if (!inflight_) return;
+    if (!saved.ok()) {
+      // Applied or not: the next read says (its tag).
+      Retry();
+      return;
+    }
+    if (!saved->written) {
+      Reconcile(std::move(saved->current));  // another write came first
+      return;
+    }
+    for (const std::string& tag : inflight_->includes) {
+      std::erase_if(unsure_, [&](const UnsureWrite& u) { return u.tag == tag; });
+    }
+    durable_ = std::move(saved->current);
+    for (troupe::Reply<int64_t>& r : inflight_->acks) r.Send(durable_.count);
+    inflight_.reset();
+    AnswerWaiters();
+    Flush();
+  });
+}
+
+void Counter::Retry() { SendAfter(kStoreRetry, Self(), RetryStore{}); }
+
+void Counter::On(const RetryStore&) {
+  // Before the first load, and after a write whose outcome is unknown, the
+  // store is read again; Reconcile takes it from there.
+  if (!loaded_ || inflight_) {
+    Load();
+  } else {
+    Flush();
+  }
+}
+
+void Counter::OnStop(const absl::Status&) {
+  // Through this key's handle, in this order, so the next activation has
+  // the counts before it sees the asks. When the shard moves the cluster
+  // forwards them to the new owner; when this node stops hosting they are
+  // refused here (in memory the count is lost; the asks fail).
+  Carried carried;
+  std::vector<troupe::Reply<int64_t>> owed;
+  if (!store_) {
+    carried.count = count_;
+  } else {
+    carried.count = pending_;
+    carried.unsure = unsure_;
+    if (inflight_) {
+      // Its increments, less the carried writes it includes (still in
+      // unsure_): applied or not, the next activation finds out.
+      int64_t own = inflight_->delta;
+      for (const UnsureWrite& u : unsure_) {
+        if (std::find(inflight_->includes.begin(), inflight_->includes.end(), u.tag) != inflight_->includes.end()) {
+          own -= u.count;
+        }
+      }
+      carried.unsure.push_back(UnsureWrite{.tag = inflight_->tag, .count = own});
+      for (troupe::Reply<int64_t>& r : inflight_->acks) owed.push_back(std::move(r));
+      inflight_.reset();
+    }
+    for (troupe::Reply<int64_t>& r : pending_acks_) owed.push_back(std::move(r));
+    pending_acks_.clear();
+    for (troupe::Reply<int64_t>& r : reads_) owed.push_back(std::move(r));
+    reads_.clear();
+  }
+  if (carried.count != 0 || !carried.unsure.empty()) self_.Tell(std::move(carried));
+  // Add{0}: answered once everything carried is kept there.
+  for (troupe::Reply<int64_t>& r : owed) Relay(self_.Ask(Add{.by = 0}, kCarriedAwaitLimit), std::move(r));
+  for (Waiter& w : waiters_) Relay(self_.Ask(Await{.at_least = w.at_least}, kCarriedAwaitLimit), std::move(w.reply));
   waiters_.clear();
 }
 
@@ -120,20 +336,6 @@ absl::StatusOr<ClientStarted> Service::On(const RunClient& m) {
   return ClientStarted{.client = Spawn<Client>(m, options_.node, std::move(keys))};
 }
 
-namespace {
-
-// Completes `reply` with what `future` ends with.
-void Relay(troupe::Future<int64_t> future, troupe::Reply<int64_t> reply) {
-  std::move(future).OnCompleteInline([reply = std::move(reply)](troupe::Result<int64_t>&& r) mutable {
-    if (r.ok()) {
-      reply.Send(*r);
-    } else {
-      reply.Fail(std::move(r).status());
-    }
-  });
-}
-
-}  // namespace
 
 void Service::On(const ReadKey& m, troupe::Reply<int64_t> reply) {
   Relay(options_.cluster->Entity<Counter>(m.key).Ask(Read{}), std::move(reply));

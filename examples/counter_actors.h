@@ -7,10 +7,13 @@
 //     cluster places the key's shard. Increment is a tell; Add, Read and
 //     Await are asks (Await is a long poll: the entity holds the reply
 //     until the count reaches the threshold). A Counter keeps its count in
-//     memory; when its shard moves (a member joins or leaves) it sends the
-//     count, and the Awaits it holds, to its own next activation, which
-//     the cluster forwards to the new owner with the shard's messages. A
-//     member lost without leaving loses the counts it held.
+//     memory, or (--cluster=etcd://) in etcd (examples/counter_store.h),
+//     where an Add is acknowledged only once written. When its shard moves
+//     (a member joins or leaves) it sends what it has not kept elsewhere,
+//     and the replies it owes, to its own next activation, which the
+//     cluster forwards to the new owner with the shard's messages. In
+//     memory, a member lost without leaving loses the counts it held; in
+//     etcd only what it had not written yet, which it never acknowledged.
 //   - One Service, published as "counter": describes the node (its view
 //     of the cluster, its region's figures, its traffic), prints every
 //     membership change it is told, reads keys for processes that are not
@@ -32,6 +35,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -43,6 +47,7 @@
 #include "actors/actor.h"
 #include "cluster/cluster.h"
 #include "examples/counter_service.troupe.h"
+#include "examples/counter_store.h"
 #include "net/node.h"
 
 namespace counter {
@@ -54,31 +59,62 @@ std::atomic<uint64_t>& AppliedIncrements();
 struct Counter : troupe::Actor<Counter> {
   using Remote = troupe::Accepts<Increment, Add, Read, Await, Carried>;
 
-  explicit Counter(const troupe::cluster::EntityRef<Counter>& self) : self_(self) {}
+  explicit Counter(const troupe::cluster::EntityRef<Counter>& self);
 
-  void On(const Increment& m) { Apply(m.by); }
-  int64_t On(const Add& m) {
-    Apply(m.by);
-    return count_;
-  }
-  int64_t On(const Read&) { return count_; }
+  void OnStart();
+  void On(const Increment& m);
+  void On(const Add& m, troupe::Reply<int64_t> reply);
+  void On(const Read&, troupe::Reply<int64_t> reply);
   void On(const Await& m, troupe::Reply<int64_t> reply);
-  void On(const Carried& m) { Apply(m.count, /*counted=*/false); }
-  // The shard moves (or the node stops hosting): the count and the held
-  // Awaits go to the next activation.
+  void On(const Carried& m);
+  // The shard moves (or the node stops hosting): what is not kept yet, and
+  // the replies it owes, go to the next activation.
   void OnStop(const absl::Status&);
 
- private:
-  // `counted`: a client's increment (not a carried count).
-  void Apply(int64_t by, bool counted = true);
+  // Local: try the store again after a failure.
+  struct RetryStore {};
+  void On(const RetryStore&);
 
+ private:
   struct Waiter {
     int64_t at_least;
     troupe::Reply<int64_t> reply;
   };
+  // A write to the store: its tag, the increments it adds, the replies
+  // owed once it is kept, and which unsure writes its increments include.
+  struct Write {
+    std::string tag;
+    int64_t delta = 0;
+    std::vector<troupe::Reply<int64_t>> acks;
+    std::vector<std::string> includes;
+    Stored next;
+  };
+
+  int64_t kept() const { return store_ ? durable_.count : count_; }
+  void Received(int64_t by);
+  void AnswerWaiters();
+  // Store mode.
+  void Load();
+  void Reconcile(Stored current);
+  void Flush();
+  void Send();
+  void Retry();
+
   troupe::cluster::EntityRef<Counter> self_;
-  int64_t count_ = 0;
+  std::shared_ptr<CounterStore> store_;  // null: counts live in memory
+  int64_t count_ = 0;                    // memory mode
   std::vector<Waiter> waiters_;
+  // Store mode: what the store holds as last read or written, what has
+  // arrived since, and the one write in flight.
+  bool loaded_ = false;
+  Stored durable_;
+  int64_t pending_ = 0;
+  std::vector<troupe::Reply<int64_t>> pending_acks_;
+  std::vector<troupe::Reply<int64_t>> reads_;  // before the first load
+  std::optional<Write> inflight_;
+  std::vector<UnsureWrite> unsure_;  // carried writes not yet resolved
+  std::string activation_;           // unique to this activation, for tags
+  uint64_t writes_ = 0;
 };
 
 // How long an Await handed on to the next activation may wait there.

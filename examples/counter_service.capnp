@@ -23,13 +23,15 @@ struct Increment {
 }
 
 # An ask: adds `by`; replies the count then (an Int64) once the increment
-# is kept as the service keeps counts (docs/cluster.md): an acknowledged
-# increment.
+# is kept as the service keeps counts (in the entity's memory, or written
+# to the store: docs/cluster.md): an acknowledged increment. Add{by = 0}
+# replies once everything the entity received before it is kept.
 struct Add {
   by @0 :Int64;
 }
 
-# An ask: the count (an Int64; 0 for a key never incremented).
+# An ask: the count (an Int64; 0 for a key never incremented). With a
+# store, the count stored: increments not yet written are not in it.
 struct Read {}
 
 # An ask answered once the count reaches `atLeast`, with the count then (an
@@ -40,9 +42,18 @@ struct Await {
 }
 
 # From a Counter to its own next activation, sent when it stops because
-# its shard moves: the count it had, added to the new one.
+# its shard moves. In memory: the count it had, added to the new one. With
+# a store: the increments it had not written yet (`count`), and its writes
+# whose outcome it did not learn (`unsure`): the next activation adds each
+# unless the stored tags show it was applied.
 struct Carried {
   count @0 :Int64;
+  unsure @1 :List(UnsureWrite);
+}
+
+struct UnsureWrite {
+  tag @0 :Text;
+  count @1 :Int64;
 }
 
 # --- To a node's Service -----------------------------------------------------
