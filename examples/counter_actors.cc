@@ -392,12 +392,13 @@ void Client::On(const Next&) {
   const absl::Duration pace = absl::Nanoseconds(run_.pace_nanos);
   const int64_t end = std::min(run_.increments, next_ + (pace > absl::ZeroDuration() ? 1 : kSlice));
   while (next_ < end) {
-    const troupe::cluster::EntityRef<Counter>& key = keys_[static_cast<size_t>(next_ % run_.keys)];
+    const size_t k = static_cast<size_t>(next_ % run_.keys);
+    const troupe::cluster::EntityRef<Counter>& key = keys_[k];
     ++next_;
     if (run_.ask_every > 0 && next_ % run_.ask_every == 0) {
       // Acknowledged: the next increment waits for it.
-      key.Ask(Add{.by = 1}, kAddTimeout).OnCompleteInline([self = Self()](troupe::Result<int64_t>&& r) {
-        self.Tell(Acked{.ok = r.ok()});
+      key.Ask(Add{.by = 1}, kAddTimeout).OnCompleteInline([self = Self(), k](troupe::Result<int64_t>&& r) {
+        self.Tell(Acked{.ok = r.ok(), .key = k});
       });
       return;
     }
@@ -414,6 +415,10 @@ void Client::On(const Next&) {
 
 void Client::On(const Acked& m) {
   ++(m.ok ? acked_ : unknown_);
+  if (m.ok && run_.count_acked) {
+    if (acked_per_key_.empty()) acked_per_key_.assign(static_cast<size_t>(run_.keys), 0);
+    ++acked_per_key_[m.key];
+  }
   if (next_ >= run_.increments) {
     Finish();
   } else if (run_.pace_nanos > 0) {
@@ -429,7 +434,8 @@ void Client::Finish() {
                                  .sent = next_,
                                  .acked = acked_,
                                  .unknown = unknown_,
-                                 .seconds = absl::ToDoubleSeconds(absl::Now() - started_)});
+                                 .seconds = absl::ToDoubleSeconds(absl::Now() - started_),
+                                 .acked_per_key = std::move(acked_per_key_)});
   Stop();
 }
 

@@ -184,6 +184,7 @@ struct Client : troupe::Actor<Client> {
   void On(const Next&);
   struct Acked {
     bool ok = false;
+    size_t key = 0;
   };
   void On(const Acked& m);
 
@@ -197,6 +198,7 @@ struct Client : troupe::Actor<Client> {
   int64_t next_ = 0;
   int64_t acked_ = 0;
   int64_t unknown_ = 0;
+  std::vector<int64_t> acked_per_key_;  // with run_.count_acked
 };
 
 // Collects `expected` ClientDone reports (or the loss of their clients)

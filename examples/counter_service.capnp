@@ -118,6 +118,8 @@ struct RunClient {
   # If positive, the client sends one increment per pace (nanoseconds), so
   # that sending spans that long; 0: as fast as it can.
   askEvery @6 :Int64;
+  countAcked @7 :Bool;
+  # If set, the ClientDone says how many Adds were acknowledged per key.
 }
 
 struct ClientStarted {
@@ -133,4 +135,5 @@ struct ClientDone {
   acked @3 :Int64;    # Add asks answered
   unknown @4 :Int64;  # Add asks that failed: the increment may or may not count
   seconds @5 :Float64;
+  ackedPerKey @6 :List(Int64);  # with countAcked: by key index
 }

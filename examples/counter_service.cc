@@ -18,8 +18,8 @@
 // from tools/make-certs (the node's name is its certificate's unless
 // --name says otherwise), with the member list on the command line:
 //
-//   counter_service --listen=0.0.0.0:7000 --advertise=A:7000 --cluster=static:A:7000,B:7000,C:7000 \
-//       --tls_cert=a.pem --tls_key=a.key --tls_ca=ca.pem                                          # on A
+//   counter_service --listen=0.0.0.0:7000 --advertise=A:7000 --cluster=static:A:7000,B:7000,C:7000
+//       --tls_cert=a.pem --tls_key=a.key --tls_ca=ca.pem                  # on A (one command line)
 //
 // and the same on B and C, with their own --advertise and certificates;
 // or with the members registered in etcd, so that nodes can come and go:
@@ -104,6 +104,9 @@ ABSL_FLAG(absl::Duration, pace, absl::ZeroDuration(),
           "each client sends one increment per this long (0: as fast as it can), so sending can span minutes");
 ABSL_FLAG(bool, tell_only, false,
           "the workload's clients only send increments (tells): no Await, no read-back; checks none was dropped");
+ABSL_FLAG(bool, check_acked, false,
+          "the workload checks acknowledged increments (each counted once) instead of exact counts: for runs with "
+          "faults, with --ask_every=1");
 ABSL_FLAG(bool, report, false,
           "with --peer and no --listen: print what each node sees and the node table, run no workload, exit");
 ABSL_FLAG(int, workers, 0, "worker threads of each node (0: one per hardware thread)");
@@ -142,6 +145,7 @@ counter::WorkloadOptions Workload(const troupe::Node& node) {
   o.timeout = absl::GetFlag(FLAGS_timeout);
   o.pace = absl::GetFlag(FLAGS_pace);
   o.tell_only = absl::GetFlag(FLAGS_tell_only);
+  o.check_acked = absl::GetFlag(FLAGS_check_acked);
   // Keys of this run only: a cluster that lives on keeps earlier counts.
   o.key_prefix = absl::StrCat(node.name(), "-", absl::Hex(node.incarnation() & 0xffffff), "/");
   return o;

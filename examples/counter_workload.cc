@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -41,6 +42,62 @@ int64_t Undelivered(const std::vector<KnownMember>& cluster, absl::Duration time
     n += static_cast<int64_t>(info->dropped + info->refused);
   }
   return n;
+}
+
+// Reads every key back (a failed read is tried again every 200 ms until
+// `deadline`: a lost member's keys come back once it is reported) and
+// checks acked[k] <= count <= most[k]. Prints the outcome; true if it holds.
+bool CheckAcked(const std::vector<KnownMember>& cluster, const std::vector<std::string>& keys,
+                const std::vector<int64_t>& acked, const std::vector<int64_t>& most, int64_t unknown,
+                absl::Time deadline) {
+  std::vector<std::optional<int64_t>> read(keys.size());
+  std::string last_error;
+  for (int round = 0; round < 100000; ++round) {
+    std::vector<std::pair<size_t, troupe::Future<int64_t>>> asks;
+    for (size_t k = 0; k < keys.size(); ++k) {
+      if (!read[k]) asks.emplace_back(k, cluster[k % cluster.size()].service.Ask(ReadKey{.key = keys[k]}, Left(deadline)));
+    }
+    if (asks.empty()) break;
+    for (auto& [k, f] : asks) {
+      absl::StatusOr<int64_t> v = f.Wait(Left(deadline));
+      if (v.ok()) {
+        read[k] = *v;
+      } else {
+        last_error = absl::StrCat(keys[k], ": ", v.status().ToString());
+      }
+    }
+    if (absl::Now() >= deadline) break;
+    if (std::any_of(read.begin(), read.end(), [](const std::optional<int64_t>& r) { return !r; })) {
+      absl::SleepFor(std::min(absl::Milliseconds(200), Left(deadline)));
+    }
+  }
+  int64_t total_acked = 0, total_read = 0, total_most = 0;
+  std::string problem;
+  for (size_t k = 0; k < keys.size(); ++k) {
+    total_acked += acked[k];
+    total_most += most[k];
+    if (!read[k]) {
+      if (problem.empty()) problem = absl::StrCat("a key could not be read: ", last_error);
+      continue;
+    }
+    total_read += *read[k];
+    if (problem.empty() && *read[k] < acked[k]) {
+      problem = absl::StrCat("acknowledged increments LOST: ", keys[k], " holds ", *read[k], " after ", acked[k],
+                             " acknowledged");
+    } else if (problem.empty() && *read[k] > most[k]) {
+      problem = absl::StrCat("increments COUNTED TWICE: ", keys[k], " holds ", *read[k], ", more than the ", most[k],
+                             " sent to it");
+    }
+  }
+  if (!problem.empty()) {
+    std::printf("NOT checked: %s\n", problem.c_str());
+    return false;
+  }
+  std::printf("checked: %zu keys read back; every acknowledged increment is counted once (%lld acknowledged <= %lld "
+              "counted <= %lld meant; %lld asks failed)\n",
+              keys.size(), static_cast<long long>(total_acked), static_cast<long long>(total_read),
+              static_cast<long long>(total_most), static_cast<long long>(unknown));
+  return true;
 }
 
 }  // namespace
@@ -141,7 +198,9 @@ bool RunWorkload(troupe::ActorSystem& sys, const std::vector<KnownMember>& clust
               static_cast<long long>(clients), o.clients_per_node, cluster.size(),
               static_cast<long long>(o.increments), static_cast<long long>(o.keys),
               static_cast<long long>(sent_total),
-              o.ask_every > 0 ? absl::StrCat(", every ", o.ask_every, "th an acknowledged ask").c_str() : "",
+              o.ask_every == 1   ? ", each an acknowledged ask"
+              : o.ask_every > 0 ? absl::StrCat(", one in ", o.ask_every, " an acknowledged ask").c_str()
+                                : "",
               o.pace > absl::ZeroDuration() ? absl::StrCat(", one every ", absl::FormatDuration(o.pace), " per client").c_str() : "",
               o.tell_only ? ", tell-only" : "");
   // The clients' sending takes increments x pace; every step gets that on
@@ -161,7 +220,7 @@ bool RunWorkload(troupe::ActorSystem& sys, const std::vector<KnownMember>& clust
 
   // 1. The Awaits, before any increment is sent.
   std::vector<troupe::Future<int64_t>> awaits;
-  for (size_t k = 0; k < keys.size() && !o.tell_only; ++k) {
+  for (size_t k = 0; k < keys.size() && !o.tell_only && !o.check_acked; ++k) {
     awaits.push_back(via(k).service.Ask(AwaitKey{.key = keys[k], .at_least = expected[k]}, step));
   }
 
@@ -181,7 +240,8 @@ bool RunWorkload(troupe::ActorSystem& sys, const std::vector<KnownMember>& clust
                     .key_prefix = o.key_prefix,
                     .report_to = reporter,
                     .pace_nanos = absl::ToInt64Nanoseconds(o.pace),
-                    .ask_every = o.ask_every};
+                    .ask_every = o.ask_every,
+                    .count_acked = o.check_acked};
       starts.emplace_back(std::move(name), m.service.Ask(std::move(run), o.timeout));
     }
   }
@@ -224,6 +284,15 @@ bool RunWorkload(troupe::ActorSystem& sys, const std::vector<KnownMember>& clust
                 counted ? absl::StrCat(dropped).c_str() : "(a node did not answer)",
                 reports.ok() ? reports->lost.size() : static_cast<size_t>(clients));
     return ok && dropped == 0;
+  }
+  if (o.check_acked) {
+    std::vector<int64_t> acked_by_key(keys.size(), 0);
+    if (reports.ok()) {
+      for (const ClientDone& d : reports->done) {
+        for (size_t k = 0; k < d.acked_per_key.size() && k < keys.size(); ++k) acked_by_key[k] += d.acked_per_key[k];
+      }
+    }
+    return CheckAcked(cluster, keys, acked_by_key, expected, unknown, deadline + o.timeout);
   }
   // Counts that cannot be reached are not waited for past a short grace.
   const absl::Time await_deadline = ok ? deadline : std::min(deadline, absl::Now() + absl::Seconds(2));

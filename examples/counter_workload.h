@@ -19,7 +19,8 @@
 //
 // A tell-only workload skips the Awaits and the read-back: it checks only
 // that every node's region delivered every tell (none dropped) and that no
-// client was lost.
+// client was lost. A check_acked workload (WorkloadOptions) checks that
+// every acknowledged increment is counted, once.
 
 #ifndef TROUPE_EXAMPLES_COUNTER_WORKLOAD_H_
 #define TROUPE_EXAMPLES_COUNTER_WORKLOAD_H_
@@ -70,6 +71,12 @@ struct WorkloadOptions {
   // Each client sends one increment per pace (0: as fast as it can).
   absl::Duration pace = absl::ZeroDuration();
   bool tell_only = false;
+  // Check acknowledged increments rather than exact counts: no Awaits;
+  // once the clients have reported (or are lost), every key is read back
+  // (retried until the deadline) and must hold at least the Adds
+  // acknowledged to it and at most the increments meant for it. For runs
+  // with faults, with ask_every = 1.
+  bool check_acked = false;
   // Unique to the run, so that counts of earlier runs do not count.
   std::string key_prefix;
 };

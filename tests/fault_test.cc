@@ -9,9 +9,7 @@
 // deadline; resident memory is read from /proc between waits for output.
 // Every process is ended by pid (tests/node_processes.h).
 
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -21,7 +19,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
@@ -44,10 +41,6 @@ int64_t ResidentKib(pid_t pid) {
   return -1;
 }
 
-// The whitespace-separated fields of a line.
-std::vector<std::string> Fields(const std::string& line) {
-  return absl::StrSplit(line, ' ', absl::SkipEmpty());
-}
 
 class Faults : public NodeProcesses {
  protected:
