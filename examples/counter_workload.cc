@@ -55,7 +55,10 @@ bool CheckAcked(const std::vector<KnownMember>& cluster, const std::vector<std::
   for (int round = 0; round < 100000; ++round) {
     std::vector<std::pair<size_t, troupe::Future<int64_t>>> asks;
     for (size_t k = 0; k < keys.size(); ++k) {
-      if (!read[k]) asks.emplace_back(k, cluster[k % cluster.size()].service.Ask(ReadKey{.key = keys[k]}, Left(deadline)));
+      // Each round through the next node: one that is gone (or restarted:
+      // its Service is another actor now) is not asked twice in a row.
+      const KnownMember& via = cluster[(k + static_cast<size_t>(round)) % cluster.size()];
+      if (!read[k]) asks.emplace_back(k, via.service.Ask(ReadKey{.key = keys[k]}, Left(deadline)));
     }
     if (asks.empty()) break;
     for (auto& [k, f] : asks) {
