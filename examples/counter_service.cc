@@ -40,8 +40,6 @@
 // <address>" says where it accepts connections, "<name>: ready" that it
 // hosts entities, "<name>: member ..." each membership change it sees.
 
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -362,34 +360,6 @@ absl::StatusOr<std::string> SelfPath() {
   return std::string(path, static_cast<size_t>(n));
 }
 
-// `count` loopback ports free now, distinct: the kernel's picks, held until
-// all are picked, then released for the nodes to listen on.
-absl::StatusOr<std::vector<int>> FreePorts(int count) {
-  std::vector<int> fds, ports;
-  absl::Status status;
-  for (int i = 0; i < count && status.ok(); ++i) {
-    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-      status = absl::InternalError("socket() failed while picking ports");
-      break;
-    }
-    fds.push_back(fd);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(addr);
-    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-        getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      status = absl::InternalError("cannot bind a loopback port for a node");
-      break;
-    }
-    ports.push_back(ntohs(addr.sin_port));
-  }
-  for (int fd : fds) close(fd);
-  if (!status.ok()) return status;
-  return ports;
-}
-
 // No --listen, no --peer: a local cluster of node processes on loopback.
 int RunLocalCluster(const Membership& membership, const NodeAuth& auth) {
   const std::string& secret = auth.cluster_secret;
@@ -404,7 +374,7 @@ int RunLocalCluster(const Membership& membership, const NodeAuth& auth) {
     return 2;
   }
   absl::StatusOr<std::string> self = SelfPath();
-  absl::StatusOr<std::vector<int>> ports = FreePorts(count);
+  absl::StatusOr<std::vector<int>> ports = troupe::examples::FreeLoopbackPorts(count);
   if (!self.ok() || !ports.ok()) {
     std::fprintf(stderr, "%s\n", (!self.ok() ? self.status() : ports.status()).ToString().c_str());
     return 1;

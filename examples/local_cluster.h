@@ -33,6 +33,12 @@
 
 namespace troupe::examples {
 
+// `count` loopback ports free now and distinct: the kernel's picks, each
+// held until all are picked, then released, for node processes that must
+// know each other's address before any of them starts (another process
+// may take one in between: a node that cannot listen says so).
+absl::StatusOr<std::vector<int>> FreeLoopbackPorts(int count);
+
 class ChildProcess {
  public:
   // Starts `argv`: argv[0] is the path of the program (not searched in

@@ -1,7 +1,5 @@
 #include "tests/node_processes.h"
 
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -29,24 +27,12 @@ std::string AddressIn(const std::string& line) {
 }
 
 std::vector<std::string> FreeAddresses(int count) {
-  std::vector<int> fds;
+  absl::StatusOr<std::vector<int>> ports = examples::FreeLoopbackPorts(count);
+  EXPECT_TRUE(ports.ok()) << ports.status();
   std::vector<std::string> out;
-  for (int i = 0; i < count; ++i) {
-    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) break;
-    fds.push_back(fd);  // held until all are picked: the ports differ
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(addr);
-    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-        getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      break;
-    }
-    out.push_back("127.0.0.1:" + std::to_string(ntohs(addr.sin_port)));
+  if (ports.ok()) {
+    for (int port : *ports) out.push_back("127.0.0.1:" + std::to_string(port));
   }
-  for (int fd : fds) close(fd);
-  EXPECT_EQ(out.size(), static_cast<size_t>(count)) << "could not pick free loopback ports";
   return out;
 }
 
