@@ -347,6 +347,10 @@ class EtcdMembershipActor : public Actor<EtcdMembershipActor> {
     }
     watch_ = std::move(w->watch);
     for (const etcd::WatchEvent& e : early) Apply(e);
+    if (!members_read_) {
+      members_read_ = true;
+      if (!hosting_) Publish(std::nullopt, "registered in etcd, and the members read");
+    }
   }
 
   Task<void> On(const internal::BeginLeave&) {
@@ -437,14 +441,16 @@ class EtcdMembershipActor : public Actor<EtcdMembershipActor> {
 
   // The view, then `change`, then a change of hosting (`why` says why).
   void Publish(std::optional<MemberChanged> change, std::string why = "") {
-    const bool hosting = lease_ != etcd::kNoLease && absl::Now() < serve_until_;
+    // Not before the members are read: a node that hosted with a view of
+    // itself alone would own every shard the others serve.
+    const bool hosting = lease_ != etcd::kNoLease && absl::Now() < serve_until_ && members_read_;
     std::optional<HostingChanged> hosting_changed;
     if (hosting != hosting_) {
       log().warn("cluster: {} {} hosting entities: {}", self_.name, hosting ? "starts" : "stops", why);
       hosting_changed = HostingChanged{.hosting = hosting, .reason = std::move(why)};
     }
     hosting_ = hosting;
-    if (!hosting) config_.view->SetServeUntil(absl::InfinitePast());
+    config_.view->SetServeUntil(hosting ? serve_until_ : absl::InfinitePast());
     MembershipView view;
     if (self_.state != MemberState::kJoining) view.members.push_back(self_);
     for (const auto& [name, m] : members_) view.members.push_back(m);
@@ -475,6 +481,8 @@ class EtcdMembershipActor : public Actor<EtcdMembershipActor> {
   absl::Time serve_until_ = absl::InfinitePast();
   TimerId fence_timer_;
   bool hosting_ = false;
+  // Set once the members have been read (the first watch started).
+  bool members_read_ = false;
 };
 
 class EtcdProvider final : public MembershipProvider {

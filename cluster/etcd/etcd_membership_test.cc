@@ -96,6 +96,27 @@ TEST_F(EtcdMembershipTest, MembersRegisterAndEveryNodeSeesTheSameChangesInTheSam
   EXPECT_EQ(seen[0], (std::vector<std::string>{"d up", "c leaving", "c removed"}));
 }
 
+// A node that hosted as soon as its lease was granted, before it had read
+// the others' keys, would own every shard (it sees itself alone) while the
+// others serve them: a second activation of any key it is sent.
+TEST_F(EtcdMembershipTest, AJoiningMemberHostsOnlyOnceItHasReadTheMembers) {
+  TestMember a("a"), b("b");
+  for (TestMember* m : {&a, &b}) JoinEtcd(*m, Fast(etcd_.client_address()));
+  const std::vector<std::string> two = clustertest::AllUp({&a, &b});
+  for (TestMember* m : {&a, &b}) ASSERT_TRUE(Eventually([&] { return m->States() == two && m->cluster->hosting(); }));
+  TestMember d("d");
+  JoinEtcd(d, Fast(etcd_.client_address()));
+  ASSERT_TRUE(Eventually([&] { return d.cluster->hosting(); }));
+  const std::vector<std::string> lines = d.events->Lines();
+  auto at = [&](const std::string& line) {
+    return std::find(lines.begin(), lines.end(), line) - lines.begin();
+  };
+  const auto hosting = at("hosting");
+  ASSERT_LT(hosting, static_cast<ptrdiff_t>(lines.size())) << ::testing::PrintToString(lines);
+  EXPECT_LT(at("a up"), hosting) << ::testing::PrintToString(lines);
+  EXPECT_LT(at("b up"), hosting) << ::testing::PrintToString(lines);
+}
+
 TEST_F(EtcdMembershipTest, EntitiesLiveOnTheMembersEtcdReports) {
   TestMember a("a"), b("b");
   for (TestMember* m : {&a, &b}) {
@@ -106,10 +127,10 @@ TEST_F(EtcdMembershipTest, EntitiesLiveOnTheMembersEtcdReports) {
   for (TestMember* m : {&a, &b}) ASSERT_TRUE(Eventually([&] { return m->States() == all; }));
   for (int k = 0; k < 20; ++k) {
     for (TestMember* m : {&a, &b}) {
-      ASSERT_TRUE(m->cluster->Entity<Tally>(absl::StrCat("k", k))
-                      .Ask(testmsg::Add{.sender = "t", .seq = 0, .by = 1}, absl::Seconds(5))
-                      .Wait()
-                      .ok());
+      const absl::Status added = m->cluster->Entity<Tally>(absl::StrCat("k", k))
+                                     .Ask(testmsg::Add{.sender = "t", .seq = 0, .by = 1}, absl::Seconds(5))
+                                     .Wait();
+      ASSERT_TRUE(added.ok()) << added;
     }
   }
   for (int k = 0; k < 20; ++k) {
@@ -147,7 +168,9 @@ TEST_F(EtcdMembershipTest, AMemberCutOffFromEtcdFencesItselfBeforeItsLeaseExpire
     std::string k = absl::StrCat("key-", i);
     if (OwnerOf(ShardOf(k, Shards().shards), {"a", "b", "c"}) == "c") key = k;
   }
-  ASSERT_TRUE(a.cluster->Entity<Tally>(key).Ask(testmsg::Add{.sender = "t", .seq = 0, .by = 1}, absl::Seconds(5)).Wait().ok());
+  const absl::Status added =
+      a.cluster->Entity<Tally>(key).Ask(testmsg::Add{.sender = "t", .seq = 0, .by = 1}, absl::Seconds(5)).Wait();
+  ASSERT_TRUE(added.ok()) << added;
   ASSERT_EQ(c.cluster->entity_stats<Tally>().entities, 1u);
 
   const absl::Time cut = absl::Now();
