@@ -50,14 +50,20 @@ class Namespaces : public NodeProcesses {
   // `tls_dir`, each runs over TLS with its certificate there
   // (MakeNodeCerts) instead of the shared secret. Each is ready (hosts
   // entities) when this returns.
+  //
+  // `etcd`: the members register in the etcd at that address ("host:port")
+  // instead, each with `every` among its flags.
   void StartThree(const std::vector<std::string>& c_flags, ChildProcess** a, ChildProcess** b, ChildProcess** c,
-                  const std::string& tls_dir = "") {
+                  const std::string& tls_dir = "", const std::string& etcd = "",
+                  const std::vector<std::string>& every = {}) {
     std::vector<std::string> at;
     for (const std::string& addr : addr_) at.push_back(addr + ":7000");
     const char* names[] = {"a", "b", "c"};
     std::vector<std::vector<std::string>> extra, prefixes;
     for (int i = 0; i < 3; ++i) {
       std::vector<std::string> flags = {"--advertise=" + at[i]};
+      flags.insert(flags.end(), every.begin(), every.end());
+      if (!etcd.empty()) flags.push_back("--cluster=etcd://" + etcd);
       if (i == 2) flags.insert(flags.end(), c_flags.begin(), c_flags.end());
       if (!tls_dir.empty()) {
         std::vector<std::string> tls = TlsFlags(tls_dir, names[i]);

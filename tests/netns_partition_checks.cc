@@ -1,4 +1,4 @@
-// A silent partition (issue 9), run by tests/netns_test.sh like
+// Silent partitions, run by tests/netns_test.sh like
 // netns_checks (tests/namespaces.h): three counter nodes, one a namespace;
 // then every packet in or out of c's link dropped inside c's namespace for
 // 15 s (nft, or iptables where nft is missing), so nothing is closed or
@@ -10,7 +10,10 @@
 
 #include <signal.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/time/clock.h"
@@ -97,6 +100,71 @@ TEST_F(Partition, ANamespaceCutOffSilentlyFor15sIsSeenAgainSoonAfterTheLinkRetur
   EXPECT_TRUE(ExitsCleanly(client));
   for (ChildProcess* p : {a, b, c}) p->Signal(SIGTERM);
   for (ChildProcess* p : {a, b, c}) EXPECT_TRUE(ExitsCleanly(p));
+}
+
+// The same cut with the members in an etcd that runs in a's namespace:
+// c, cut off from etcd too, stops hosting before its lease can expire; a
+// and b see it removed once the lease expires and go on hosting; after the
+// rules go c registers again, as a new incarnation, and a workload
+// verifies over all three.
+TEST_F(Partition, ANamespaceCutOffFromEtcdStopsHostingAndComesBackAsANewMember) {
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "the etcd nodes link Debian's gRPC, which ThreadSanitizer cannot see into (//cluster/etcd:BUILD)";
+#endif
+  if (Env("TROUPE_NFT").empty() && Env("TROUPE_IPTABLES").empty()) {
+    GTEST_SKIP() << "neither nft (nftables) nor iptables is installed: cannot drop packets in a namespace";
+  }
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  ASSERT_NE(tmp, nullptr);
+  const std::string etcd_at = addr_[0] + ":2379";
+  ChildProcess* etcd = Start("etcd",
+                             {Runfile(Env("TROUPE_ETCD")), "--data-dir", std::string(tmp) + "/netns-etcd",
+                              "--listen-client-urls", "http://" + etcd_at, "--advertise-client-urls",
+                              "http://" + etcd_at, "--listen-peer-urls", "http://127.0.0.1:2380"},
+                             In(0));
+  ASSERT_NE(Line(etcd, "ready to serve client requests"), "");
+  constexpr absl::Duration kTtl = absl::Seconds(3);
+  ChildProcess *a, *b, *c;
+  ASSERT_NO_FATAL_FAILURE(StartThree({}, &a, &b, &c, "", etcd_at, {"--lease_ttl=3s"}));
+  ASSERT_TRUE(a->WaitForLine("a: member c joining -> up", absl::Now() + kWait).ok());
+  const size_t a_from = a->LinesSoFar(), b_from = b->LinesSoFar(), c_from = c->LinesSoFar();
+
+  ASSERT_TRUE(Cut(2));
+  const absl::Time cut = absl::Now();
+  // c stops hosting within ttl - fence_margin (2 s) of its last renewal;
+  // a and b see it removed when the lease expires (the TTL after it).
+  absl::StatusOr<std::string> fenced = c->WaitForLine("c: not hosting entities: ", cut + kTtl + absl::Seconds(5), c_from);
+  EXPECT_TRUE(fenced.ok()) << fenced.status();
+  const absl::Time c_fenced = absl::Now();
+  for (ChildProcess* p : {a, b}) {
+    absl::StatusOr<std::string> removed =
+        p->WaitForLine(p->name() + ": member c up -> removed", cut + kTtl + absl::Seconds(5), p == a ? a_from : b_from);
+    EXPECT_TRUE(removed.ok()) << p->name() << ": " << removed.status();
+  }
+  std::printf("c fenced %.0f ms after the cut, removed on a and b %.0f ms after it\n",
+              absl::ToDoubleMilliseconds(c_fenced - cut), absl::ToDoubleMilliseconds(absl::Now() - cut));
+  // a and b keep hosting; nobody sees c while it is cut off (10 s).
+  EXPECT_FALSE(a->WaitForLine("a: member c joining -> up", cut + absl::Seconds(10), a_from).ok());
+  EXPECT_FALSE(a->WaitForLine("a: not hosting entities", absl::Now(), a_from).ok());
+  EXPECT_FALSE(b->WaitForLine("b: not hosting entities", absl::Now(), b_from).ok());
+  ASSERT_TRUE(Heal(2));
+  const absl::Time healed_by = absl::Now() + kHealBound;
+  for (const auto& [p, line, from] : std::vector<std::tuple<ChildProcess*, std::string, size_t>>{
+           {a, "a: member c joining -> up", a_from},
+           {b, "b: member c joining -> up", b_from},
+           {c, "c: hosting entities: ", c_from}}) {
+    absl::StatusOr<std::string> seen = p->WaitForLine(line, healed_by, from);
+    EXPECT_TRUE(seen.ok()) << seen.status();
+  }
+
+  ChildProcess* client = StartCounterClient("client", addr_[0] + ":7000", {"--increments=300", "--keys=30"}, In(0));
+  EXPECT_NE(Line(client, "workload: 3 clients (1 on each of 3 nodes)"), "");
+  EXPECT_NE(Line(client, "verified: 30 keys read back, each as expected (30..30); they sum to 900 = 900 sent"), "");
+  EXPECT_TRUE(ExitsCleanly(client));
+  for (ChildProcess* p : {a, b, c}) p->Signal(SIGTERM);
+  for (ChildProcess* p : {a, b, c}) EXPECT_TRUE(ExitsCleanly(p));
+  etcd->Signal(SIGTERM);
+  Ended(etcd);
 }
 
 }  // namespace
