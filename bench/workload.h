@@ -104,6 +104,7 @@ absl::StatusOr<std::vector<Measurement>> TroupeIdleCpu(const Sizes&);
 absl::StatusOr<std::vector<Measurement>> TroupeEntityRtt(const Sizes&);
 absl::StatusOr<std::vector<Measurement>> TroupeEntityHandoff(const Sizes&);
 absl::StatusOr<std::vector<Measurement>> TroupeEntityFailover(const Sizes&);
+absl::StatusOr<std::vector<Measurement>> TroupeEntityFailoverKill(const Sizes&);
 
 absl::StatusOr<std::vector<Measurement>> CafSkynet(const Sizes&);
 absl::StatusOr<std::vector<Measurement>> CafPingPong(const Sizes&);

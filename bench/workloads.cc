@@ -36,6 +36,9 @@ const std::vector<Workload>& AllWorkloads() {
       {"entity-failover", "a member on etcd (TTL 2 s) is cut off from it: time until its entity answers from a "
                           "survivor (troupe only)",
        TroupeEntityFailover, nullptr},
+      {"entity-failover-kill", "a counter_service node process on etcd (TTL 2 s) is killed (SIGKILL): time until a "
+                               "survivor has it removed and serves its key (troupe only)",
+       TroupeEntityFailoverKill, nullptr},
   };
   return *kAll;
 }
