@@ -136,25 +136,35 @@ void Counter::Load() {
       });
 }
 
+// Drops the carried writes that `durable_` shows applied, with those they
+// include (counted through them), taking them out of the write in flight.
+void Counter::SettleApplied() {
+  std::vector<std::string> settled;
+  for (const UnsureWrite& u : unsure_) {
+    if (!HasTag(durable_, u.tag)) continue;
+    settled.push_back(u.tag);
+    settled.insert(settled.end(), u.includes.begin(), u.includes.end());
+  }
+  if (settled.empty()) return;
+  auto is_settled = [&](const std::string& tag) {
+    return std::find(settled.begin(), settled.end(), tag) != settled.end();
+  };
+  for (const UnsureWrite& u : unsure_) {
+    if (!is_settled(u.tag) || !inflight_) continue;
+    auto& inc = inflight_->includes;
+    if (auto it = std::find(inc.begin(), inc.end(), u.tag); it != inc.end()) {
+      inc.erase(it);
+      inflight_->delta -= u.count;
+    }
+  }
+  std::erase_if(unsure_, [&](const UnsureWrite& u) { return is_settled(u.tag); });
+}
+
 // `current` is what the store holds now: settles what the write in flight
 // and the carried unsure writes became, then writes what is still owed.
 void Counter::Reconcile(Stored current) {
   durable_ = std::move(current);
-  // Carried writes the store shows applied count no more.
-  for (size_t i = 0; i < unsure_.size();) {
-    if (HasTag(durable_, unsure_[i].tag)) {
-      if (inflight_) {
-        auto& inc = inflight_->includes;
-        if (auto it = std::find(inc.begin(), inc.end(), unsure_[i].tag); it != inc.end()) {
-          inc.erase(it);
-          inflight_->delta -= unsure_[i].count;
-        }
-      }
-      unsure_.erase(unsure_.begin() + static_cast<ptrdiff_t>(i));
-    } else {
-      ++i;
-    }
-  }
+  SettleApplied();
   if (inflight_ && HasTag(durable_, inflight_->tag)) {
     // It was applied (its answer was lost): what it included is settled.
     for (const std::string& tag : inflight_->includes) {
@@ -175,7 +185,7 @@ void Counter::Flush() {
   if (!loaded_ || inflight_) return;
   // Carried writes already in what was read count no more. (One applied
   // after that read makes this write's revision stale: Reconcile then.)
-  std::erase_if(unsure_, [&](const UnsureWrite& u) { return HasTag(durable_, u.tag); });
+  SettleApplied();
   int64_t delta = pending_;
   std::vector<std::string> includes;
   for (const UnsureWrite& u : unsure_) {
@@ -264,7 +274,7 @@ void Counter::OnStop(const absl::Status&) {
           own -= u.count;
         }
       }
-      carried.unsure.push_back(UnsureWrite{.tag = inflight_->tag, .count = own});
+      carried.unsure.push_back(UnsureWrite{.tag = inflight_->tag, .count = own, .includes = inflight_->includes});
       for (troupe::Reply<int64_t>& r : inflight_->acks) owed.push_back(std::move(r));
       inflight_.reset();
     }

@@ -95,6 +95,7 @@ struct Counter : troupe::Actor<Counter> {
   void AnswerWaiters();
   // Store mode.
   void Load();
+  void SettleApplied();
   void Reconcile(Stored current);
   void Flush();
   void Send();

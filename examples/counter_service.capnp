@@ -53,7 +53,10 @@ struct Carried {
 
 struct UnsureWrite {
   tag @0 :Text;
-  count @1 :Int64;
+  count @1 :Int64;    # its own increments
+  includes @2 :List(Text);
+  # Earlier unsure writes whose increments it also carries: if it was
+  # applied, they count through it and no more on their own.
 }
 
 # --- To a node's Service -----------------------------------------------------
