@@ -193,67 +193,68 @@ absl::StatusOr<DeleteResult> EtcdClient::Delete(std::string_view key, absl::Time
   return DeleteResult{.deleted = response->deleted() > 0, .revision = response->header().revision()};
 }
 
-absl::StatusOr<CreateResult> EtcdClient::CreateIfAbsent(std::string_view key, std::string_view value, LeaseId lease,
-                                                        absl::Time deadline) {
-  const Operation op("Txn", Operation::KeySubject(key), address());
+namespace {
+
+// What a put conditional on the key's revision did.
+struct ConditionalPut {
+  bool written = false;
+  int64_t revision = 0;             // the store's, after the call
+  std::optional<KeyValue> current;  // if !written: the key as it is
+};
+
+}  // namespace
+
+// One Txn: put `value` (with `lease`) if the key's mod_revision is
+// `expected`, or, for 0, if the key does not exist (its create_revision is
+// 0 exactly then); otherwise read it.
+template <class Impl>
+absl::StatusOr<ConditionalPut> PutIfRevision(Impl& impl, const std::string& address, std::string_view key,
+                                             std::string_view value, LeaseId lease, int64_t expected,
+                                             absl::Time deadline) {
+  const Operation op("Txn", Operation::KeySubject(key), address);
   etcdserverpb::TxnRequest request;
-  // The key's create_revision is 0 exactly when it does not exist.
-  etcdserverpb::Compare* absent = request.add_compare();
-  absent->set_result(etcdserverpb::Compare::EQUAL);
-  absent->set_target(etcdserverpb::Compare::CREATE);
-  absent->set_key(std::string(key));
-  absent->set_create_revision(0);
+  etcdserverpb::Compare* compare = request.add_compare();
+  compare->set_result(etcdserverpb::Compare::EQUAL);
+  compare->set_key(std::string(key));
+  if (expected == 0) {
+    compare->set_target(etcdserverpb::Compare::CREATE);
+    compare->set_create_revision(0);
+  } else {
+    compare->set_target(etcdserverpb::Compare::MOD);
+    compare->set_mod_revision(expected);
+  }
   etcdserverpb::PutRequest* put = request.add_success()->mutable_request_put();
   put->set_key(std::string(key));
   put->set_value(std::string(value));
   put->set_lease(lease);
-  // Otherwise read what is there.
   request.add_failure()->mutable_request_range()->set_key(std::string(key));
-  absl::StatusOr<etcdserverpb::TxnResponse> response = impl_->Call<etcdserverpb::TxnResponse>(
-      op, deadline, [&](auto* context, auto* out) { return impl_->kv->Txn(context, request, out); });
+  absl::StatusOr<etcdserverpb::TxnResponse> response = impl.template Call<etcdserverpb::TxnResponse>(
+      op, deadline, [&](auto* context, auto* out) { return impl.kv->Txn(context, request, out); });
   if (!response.ok()) return response.status();
-  CreateResult result;
-  result.created = response->succeeded();
-  result.revision = response->header().revision();
-  if (!result.created && response->responses_size() > 0) {
-    const etcdserverpb::RangeResponse& existing = response->responses(0).response_range();
-    // Empty only if the key went away between the compare and the read,
-    // which a transaction rules out; kept optional all the same.
-    if (existing.kvs_size() > 0) result.existing = internal::FromProto(existing.kvs(0));
-  }
-  return result;
-}
-
-absl::StatusOr<SwapResult> EtcdClient::PutIfUnchanged(std::string_view key, std::string_view value, int64_t expected,
-                                                      absl::Time deadline) {
-  const Operation op("Txn", Operation::KeySubject(key), address());
-  etcdserverpb::TxnRequest request;
-  etcdserverpb::Compare* unchanged = request.add_compare();
-  unchanged->set_result(etcdserverpb::Compare::EQUAL);
-  unchanged->set_key(std::string(key));
-  if (expected == 0) {
-    // Absent: its create_revision is 0 exactly then.
-    unchanged->set_target(etcdserverpb::Compare::CREATE);
-    unchanged->set_create_revision(0);
-  } else {
-    unchanged->set_target(etcdserverpb::Compare::MOD);
-    unchanged->set_mod_revision(expected);
-  }
-  etcdserverpb::PutRequest* put = request.add_success()->mutable_request_put();
-  put->set_key(std::string(key));
-  put->set_value(std::string(value));
-  request.add_failure()->mutable_request_range()->set_key(std::string(key));
-  absl::StatusOr<etcdserverpb::TxnResponse> response = impl_->Call<etcdserverpb::TxnResponse>(
-      op, deadline, [&](auto* context, auto* out) { return impl_->kv->Txn(context, request, out); });
-  if (!response.ok()) return response.status();
-  SwapResult result;
+  ConditionalPut result;
   result.written = response->succeeded();
   result.revision = response->header().revision();
   if (!result.written && response->responses_size() > 0) {
     const etcdserverpb::RangeResponse& now = response->responses(0).response_range();
+    // Empty if the key does not exist (a revision given for a key that
+    // went); a transaction rules out its going between compare and read.
     if (now.kvs_size() > 0) result.current = internal::FromProto(now.kvs(0));
   }
   return result;
+}
+
+absl::StatusOr<CreateResult> EtcdClient::CreateIfAbsent(std::string_view key, std::string_view value, LeaseId lease,
+                                                        absl::Time deadline) {
+  absl::StatusOr<ConditionalPut> put = PutIfRevision(*impl_, address(), key, value, lease, 0, deadline);
+  if (!put.ok()) return put.status();
+  return CreateResult{.created = put->written, .revision = put->revision, .existing = std::move(put->current)};
+}
+
+absl::StatusOr<SwapResult> EtcdClient::PutIfUnchanged(std::string_view key, std::string_view value, int64_t expected,
+                                                      absl::Time deadline) {
+  absl::StatusOr<ConditionalPut> put = PutIfRevision(*impl_, address(), key, value, kNoLease, expected, deadline);
+  if (!put.ok()) return put.status();
+  return SwapResult{.written = put->written, .revision = put->revision, .current = std::move(put->current)};
 }
 
 absl::StatusOr<std::unique_ptr<Watch>> EtcdClient::WatchPrefix(std::string_view prefix, int64_t start_revision,
