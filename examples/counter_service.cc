@@ -316,8 +316,9 @@ int RunNode(const std::string& listen, const Membership& membership, const NodeA
   }
   const absl::Status left = cluster->Leave().Wait(timeout);
   if (!left.ok()) std::printf("%s: leaving: %s\n", name.c_str(), left.ToString().c_str());
-  // The Service stops before the Cluster it uses goes.
-  service.Tell(counter::Quiet{});
+  // The Service stops before the Cluster it uses goes: once Quiet is
+  // answered it handles nothing more.
+  (void)service.Ask(counter::Quiet{}).Wait(timeout);
   cluster.reset();
   node->Shutdown();
   stats->Detach();
