@@ -123,6 +123,19 @@ void Counter::Load() {
   Blocking([store = store_, key = self_.key()] { return store->Load(key); })
       .Then([this](absl::StatusOr<Stored> loaded) {
         if (!loaded.ok()) {
+          // What the key holds is not a count: every ask waiting on it is
+          // told so (the increments stay, and the load is tried again, in
+          // case the key is put right).
+          if (absl::IsInvalidArgument(loaded.status())) {
+            const absl::Status why(loaded.status().code(),
+                                   absl::StrCat("counter '", self_.key(), "': ", loaded.status().message()));
+            for (troupe::Reply<int64_t>& r : reads_) r.Fail(why);
+            for (troupe::Reply<int64_t>& r : pending_acks_) r.Fail(why);
+            for (Waiter& w : waiters_) w.reply.Fail(why);
+            reads_.clear();
+            pending_acks_.clear();
+            waiters_.clear();
+          }
           Retry();
           return;
         }
@@ -334,9 +347,9 @@ NodeInfo Service::On(const Describe&) {
 }
 
 absl::StatusOr<ClientStarted> Service::On(const RunClient& m) {
-  if (m.keys <= 0 || m.increments < 0 || m.ask_every < 0 || m.pace_nanos < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("RunClient ", m.client, ": keys must be positive (", m.keys,
-                                                   "), increments, askEvery and paceNanos not negative"));
+  if (m.keys <= 0 || m.keys > kMaxClientKeys || m.increments < 0 || m.ask_every < 0 || m.pace_nanos < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("RunClient ", m.client, ": keys must be in [1, ", kMaxClientKeys,
+                                                   "] (", m.keys, "), increments, askEvery and paceNanos not negative"));
   }
   std::vector<troupe::cluster::EntityRef<Counter>> keys;
   keys.reserve(static_cast<size_t>(std::max<int64_t>(m.keys, 0)));

@@ -150,6 +150,10 @@ struct ServiceOptions {
   std::atomic<bool>* hosted = nullptr;
 };
 
+// The most keys one RunClient may spread its increments over (a client
+// holds a handle per key).
+inline constexpr int64_t kMaxClientKeys = 1'000'000;
+
 // Local: no more membership lines, and stop (main, before it destroys the
 // Cluster).
 struct Quiet {};

@@ -41,6 +41,7 @@ class FakeStore final : public CounterStore {
   absl::StatusOr<Stored> Load(const std::string& key) override {
     std::lock_guard<std::mutex> lock(mu_);
     ++loads_;
+    if (auto bad = corrupt_.find(key); bad != corrupt_.end()) return DecodeStored(bad->second, 1);
     auto it = keys_.find(key);
     return it != keys_.end() ? it->second : Stored{};
   }
@@ -99,6 +100,11 @@ class FakeStore final : public CounterStore {
     std::lock_guard<std::mutex> lock(mu_);
     return keys_[key].count;
   }
+  // What a key holds made unreadable: Load fails as DecodeStored does.
+  void Corrupt(const std::string& key, const std::string& value) {
+    std::lock_guard<std::mutex> lock(mu_);
+    corrupt_[key] = value;
+  }
   // Another writer (another activation) adds `by` under tag `tag`.
   void AddBehind(const std::string& key, int64_t by, const std::string& tag) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -112,6 +118,7 @@ class FakeStore final : public CounterStore {
   std::mutex mu_;
   std::condition_variable changed_;
   absl::flat_hash_map<std::string, Stored> keys_;
+  absl::flat_hash_map<std::string, std::string> corrupt_;
   int64_t revision_ = 0;
   int saves_ = 0, loads_ = 0;
   std::vector<Next> script_;
@@ -179,6 +186,18 @@ TEST_F(CounterTest, AWriteThatLosesToAnotherWriterAddsOnTopOfIt) {
   store_->AddBehind("k", 100, "another-activation:1");
   EXPECT_EQ(Add(a, "k", 1), 104);
   EXPECT_EQ(store_->Count("k"), 104);
+}
+
+TEST_F(CounterTest, AKeyThatHoldsNoCountFailsItsAsksByNameAndOtherKeysGoOn) {
+  TestMember a("a");
+  ASSERT_NO_FATAL_FAILURE(Start({&a}, {a.address}));
+  store_->Corrupt("broken", "not a count");
+  troupe::Result<int64_t> r = a.cluster->Entity<Counter>("broken").Ask(Read{}, absl::Seconds(20)).Wait();
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
+  EXPECT_NE(r.status().message().find("counter 'broken'"), std::string::npos) << r.status();
+  EXPECT_NE(r.status().message().find("not a count"), std::string::npos) << r.status();
+  EXPECT_EQ(Add(a, "fine", 2), 2);
 }
 
 // A key whose shard moves from a (or b) to c when c joins the listed three.
