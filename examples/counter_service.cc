@@ -278,7 +278,7 @@ int RunNode(const std::string& listen, const Membership& membership, const NodeA
     const std::string seen =
         membership.etcd.empty()
             ? absl::StrCat(up, " of ", std::max<size_t>(membership.static_members.size(), 1), " listed members up")
-            : absl::StrCat(up, " members up, this node not among them (is etcd at ", membership.etcd, " reachable?)");
+            : absl::StrCat(up, " members up; this node does not host (is etcd at ", membership.etcd, " reachable?)");
     std::printf("%s: could not join the cluster within %s: %s (are the others running, with the same --secret or "
                 "TLS CA, and the same --cluster?)\n",
                 name.c_str(), absl::FormatDuration(join_timeout).c_str(), seen.c_str());
@@ -292,7 +292,8 @@ int RunNode(const std::string& listen, const Membership& membership, const NodeA
     std::printf("%s: ready: hosting entities; members up: %s\n", name.c_str(), absl::StrJoin(up, ", ").c_str());
     if (absl::GetFlag(FLAGS_increments) > 0) {
       // With a static list the workload is over all of it.
-      if (membership.etcd.empty() && !AllListedUp(*cluster, std::max<size_t>(membership.static_members.size(), 1), timeout)) {
+      const size_t listed = std::max<size_t>(membership.static_members.size(), 1);
+      if (membership.etcd.empty() && !AllListedUp(*cluster, listed, timeout)) {
         std::printf("%s: warning: not every listed member is up after %s; the workload runs over those that are\n",
                     name.c_str(), absl::FormatDuration(timeout).c_str());
       }
