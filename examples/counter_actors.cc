@@ -32,13 +32,8 @@ bool HasTag(const Stored& s, const std::string& tag) {
 
 // Completes `reply` with what `future` ends with.
 void Relay(troupe::Future<int64_t> future, troupe::Reply<int64_t> reply) {
-  std::move(future).OnCompleteInline([reply = std::move(reply)](troupe::Result<int64_t>&& r) mutable {
-    if (r.ok()) {
-      reply.Send(*r);
-    } else {
-      reply.Fail(std::move(r).status());
-    }
-  });
+  std::move(future).OnCompleteInline(
+      [reply = std::move(reply)](troupe::Result<int64_t>&& r) mutable { reply.Complete(std::move(r)); });
 }
 
 }  // namespace
@@ -178,20 +173,25 @@ void Counter::SettleApplied() {
 void Counter::Reconcile(Stored current) {
   durable_ = std::move(current);
   SettleApplied();
-  if (inflight_ && HasTag(durable_, inflight_->tag)) {
-    // It was applied (its answer was lost): what it included is settled.
-    for (const std::string& tag : inflight_->includes) {
-      std::erase_if(unsure_, [&](const UnsureWrite& u) { return u.tag == tag; });
-    }
-    for (troupe::Reply<int64_t>& r : inflight_->acks) r.Send(durable_.count);
-    inflight_.reset();
-  }
+  // Applied, its answer lost.
+  if (inflight_ && HasTag(durable_, inflight_->tag)) Kept();
   AnswerWaiters();
   if (inflight_) {
     Send();  // again, over what the store holds now
   } else {
     Flush();
   }
+}
+
+// The write in flight is in the store (durable_ has it): the carried
+// writes it included are settled with it, and the Adds it carried are
+// answered.
+void Counter::Kept() {
+  for (const std::string& tag : inflight_->includes) {
+    std::erase_if(unsure_, [&](const UnsureWrite& u) { return u.tag == tag; });
+  }
+  for (troupe::Reply<int64_t>& r : inflight_->acks) r.Send(durable_.count);
+  inflight_.reset();
 }
 
 void Counter::Flush() {
@@ -243,12 +243,8 @@ void Counter::Send() {
       Reconcile(std::move(saved->current));  // another write came first
       return;
     }
-    for (const std::string& tag : inflight_->includes) {
-      std::erase_if(unsure_, [&](const UnsureWrite& u) { return u.tag == tag; });
-    }
     durable_ = std::move(saved->current);
-    for (troupe::Reply<int64_t>& r : inflight_->acks) r.Send(durable_.count);
-    inflight_.reset();
+    Kept();
     AnswerWaiters();
     Flush();
   });

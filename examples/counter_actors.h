@@ -97,6 +97,7 @@ struct Counter : troupe::Actor<Counter> {
   void Load();
   void SettleApplied();
   void Reconcile(Stored current);
+  void Kept();
   void Flush();
   void Send();
   void Retry();

@@ -208,16 +208,15 @@ troupe::cluster::EntityOptions CounterOptions() {
 // Waits (polling, at most `timeout`) until `listed` members, every one of
 // the static list, are up in this node's view.
 bool AllListedUp(const troupe::cluster::Cluster& cluster, size_t listed, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  for (int attempt = 0; attempt < 100000; ++attempt) {
-    const troupe::cluster::MembershipView view = cluster.view();
-    const bool all = std::all_of(view.members.begin(), view.members.end(), [](const troupe::cluster::Member& m) {
-      return m.state == troupe::cluster::MemberState::kUp;
-    });
-    if ((all && view.members.size() == listed) || absl::Now() >= deadline) return all && view.members.size() == listed;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  return false;
+  return counter::PollUntil(
+      [&] {
+        const troupe::cluster::MembershipView view = cluster.view();
+        return view.members.size() == listed &&
+               std::all_of(view.members.begin(), view.members.end(), [](const troupe::cluster::Member& m) {
+                 return m.state == troupe::cluster::MemberState::kUp;
+               });
+      },
+      timeout, absl::Milliseconds(20));
 }
 
 // A node: a member of the cluster --cluster describes, hosting Counters and

@@ -164,29 +164,38 @@ Discovery Discover(troupe::Node& node, const std::vector<std::string>& seeds, co
   return out;
 }
 
+bool PollUntil(absl::FunctionRef<bool()> done, absl::Duration timeout, absl::Duration interval) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!done()) {
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(std::min(interval, Left(deadline)));
+  }
+  return true;
+}
+
 bool AwaitAgreement(std::vector<KnownMember>& cluster, absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   absl::flat_hash_set<std::string> names;
   for (const KnownMember& m : cluster) names.insert(m.info.node);
-  for (int attempt = 0;; ++attempt) {
-    bool agree = true;
-    std::vector<absl::StatusOr<NodeInfo>> infos = DescribeAll(cluster, deadline);
-    for (size_t i = 0; i < cluster.size(); ++i) {
-      if (!infos[i].ok()) {
-        agree = false;
-        continue;
-      }
-      cluster[i].info = *std::move(infos[i]);
-      size_t up = 0;
-      for (const MemberInfo& m : cluster[i].info.members) {
-        if (m.state == "up" && names.contains(m.node)) ++up;
-      }
-      if (!cluster[i].info.hosting || up != names.size()) agree = false;
-    }
-    if (agree) return true;
-    if (absl::Now() >= deadline || attempt > 100000) return false;
-    absl::SleepFor(std::min(absl::Milliseconds(50), Left(deadline)));
-  }
+  return PollUntil(
+      [&] {
+        bool agree = true;
+        std::vector<absl::StatusOr<NodeInfo>> infos = DescribeAll(cluster, deadline);
+        for (size_t i = 0; i < cluster.size(); ++i) {
+          if (!infos[i].ok()) {
+            agree = false;
+            continue;
+          }
+          cluster[i].info = *std::move(infos[i]);
+          size_t up = 0;
+          for (const MemberInfo& m : cluster[i].info.members) {
+            if (m.state == "up" && names.contains(m.node)) ++up;
+          }
+          if (!cluster[i].info.hosting || up != names.size()) agree = false;
+        }
+        return agree;
+      },
+      timeout, absl::Milliseconds(50));
 }
 
 bool RunWorkload(troupe::ActorSystem& sys, const std::vector<KnownMember>& cluster, const WorkloadOptions& o) {

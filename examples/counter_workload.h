@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/time/time.h"
 #include "actors/actor_system.h"
 #include "examples/counter_actors.h"
@@ -52,6 +53,10 @@ struct Discovery {
 // to 256 nodes.
 Discovery Discover(troupe::Node& node, const std::vector<std::string>& seeds, const troupe::Ref<Service>& self,
                    absl::Duration timeout);
+
+// Calls `done` every `interval` until it returns true (true) or `timeout`
+// has passed (false). For waits on a remote state that sends no event.
+bool PollUntil(absl::FunctionRef<bool()> done, absl::Duration timeout, absl::Duration interval);
 
 // Describes `cluster` again (at most every 50 ms) until every node hosts
 // and sees every other one of them up, or `timeout` passes. True if so;
