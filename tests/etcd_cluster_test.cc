@@ -36,31 +36,20 @@ class EtcdCluster : public NodeProcesses {
   void StartThree(absl::Duration ttl) {
     const std::vector<std::string> at = FreeAddresses(3);
     ASSERT_EQ(at.size(), 3u);
+    const std::vector<std::string> flags = {"--lease_ttl=" + absl::FormatDuration(ttl)};
+    std::vector<ChildProcess*> n =
+        StartCluster({"node-1", "node-2", "node-3"}, at, "etcd://" + etcd_.client_address(), {flags, flags, flags});
     for (int i = 0; i < 3; ++i) {
       address_[i] = at[i];
-      node_[i] = StartNode(i, ttl);
+      node_[i] = n[i];
       ASSERT_NE(node_[i], nullptr);
     }
-    for (ChildProcess* p : node_) ASSERT_TRUE(Ready(p));
   }
 
+  // Node i again, at its address.
   ChildProcess* StartNode(int i, absl::Duration ttl) {
     return StartCounterNode(absl::StrCat("node-", i + 1), address_[i], "etcd://" + etcd_.client_address(),
                             {"--lease_ttl=" + absl::FormatDuration(ttl)});
-  }
-
-  // A workload through node-1 that must verify exactly over all three.
-  void ExpectWorkloadVerifies(const std::string& name) {
-    ChildProcess* client = StartCounterClient(name, address_[0], {"--increments=300", "--keys=30"});
-    EXPECT_NE(Line(client, "workload: 3 clients (1 on each of 3 nodes)"), "");
-    EXPECT_NE(Line(client, "verified: 30 keys read back, each as expected (30..30); they sum to 900 = 900 sent"), "");
-    EXPECT_TRUE(ExitsCleanly(client));
-  }
-
-  // True if `p` prints a line containing `needle` (from line `from` on)
-  // before `deadline`.
-  static bool Prints(ChildProcess* p, const std::string& needle, absl::Time deadline, size_t from = 0) {
-    return p->WaitForLine(needle, deadline, from).ok();
   }
 
   void StopAll(const std::vector<ChildProcess*>& nodes) {
@@ -123,7 +112,7 @@ TEST_F(EtcdCluster, AKilledMemberIsRemovedWithinTheTtlAndNoAcknowledgedIncrement
   // node, address, hosting, entities, moved in, out, increments, msgs in, msgs out.
   ASSERT_EQ(row.size(), 9u);
   EXPECT_NE(row[4], "0") << "the restarted node-3 took no shard over by handoff";
-  ExpectWorkloadVerifies("check");
+  ExpectWorkloadVerifies("check", address_[0], 3);
   StopAll({node_[0], node_[1], again});
 }
 
@@ -145,7 +134,7 @@ TEST_F(EtcdCluster, AMemberStoppedPastItsLeaseStopsHostingAndRejoinsAsANewIncarn
   EXPECT_TRUE(Prints(node_[1], "node-2: not hosting entities: ", absl::Now() + kWait, from2));
   EXPECT_TRUE(Prints(node_[1], "node-2: hosting entities: ", absl::Now() + kWait, from2));
   EXPECT_TRUE(Prints(node_[0], "node-1: member node-2 joining -> up", absl::Now() + kWait, from1));
-  ExpectWorkloadVerifies("check");
+  ExpectWorkloadVerifies("check", address_[0], 3);
   StopAll({node_[0], node_[1], node_[2]});
 }
 

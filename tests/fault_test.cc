@@ -49,7 +49,7 @@ class Faults : public NodeProcesses {
   void StartThree() {
     const std::vector<std::string> at = FreeAddresses(3);
     ASSERT_EQ(at.size(), 3u);
-    std::vector<ChildProcess*> n = StartCluster({"node-1", "node-2", "node-3"}, at, at, {});
+    std::vector<ChildProcess*> n = StartCluster({"node-1", "node-2", "node-3"}, at, StaticCluster(at), {});
     for (int i = 0; i < 3; ++i) {
       node_[i] = n[i];
       address_[i] = at[i];
@@ -63,28 +63,6 @@ class Faults : public NodeProcesses {
     }
   }
 
-  // A client-only counter_service run through `peer`, with `flags`.
-  ChildProcess* Client(const std::string& name, const std::string& peer, const std::vector<std::string>& flags) {
-    return StartCounterClient(name, peer, flags);
-  }
-
-  // A workload through `peer` that must verify across `nodes` nodes.
-  void ExpectWorkloadVerifies(const std::string& name, const std::string& peer, int nodes) {
-    ChildProcess* client = Client(name, peer, {"--increments=300", "--keys=30"});
-    EXPECT_NE(Line(client, absl::StrCat("workload: ", nodes, " clients (1 on each of ", nodes, " nodes)")), "");
-    // 300 increments over 30 keys from a client on each node: 10 x nodes a key.
-    EXPECT_NE(Line(client, absl::StrCat("verified: 30 keys read back, each as expected (", 10 * nodes, "..",
-                                        10 * nodes, "); they sum to ", 300 * nodes, " = ", 300 * nodes, " sent")),
-              "");
-    EXPECT_TRUE(ExitsCleanly(client));
-  }
-
-  // True if `p` prints a line containing `needle` (from line `from` on)
-  // before `deadline`.
-  static bool Prints(ChildProcess* p, const std::string& needle, absl::Time deadline, size_t from = 0) {
-    return p->WaitForLine(needle, deadline, from).ok();
-  }
-
   ChildProcess* node_[3] = {nullptr, nullptr, nullptr};
   std::string address_[3];
 };
@@ -95,7 +73,7 @@ class Faults : public NodeProcesses {
 TEST_F(Faults, ARestartedNodeRejoinsAsANewIncarnationAndStaysJoined) {
   ASSERT_NO_FATAL_FAILURE(StartThree());
   // One increment every 2 ms from a client on each node, about 8 s.
-  ChildProcess* sender = Client("sender", address_[0], {"--increments=4000", "--keys=100", "--pace=2ms",
+  ChildProcess* sender = StartCounterClient("sender", address_[0], {"--increments=4000", "--keys=100", "--pace=2ms",
                                                         "--timeout=20s", "--tell_only", "--ask_every=0"});
   EXPECT_NE(Line(sender, "workload: 3 clients (1 on each of 3 nodes)"), "");
 
@@ -196,7 +174,7 @@ TEST_F(Faults, ANodeStoppedPastTheHeartbeatTimeoutIsReachableAgainSoonAfterItCon
                                              "node-3 sees: node-1, node-2"};
   std::vector<std::string> seen;
   for (int i = 0; i < 20 && seen != everyone && (i == 0 || absl::Now() < healed_by); ++i) {
-    ChildProcess* report = Client(absl::StrCat("report-", i), address_[2], {"--report", "--timeout=2s"});
+    ChildProcess* report = StartCounterClient(absl::StrCat("report-", i), address_[2], {"--report", "--timeout=2s"});
     Ended(report);
     seen = Sightings(report);
   }
@@ -239,7 +217,7 @@ TEST_F(Faults, AThousandStrangersAnnouncingHugeFramesCostANodeLittleMemory) {
   EXPECT_TRUE(watch(hostile, "hostile: 1000 connections open")) << "VmRSS " << before << " -> " << most << " KiB";
 
   // A workload through node-1 during the attack, over all three nodes.
-  ChildProcess* client = Client("check", address_[0], {"--increments=300", "--keys=30"});
+  ChildProcess* client = StartCounterClient("check", address_[0], {"--increments=300", "--keys=30"});
   EXPECT_TRUE(watch(client, "verified: 30 keys read back, each as expected (30..30); they sum to 900 = 900 sent"))
       << "VmRSS " << before << " -> " << most << " KiB";
   EXPECT_TRUE(ExitsCleanly(client));

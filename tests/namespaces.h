@@ -63,7 +63,6 @@ class Namespaces : public NodeProcesses {
     for (int i = 0; i < 3; ++i) {
       std::vector<std::string> flags = {"--advertise=" + at[i]};
       flags.insert(flags.end(), every.begin(), every.end());
-      if (!etcd.empty()) flags.push_back("--cluster=etcd://" + etcd);
       if (i == 2) flags.insert(flags.end(), c_flags.begin(), c_flags.end());
       if (!tls_dir.empty()) {
         std::vector<std::string> tls = TlsFlags(tls_dir, names[i]);
@@ -73,7 +72,8 @@ class Namespaces : public NodeProcesses {
       prefixes.push_back(In(i));
     }
     std::vector<ChildProcess*> n =
-        StartCluster({"a", "b", "c"}, {"0.0.0.0:7000", "0.0.0.0:7000", "0.0.0.0:7000"}, at, extra, prefixes);
+        StartCluster({"a", "b", "c"}, {"0.0.0.0:7000", "0.0.0.0:7000", "0.0.0.0:7000"},
+                     etcd.empty() ? StaticCluster(at) : "etcd://" + etcd, extra, prefixes);
     *a = n[0];
     *b = n[1];
     *c = n[2];

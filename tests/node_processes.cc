@@ -76,17 +76,34 @@ NodeProcesses::ChildProcess* NodeProcesses::StartCounterNode(const std::string& 
 }
 
 std::vector<NodeProcesses::ChildProcess*> NodeProcesses::StartCluster(
-    const std::vector<std::string>& names, const std::vector<std::string>& addresses,
-    const std::vector<std::string>& listed, const std::vector<std::vector<std::string>>& extra,
-    const std::vector<std::vector<std::string>>& prefixes) {
+    const std::vector<std::string>& names, const std::vector<std::string>& addresses, const std::string& cluster,
+    const std::vector<std::vector<std::string>>& extra, const std::vector<std::vector<std::string>>& prefixes) {
   std::vector<ChildProcess*> out;
   for (size_t i = 0; i < names.size(); ++i) {
-    out.push_back(StartCounterNode(names[i], addresses[i], StaticCluster(listed),
+    out.push_back(StartCounterNode(names[i], addresses[i], cluster,
                                    i < extra.size() ? extra[i] : std::vector<std::string>{},
                                    i < prefixes.size() ? prefixes[i] : std::vector<std::string>{}));
   }
   for (ChildProcess* p : out) EXPECT_TRUE(Ready(p)) << (p != nullptr ? p->name() : "a node") << " is not ready";
   return out;
+}
+
+void NodeProcesses::ExpectWorkloadVerifies(const std::string& name, const std::string& peer, int nodes,
+                                           const std::vector<std::string>& prefix) {
+  ChildProcess* client = StartCounterClient(name, peer, {"--increments=300", "--keys=30"}, prefix);
+  EXPECT_NE(Line(client, "workload: " + std::to_string(nodes) + " clients (1 on each of " + std::to_string(nodes) +
+                             " nodes)"),
+            "");
+  // 300 increments over 30 keys from a client on each node: 10 x nodes a key.
+  const std::string each = std::to_string(10 * nodes), sum = std::to_string(300 * nodes);
+  EXPECT_NE(Line(client, "verified: 30 keys read back, each as expected (" + each + ".." + each + "); they sum to " +
+                             sum + " = " + sum + " sent"),
+            "");
+  EXPECT_TRUE(ExitsCleanly(client));
+}
+
+bool NodeProcesses::Prints(ChildProcess* p, const std::string& needle, absl::Time deadline, size_t from) {
+  return p != nullptr && p->WaitForLine(needle, deadline, from).ok();
 }
 
 bool NodeProcesses::Ready(ChildProcess* p) { return p != nullptr && !Line(p, p->name() + ": ready").empty(); }

@@ -65,15 +65,24 @@ class NodeProcesses : public ::testing::Test {
   ChildProcess* StartCounterNode(const std::string& name, const std::string& listen, const std::string& cluster,
                                  const std::vector<std::string>& extra, const std::vector<std::string>& prefix = {});
 
-  // Counter nodes `names` at `addresses` (one each), members of the static
-  // cluster `listed` (every member's address); node i gets `extra[i]` and
-  // runs behind `prefixes[i]`, if given. Each is ready (hosts entities) when
-  // this returns, or the test has failed.
+  // Counter nodes `names` at `addresses` (one each), members of the
+  // cluster `cluster` (a --cluster value, as StartCounterNode's); node i
+  // gets `extra[i]` and runs behind `prefixes[i]`, if given. Each is ready
+  // (hosts entities) when this returns, or the test has failed.
   std::vector<ChildProcess*> StartCluster(const std::vector<std::string>& names,
-                                          const std::vector<std::string>& addresses,
-                                          const std::vector<std::string>& listed,
+                                          const std::vector<std::string>& addresses, const std::string& cluster,
                                           const std::vector<std::vector<std::string>>& extra,
                                           const std::vector<std::vector<std::string>>& prefixes = {});
+
+  // A counter_service client through `peer` (behind `prefix`) whose
+  // workload, a client on each of `nodes` nodes sending 300 increments
+  // over 30 keys, must verify; and it exits cleanly.
+  void ExpectWorkloadVerifies(const std::string& name, const std::string& peer, int nodes,
+                              const std::vector<std::string>& prefix = {});
+
+  // True if `p` prints a line containing `needle` (from line `from` on)
+  // before `deadline`; no test failure either way.
+  static bool Prints(ChildProcess* p, const std::string& needle, absl::Time deadline, size_t from = 0);
 
   // Waits for `p`'s "<name>: ready" line: true if it comes.
   static bool Ready(ChildProcess* p);
