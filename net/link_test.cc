@@ -153,8 +153,9 @@ TEST(Link, AMessageOfATypeTheActorDoesNotAcceptIsRefusedAloneNamingBothTypes) {
   Ref<Counter> counter = b.Lookup<Counter>(address, "counter").Wait(kWait).value();
   Promise<std::string> mute_down, counter_down;
   Future<std::string> mute_down_f = mute_down.GetFuture(), counter_down_f = counter_down.GetFuture();
-  b_sys.Spawn<Watcher>(std::move(mute_down)).Tell(ActorRef(mute));
-  b_sys.Spawn<Watcher>(std::move(counter_down)).Tell(ActorRef(counter));
+  ASSERT_TRUE(b_sys.Spawn<Watcher>(std::move(mute_down)).Ask(Watch{.target = ActorRef(mute)}, kWait).Wait(kWait).ok());
+  ASSERT_TRUE(
+      b_sys.Spawn<Watcher>(std::move(counter_down)).Ask(Watch{.target = ActorRef(counter)}, kWait).Wait(kWait).ok());
   const std::string expected =
       "troupe::nettest::Mute accepts no messages from other nodes; add troupe::nettest::Get to `using Remote = "
       "troupe::Accepts<...>` in troupe::nettest::Mute";

@@ -142,7 +142,7 @@ TEST_F(TwoNodes, MonitoringARemoteActorDeliversDownWhenItStops) {
   Future<std::string> down_f = down.GetFuture();
   Ref<Counter> remote = LookupCounter();
   Ref<Watcher> watcher = b_sys_.Spawn<Watcher>(std::move(down));
-  watcher.Tell(ActorRef(remote));
+  ASSERT_TRUE(watcher.Ask(Watch{.target = ActorRef(remote)}, kWait).Wait(kWait).ok());
   ASSERT_EQ(remote.Ask(Get{}, kWait).Wait(kWait).value(), 0);  // the watch frame went first
   remote.Tell(Quit{});
   EXPECT_EQ(down_f.Wait(kWait).value(), "OK");  // a normal stop

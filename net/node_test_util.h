@@ -103,11 +103,20 @@ struct Sequencer : Actor<Sequencer> {
   int64_t total = 0, out_of_order = 0;
 };
 
-// Monitors the actor it is told, and completes `down` with the Down's
+// Asked of a Watcher: monitor `target`. The answer comes once the watch
+// request is queued ahead of anything the asker sends `target` afterwards.
+struct Watch {
+  ActorRef target;
+};
+
+// Monitors the actor it is asked to, and completes `down` with the Down's
 // reason (as text: "OK" for a normal stop).
 struct Watcher : Actor<Watcher> {
   explicit Watcher(Promise<std::string> down) : down(std::move(down)) {}
-  void On(const ActorRef& target) { Monitor(target); }
+  bool On(const Watch& w) {
+    Monitor(w.target);
+    return true;
+  }
   void On(const Down& d) { down.SetValue(d.reason.ToString()); }
   Promise<std::string> down;
 };

@@ -76,8 +76,8 @@ TEST(TlsNodes, ThreeNodesTellAskPassRefsMonitorAndSpawnOverTls) {
   Promise<std::string> down;
   Future<std::string> down_f = down.GetFuture();
   Ref<Watcher> watcher = b_sys.system.Spawn<Watcher>(std::move(down));
-  watcher.Tell(ActorRef(spawned));
-  ASSERT_EQ(spawned.Ask(Get{}, kWait).Wait(kWait).value(), 10);
+  ASSERT_TRUE(watcher.Ask(Watch{.target = ActorRef(spawned)}, kWait).Wait(kWait).ok());
+  ASSERT_EQ(spawned.Ask(Get{}, kWait).Wait(kWait).value(), 10);  // after the watch frame, on the same link
   spawned.Tell(Quit{});
   EXPECT_EQ(down_f.Wait(kWait).value(), "OK");
 
