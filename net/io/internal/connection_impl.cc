@@ -79,6 +79,8 @@ void ConnectionImpl::StartAccepted(const std::shared_ptr<IoThread>& thread, Uniq
       connection->Fail(std::move(s), /*socket_dead=*/true);
       return;
     }
+  } else {
+    connection->OpenDirect();
   }
   connection->UpdateDeadline();
 }
@@ -140,6 +142,7 @@ void ConnectionImpl::CompleteConnect() {
   thread_->shared()->connected.fetch_add(1, std::memory_order_relaxed);
   idle_deadline_ = After(options_.idle_timeout);
   UpdateDeadline();
+  if (!tls) OpenDirect();
   Reactor::ConnectFn done = std::move(connect_done_);
   connect_done_ = nullptr;
   // Frames may be sent from here on (with TLS they wait for its
@@ -147,6 +150,11 @@ void ConnectionImpl::CompleteConnect() {
   std::shared_ptr<ConnectionImpl> keep = self();
   CallDone(done, std::static_pointer_cast<Connection>(keep), *thread_->shared());
   if (tls && !finished_ && !closing_started_) ContinueTlsHandshake();  // the ClientHello
+}
+
+void ConnectionImpl::OpenDirect() {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  direct_open_ = true;
 }
 
 void ConnectionImpl::FailConnect(absl::Status reason) {
@@ -184,11 +192,13 @@ void ConnectionImpl::Close(absl::Status reason) {
 ConnectionStats ConnectionImpl::stats() const {
   ConnectionStats s;
   s.frames_in = frames_in_.load(std::memory_order_relaxed);
-  s.frames_out = frames_out_.load(std::memory_order_relaxed);
-  s.control_frames_out = control_frames_out_.load(std::memory_order_relaxed);
+  s.frames_out = frames_out_.load(std::memory_order_relaxed) + direct_frames_out_.load(std::memory_order_relaxed);
+  s.control_frames_out =
+      control_frames_out_.load(std::memory_order_relaxed) + direct_control_frames_out_.load(std::memory_order_relaxed);
   s.bytes_in = bytes_in_.load(std::memory_order_relaxed);
-  s.bytes_out = bytes_out_.load(std::memory_order_relaxed);
+  s.bytes_out = bytes_out_.load(std::memory_order_relaxed) + direct_bytes_out_.load(std::memory_order_relaxed);
   s.writev_calls = writev_calls_.load(std::memory_order_relaxed);
+  s.direct_writes = direct_writes_.load(std::memory_order_relaxed);
   s.rejected_sends = rejected_sends_.load(std::memory_order_relaxed);
   return s;
 }
@@ -397,9 +407,15 @@ void ConnectionImpl::Finish() {
   std::shared_ptr<ConnectionImpl> keep = self();  // Remove drops the thread's reference
   thread_->Remove(id_, fd_.get());
   registered_ = false;
-  if (fd_.valid()) {
-    shutdown(fd_.get(), SHUT_RDWR);
-    fd_.Reset();
+  {
+    // Under write_mu_: a sender writing directly holds it (see "Writing
+    // from the sender").
+    std::lock_guard<std::mutex> lock(write_mu_);
+    direct_open_ = false;
+    if (fd_.valid()) {
+      shutdown(fd_.get(), SHUT_RDWR);
+      fd_.Reset();
+    }
   }
   const size_t dropped = DropQueued();
   thread_->shared()->closed.fetch_add(1, std::memory_order_relaxed);

@@ -53,6 +53,46 @@ absl::Status ConnectionImpl::Push(Lane& lane, OutFrame frame) {
   return absl::OkStatus();
 }
 
+absl::Status ConnectionImpl::Submit(Lane& lane, OutFrame frame, size_t queued) {
+  // Relaxed: a hint (see "Memory ordering"); the clock is the vDSO's.
+  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+  const int64_t previous = last_send_ns_.load(std::memory_order_relaxed);
+  last_send_ns_.store(now, std::memory_order_relaxed);
+  if (queued == 0 && now - previous >= kDirectAfterNs && TryWriteDirect(lane, frame)) return absl::OkStatus();
+  return Push(lane, std::move(frame));
+}
+
+bool ConnectionImpl::TryWriteDirect(Lane& lane, OutFrame& frame) {
+  Lane& other = &lane == &data_ ? control_ : data_;
+  if (other.queued_bytes.load(std::memory_order_relaxed) != 0 || thread_->OnThisThread()) return false;
+  std::unique_lock<std::mutex> lock(write_mu_, std::try_to_lock);
+  if (!lock.owns_lock() || !direct_open_ || io_partial_ || !remainder_.empty()) return false;
+  const absl::Span<const uint8_t> bytes = frame.bytes();
+  ssize_t n = send(fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  Bump(direct_writes_);
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return false;  // the I/O thread meets it
+    n = 0;
+  }
+  const size_t written = static_cast<size_t>(n);
+  Bump(direct_bytes_out_, written);
+  if (written == bytes.size()) {
+    Bump(direct_frames_out_);
+    if (&lane == &control_) Bump(direct_control_frames_out_);
+    lane.queued_bytes.fetch_sub(bytes.size(), std::memory_order_relaxed);
+    lock.unlock();
+    frame = OutFrame();  // freed here, on the thread that made it
+    if (&lane == &data_) RunWaitersFromSender();
+    return true;
+  }
+  remainder_ = std::move(frame);
+  remainder_written_ = written;
+  remainder_lane_ = &lane;
+  lock.unlock();
+  ScheduleFlush();
+  return true;
+}
+
 absl::Status ConnectionImpl::Send(OutFrame frame) {
   if (absl::Status s = CheckSendable(frame, "Send"); !s.ok()) return s;
   const size_t size = frame.bytes().size();
@@ -65,7 +105,7 @@ absl::Status ConnectionImpl::Send(OutFrame frame) {
                                                      " bytes queued, frame of ", size, " bytes, limit ", limit,
                                                      " bytes (the peer reads too slowly)"));
   }
-  return Push(data_, std::move(frame));
+  return Submit(data_, std::move(frame), queued);
 }
 
 absl::Status ConnectionImpl::SendOrClose(Lane& lane, OutFrame frame, size_t limit, const char* what) {
@@ -80,7 +120,7 @@ absl::Status ConnectionImpl::SendOrClose(Lane& lane, OutFrame frame, size_t limi
     Close(absl::ResourceExhaustedError(message));
     return absl::ResourceExhaustedError(message);
   }
-  return Push(lane, std::move(frame));
+  return Submit(lane, std::move(frame), queued);
 }
 
 absl::Status ConnectionImpl::SendReserved(OutFrame frame) {
@@ -105,6 +145,15 @@ void ConnectionImpl::WhenQueuedAtMost(size_t bytes, absl::AnyInvocable<void() &&
     }
   }
   CallWaiter(std::move(callback));
+}
+
+void ConnectionImpl::RunWaitersFromSender() {
+  {
+    std::lock_guard<std::mutex> lock(waiters_mu_);
+    if (waiters_.empty()) return;
+  }
+  // Waiters run on the I/O thread (see WhenQueuedAtMost).
+  thread_->Post([self = self()]() { self->RunWaiters(/*closing=*/false); });
 }
 
 void ConnectionImpl::CallWaiter(absl::AnyInvocable<void() &&> callback) const {
@@ -228,6 +277,21 @@ bool ConnectionImpl::Advance(size_t written) {
   return data_.head != data_head;
 }
 
+void ConnectionImpl::TakeRemainder() {
+  if (remainder_.empty()) return;
+  Lane& lane = *remainder_lane_;
+  // Nothing of the lane is partly written (a direct write needs that), so
+  // the rest goes first: the head of its lane, as the partial frame.
+  lane.pending.insert(lane.pending.begin() + static_cast<std::ptrdiff_t>(lane.head),
+                      Queued{0, std::move(remainder_)});
+  remainder_ = OutFrame();
+  partial_ = &lane;
+  head_written_ = remainder_written_;
+  remainder_written_ = 0;
+  remainder_lane_ = nullptr;
+  io_partial_ = true;
+}
+
 bool ConnectionImpl::RefillLanes() {
   // Control first: frames sent to it since the last write go out ahead of
   // every data frame not yet begun.
@@ -260,6 +324,10 @@ void ConnectionImpl::Flush(bool writable) {
   if (!writable && (interest_ & EPOLLOUT) != 0) return;  // the socket is full; EPOLLOUT resumes
   iovec* const iov = thread_->iov();
   for (int round = 0; round < kMaxWritevPerFlush; ++round) {
+    {
+      std::lock_guard<std::mutex> lock(write_mu_);
+      TakeRemainder();
+    }
     if (!RefillLanes()) {
       AllWritten();
       return;
@@ -271,18 +339,29 @@ void ConnectionImpl::Flush(bool writable) {
     msghdr message{};
     message.msg_iov = iov;
     message.msg_iovlen = static_cast<size_t>(count);
-    const ssize_t n = sendmsg(fd_.get(), &message, MSG_NOSIGNAL);
+    ssize_t n = 0;
+    int error = 0;
+    bool freed = false;
+    {
+      // With the accounting, so that a sender sees a partly written frame
+      // (see "Writing from the sender").
+      std::lock_guard<std::mutex> lock(write_mu_);
+      n = sendmsg(fd_.get(), &message, MSG_NOSIGNAL);
+      error = errno;
+      if (n > 0) freed = Advance(static_cast<size_t>(n));
+      io_partial_ = partial_ != nullptr;
+    }
     Bump(writev_calls_);
     if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      if (error == EINTR) continue;
+      if (error == EAGAIN || error == EWOULDBLOCK) {
         SetInterest(interest_ | EPOLLOUT);
         return;
       }
-      Fail(absl::UnavailableError(absl::StrCat("write: ", ErrnoMessage(errno))), /*socket_dead=*/true);
+      Fail(absl::UnavailableError(absl::StrCat("write: ", ErrnoMessage(error))), /*socket_dead=*/true);
       return;
     }
-    if (Advance(static_cast<size_t>(n))) RunWaiters(/*closing=*/false);
+    if (freed) RunWaiters(/*closing=*/false);
     if (static_cast<size_t>(n) < total) {
       // The socket buffer is full: wait for room instead of a writev that
       // would fail with EAGAIN.
@@ -319,7 +398,19 @@ size_t ConnectionImpl::DropLane(Lane& lane) {
 size_t ConnectionImpl::DropQueued() {
   partial_ = nullptr;
   head_written_ = 0;
-  return DropLane(control_) + DropLane(data_);
+  size_t dropped = 0;
+  {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    io_partial_ = false;
+    if (!remainder_.empty()) {
+      remainder_lane_->queued_bytes.fetch_sub(remainder_.bytes().size(), std::memory_order_relaxed);
+      remainder_ = OutFrame();
+      remainder_lane_ = nullptr;
+      remainder_written_ = 0;
+      ++dropped;
+    }
+  }
+  return dropped + DropLane(control_) + DropLane(data_);
 }
 
 }  // namespace troupe::net::internal

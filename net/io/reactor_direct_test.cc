@@ -1,0 +1,241 @@
+// Writing from the sending thread (reactor.h, "Outbound"): a send that finds
+// its connection idle writes the frame itself; what a non-blocking send
+// cannot take is finished by the I/O thread before anything else. These
+// tests check that frames so written arrive whole, in order, and are
+// counted, including when the socket fills mid-frame and when the
+// connection closes under concurrent senders.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <latch>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "gtest/gtest.h"
+#include "net/io/reactor.h"
+#include "net/io/reactor_test_util.h"
+
+namespace troupe::net::testing {
+namespace {
+
+// True if `payload` is what NumberedFrame(FrameNumber(payload), size) holds.
+bool Intact(const Bytes& payload) {
+  if (payload.size() < 8) return false;
+  const Bytes rest = Pattern(payload.size() - 8, FrameNumber(payload));
+  return std::memcmp(payload.data() + 8, rest.data(), rest.size()) == 0;
+}
+
+// Spins (no sleep: the point is a gap longer than the stream threshold,
+// not synchronisation) for `us` microseconds.
+void Pause(int us) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
+  while (std::chrono::steady_clock::now() < until) {
+  }
+}
+
+TEST(ReactorDirect, ALoneSendFromAnotherThreadIsWrittenByThatThread) {
+  TestLog log;
+  Reactor server_reactor(LoggedReactorOptions(log, 1, "server"));
+  Reactor client_reactor(LoggedReactorOptions(log, 1, "client"));
+  TestServer server(server_reactor, {});
+  auto connection = ConnectAndWait(client_reactor, server.address(), {}, std::make_shared<RecordingHandler>());
+  ASSERT_TRUE(connection.ok()) << connection.status();
+  ASSERT_TRUE((*connection)->Send(NumberedFrame(7, 64)).ok());
+  ASSERT_TRUE(server.WaitForAccepted(0));
+  ASSERT_TRUE(server.handler(0)->WaitForFrames(1));
+  const ConnectionStats stats = (*connection)->stats();
+  EXPECT_EQ(stats.direct_writes, 1u);
+  EXPECT_EQ(stats.writev_calls, 0u);  // the I/O thread wrote nothing
+  EXPECT_EQ(stats.frames_out, 1u);
+  EXPECT_EQ(stats.bytes_out, 68u);
+  EXPECT_EQ((*connection)->outbound_bytes(), 0u);
+  EXPECT_EQ(FrameNumber(server.handler(0)->frames()[0]), 7u);
+}
+
+TEST(ReactorDirect, AControlFrameFromAnotherThreadIsWrittenByThatThreadAndCounted) {
+  TestLog log;
+  Reactor server_reactor(LoggedReactorOptions(log, 1, "server"));
+  Reactor client_reactor(LoggedReactorOptions(log, 1, "client"));
+  TestServer server(server_reactor, {});
+  auto connection = ConnectAndWait(client_reactor, server.address(), {}, std::make_shared<RecordingHandler>());
+  ASSERT_TRUE(connection.ok()) << connection.status();
+  ASSERT_TRUE((*connection)->SendControl(NumberedFrame(9, 16)).ok());
+  ASSERT_TRUE(server.WaitForAccepted(0));
+  ASSERT_TRUE(server.handler(0)->WaitForFrames(1));
+  const ConnectionStats stats = (*connection)->stats();
+  EXPECT_EQ(stats.direct_writes, 1u);
+  EXPECT_EQ(stats.control_frames_out, 1u);
+  EXPECT_EQ(stats.frames_out, 1u);
+}
+
+// A frame far larger than both socket buffers: the sender's one
+// non-blocking send writes part of it, the I/O thread the rest, and the
+// frames sent after it (from the same thread, so after it in order) follow
+// it whole.
+TEST(ReactorDirect, AFramePartlyWrittenByTheSenderIsFinishedFirstByTheIoThread) {
+  TestLog log;
+  Reactor server_reactor(LoggedReactorOptions(log, 1, "server"));
+  Reactor client_reactor(LoggedReactorOptions(log, 1, "client"));
+  ConnectionOptions small;
+  small.send_buffer_bytes = 32 << 10;
+  small.receive_buffer_bytes = 32 << 10;
+  TestServer server(server_reactor, small);
+  auto connection = ConnectAndWait(client_reactor, server.address(), small, std::make_shared<RecordingHandler>());
+  ASSERT_TRUE(connection.ok()) << connection.status();
+  constexpr size_t kBig = size_t{4} << 20;
+  ASSERT_TRUE((*connection)->Send(NumberedFrame(0, kBig)).ok());
+  EXPECT_EQ((*connection)->stats().direct_writes, 1u);
+  EXPECT_LT((*connection)->stats().bytes_out, kBig) << "the socket took the whole frame: nothing left to test";
+  EXPECT_GT((*connection)->outbound_bytes(), 0u);  // the rest, still counted against the bound
+  constexpr uint64_t kSmall = 200;
+  for (uint64_t i = 1; i <= kSmall; ++i) ASSERT_TRUE((*connection)->Send(NumberedFrame(i, 24)).ok());
+  ASSERT_TRUE(server.WaitForAccepted(0));
+  std::shared_ptr<RecordingHandler> received = server.handler(0);
+  ASSERT_TRUE(received->WaitForFrames(kSmall + 1))
+      << received->frame_count() << " frames; sender: " << (*connection)->stats().bytes_out << " bytes out in "
+      << (*connection)->stats().writev_calls << " writes, " << (*connection)->outbound_bytes() << " queued; receiver: " << server.connection(0)->stats().bytes_in
+      << " bytes in";
+  const std::vector<Bytes> frames = received->frames();
+  ASSERT_EQ(frames.size(), kSmall + 1);
+  for (uint64_t i = 0; i <= kSmall; ++i) {
+    ASSERT_EQ(FrameNumber(frames[i]), i);
+    ASSERT_TRUE(Intact(frames[i])) << "frame " << i;
+  }
+  EXPECT_EQ(frames[0].size(), kBig);
+  EXPECT_TRUE(Eventually([&] { return (*connection)->outbound_bytes() == 0; }));
+  EXPECT_TRUE(Eventually([&] { return (*connection)->stats().frames_out == kSmall + 1; }));
+}
+
+// A waiter for room behind a frame the sender wrote in part runs once the
+// I/O thread has written the rest.
+TEST(ReactorDirect, AWaiterForRoomRunsOnceTheIoThreadFinishesAPartlyWrittenFrame) {
+  TestLog log;
+  Reactor server_reactor(LoggedReactorOptions(log, 1, "server"));
+  Reactor client_reactor(LoggedReactorOptions(log, 1, "client"));
+  ConnectionOptions small;
+  small.send_buffer_bytes = 32 << 10;
+  small.receive_buffer_bytes = 32 << 10;
+  TestServer server(server_reactor, small);
+  auto connection = ConnectAndWait(client_reactor, server.address(), small, std::make_shared<RecordingHandler>());
+  ASSERT_TRUE(connection.ok()) << connection.status();
+  ASSERT_TRUE((*connection)->Send(NumberedFrame(0, size_t{1} << 20)).ok());
+  std::atomic<bool> ran{false};
+  (*connection)->WhenQueuedAtMost(0, [&ran] { ran.store(true); });
+  ASSERT_TRUE(server.WaitForAccepted(0));
+  ASSERT_TRUE(server.handler(0)->WaitForFrames(1));
+  EXPECT_TRUE(Eventually([&] { return ran.load(); }));
+  EXPECT_EQ((*connection)->outbound_bytes(), 0u);
+}
+
+// Four threads send frames of mixed sizes, pausing now and then so that
+// both paths run (direct writes, partial ones, and gathered writes by the
+// I/O thread): every frame arrives whole, each thread's in its order.
+TEST(ReactorDirectStress, MixedDirectAndQueuedSendsFromFourThreadsArriveWholeAndInOrder) {
+  TestLog log;
+  Reactor server_reactor(LoggedReactorOptions(log, 2, "server"));
+  Reactor client_reactor(LoggedReactorOptions(log, 2, "client"));
+  ConnectionOptions options;
+  options.send_buffer_bytes = 16 << 10;
+  options.receive_buffer_bytes = 16 << 10;
+  options.max_outbound_bytes = 1 << 20;
+  TestServer server(server_reactor, options);
+  auto connection = ConnectAndWait(client_reactor, server.address(), options, std::make_shared<RecordingHandler>());
+  ASSERT_TRUE(connection.ok()) << connection.status();
+
+  constexpr int kThreads = 4;
+  constexpr uint64_t kPerThread = 1500;
+  std::latch start(kThreads);
+  std::vector<std::thread> threads;
+  JoinOnExit join_on_exit(threads);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      start.arrive_and_wait();
+      for (uint64_t i = 0; i < kPerThread; ++i) {
+        const uint64_t seq = (uint64_t(t) << 32) | i;
+        const size_t size = i % 97 == 0 ? (size_t{64} << 10) + i : 16 + (i % 7) * 8;
+        absl::Status s;
+        for (int attempt = 0; attempt < 1000000; ++attempt) {
+          s = (*connection)->Send(NumberedFrame(seq, size));
+          if (s.code() != absl::StatusCode::kResourceExhausted) break;
+          std::this_thread::yield();
+        }
+        ASSERT_TRUE(s.ok()) << s;
+        if (i % 13 == 0) Pause(15);
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  ASSERT_TRUE(server.WaitForAccepted(0));
+  std::shared_ptr<RecordingHandler> received = server.handler(0);
+  ASSERT_TRUE(received->WaitForFrames(kThreads * kPerThread)) << received->frame_count();
+  std::vector<uint64_t> next(kThreads, 0);
+  for (const Bytes& frame : received->frames()) {
+    const uint64_t seq = FrameNumber(frame);
+    const uint64_t t = seq >> 32;
+    ASSERT_LT(t, uint64_t{kThreads});
+    ASSERT_EQ(seq & 0xffffffffu, next[t]) << "thread " << t;
+    ASSERT_TRUE(Intact(frame)) << "frame " << seq;
+    ++next[t];
+  }
+  const ConnectionStats stats = (*connection)->stats();
+  EXPECT_GT(stats.direct_writes, 0u);
+  EXPECT_TRUE(Eventually([&] { return (*connection)->stats().frames_out == kThreads * kPerThread; }));
+  std::printf("%llu direct writes, %llu gathered writes for %llu frames\n",
+              static_cast<unsigned long long>(stats.direct_writes),
+              static_cast<unsigned long long>(stats.writev_calls),
+              static_cast<unsigned long long>(kThreads * kPerThread));
+}
+
+// Senders racing with Close: no frame is split or written after the close,
+// what arrives is a whole prefix of each thread's frames, and the
+// connection closes once with the reason given.
+TEST(ReactorDirectStress, CloseWhileThreadsWriteDirectlyCutsEachThreadsFramesAtAWholeFrame) {
+  TestLog log;
+  Reactor server_reactor(LoggedReactorOptions(log, 1, "server"));
+  Reactor client_reactor(LoggedReactorOptions(log, 1, "client"));
+  TestServer server(server_reactor, {});
+  auto client = std::make_shared<RecordingHandler>();
+  auto connection = ConnectAndWait(client_reactor, server.address(), {}, client);
+  ASSERT_TRUE(connection.ok()) << connection.status();
+
+  constexpr int kThreads = 3;
+  std::latch start(kThreads + 1);
+  std::atomic<uint64_t> sent_total{0};
+  std::vector<std::thread> threads;
+  JoinOnExit join_on_exit(threads);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      start.arrive_and_wait();
+      for (uint64_t i = 0; i < 100000; ++i) {
+        if (!(*connection)->Send(NumberedFrame((uint64_t(t) << 32) | i, 40 + (i % 3) * 1000)).ok()) return;
+        sent_total.fetch_add(1, std::memory_order_relaxed);
+        if (i % 5 == 0) Pause(12);
+      }
+    });
+  }
+  start.arrive_and_wait();
+  while (sent_total.load(std::memory_order_relaxed) < 2000) std::this_thread::yield();
+  (*connection)->Close(absl::AbortedError("test closes"));
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(client->WaitForClose().code(), absl::StatusCode::kAborted);
+  ASSERT_TRUE(server.WaitForAccepted(0));
+  std::shared_ptr<RecordingHandler> received = server.handler(0);
+  ASSERT_TRUE(received->WaitForClose().code() == absl::StatusCode::kUnavailable);
+  std::vector<uint64_t> next(kThreads, 0);
+  for (const Bytes& frame : received->frames()) {
+    const uint64_t seq = FrameNumber(frame);
+    const uint64_t t = seq >> 32;
+    ASSERT_LT(t, uint64_t{kThreads});
+    ASSERT_EQ(seq & 0xffffffffu, next[t]) << "thread " << t;
+    ASSERT_TRUE(Intact(frame)) << "frame " << seq;
+    ++next[t];
+  }
+  EXPECT_EQ(client->closed_calls(), 1);
+}
+
+}  // namespace
+}  // namespace troupe::net::testing
