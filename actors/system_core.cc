@@ -115,6 +115,18 @@ void SystemCore::Spawn(ActorCell* cell, ActorCell* parent, bool has_start_hook, 
   if (has_start_hook) Schedule(cell);
 }
 
+InlineTurn::~InlineTurn() {
+  current_ = previous_;  // closed first: what the turn schedules goes to the pool
+  if (cell_ == nullptr) return;
+  // Once the system shuts down, its pool runs (or refuses and reports) what
+  // is scheduled, as without the scope.
+  if (!core_->shutting_down()) {
+    cell_->Run();
+  } else {
+    core_->Schedule(cell_);
+  }
+}
+
 void SystemCore::SpawnDead(ActorCell* cell) noexcept {
   stopped_.Add();
   cell->InitDead(this, NextId());

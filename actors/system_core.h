@@ -89,6 +89,41 @@ struct SpawnOptions {
   ActorCell::Rebuild rebuild;
 };
 
+class SystemCore;
+
+// Lets a thread outside the worker pool run, itself, the turn of the first
+// actor made runnable while the scope is open on it: instead of queueing
+// that actor for a worker (and waking one, which costs more than a short
+// turn), Schedule leaves it here and the destructor runs one turn of it on
+// this thread; the turn's own end (TryBlock or Yield) is the usual one, so
+// messages left over go to the pool. Only actors of `core`, only the first
+// (the rest are scheduled as always), and never from a worker (its own
+// Schedule already keeps the receiver on it). A node's I/O thread opens one
+// around each frame it dispatches (NodeOptions::io_thread_runs_actors), so
+// the actor of a lone request runs on the thread that read it. One per
+// thread at a time; the scope is not nested.
+class InlineTurn {
+ public:
+  explicit InlineTurn(SystemCore& core) noexcept : core_(&core), previous_(current_) { current_ = this; }
+  ~InlineTurn();
+  InlineTurn(const InlineTurn&) = delete;
+  InlineTurn& operator=(const InlineTurn&) = delete;
+
+  // Schedule's check: true if `cell` was taken by the open scope.
+  static bool Take(const SystemCore* core, ActorCell* cell) noexcept {
+    InlineTurn* t = current_;
+    if (t == nullptr || t->core_ != core || t->cell_ != nullptr) [[likely]] return false;
+    t->cell_ = cell;
+    return true;
+  }
+
+ private:
+  static inline thread_local InlineTurn* current_ = nullptr;
+  SystemCore* const core_;
+  InlineTurn* const previous_;
+  ActorCell* cell_ = nullptr;
+};
+
 class SystemCore {
  public:
   SystemCore(std::string name, std::unique_ptr<Executor> executor, std::shared_ptr<TimerService> timers,
@@ -119,6 +154,7 @@ class SystemCore {
   void ActorStopped(ActorCell* cell) noexcept;
 
   void Schedule(ActorCell* cell) noexcept {
+    if (InlineTurn::Take(this, cell)) [[unlikely]] return;
     if (!executor_->Schedule(cell)) [[unlikely]] Unrunnable(cell, "refused");
   }
   void Yield(ActorCell* cell) noexcept {

@@ -15,11 +15,13 @@
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "actors/system_core.h"
 #include "net/frame_codec.h"
 #include "net/handshake.h"
 #include "net/node_state.h"
@@ -84,6 +86,10 @@ class Link final : public net::ConnectionHandler, public std::enable_shared_from
   void OnFrame(net::Connection& connection, absl::Span<const uint8_t> payload) override {
     if (state_ == State::kClosed) return;
     payload_ = payload;
+    // A message's actor may run here, after the frame (see
+    // NodeOptions::io_thread_runs_actors).
+    std::optional<InlineTurn> turn;
+    if (state_ == State::kUp && node_->options().io_thread_runs_actors) turn.emplace(node_->system().core());
     absl::Status status = net::ReadFrame(payload, node_->reader_options(payload.size()), [&](wire::Frame::Reader f) {
       return state_ == State::kUp ? Forward(connection, f) : Handshake(connection, f);
     });

@@ -161,6 +161,16 @@ struct NodeOptions {
   size_t max_unauthenticated_per_source = 64;
   // Cap'n Proto limits for each received message, checked while reading.
   int nesting_limit = 64;
+  // The I/O thread that reads a message for an actor with nothing else to
+  // do runs that actor's turn itself (InlineTurn, actors/system_core.h)
+  // instead of waking a worker for it: a remote request then costs one
+  // wake-up fewer. The turn is the actor's usual one (up to the system's
+  // batch of messages; the rest go to the workers), but while it runs the
+  // thread reads, writes and heartbeats none of its connections, so a
+  // handler that blocks or computes for long delays them by as much: turn
+  // this off for actors whose handlers block (or give such work to the
+  // blocking pool, as handlers should anyway).
+  bool io_thread_runs_actors = true;
 };
 
 // Delivered to subscribers (Node::Subscribe), in order for each peer.
