@@ -29,6 +29,25 @@ bool Intact(const Bytes& payload) {
   return std::memcmp(payload.data() + 8, rest.data(), rest.size()) == 0;
 }
 
+// Frames numbered (thread << 32 | i): checks that each is whole and that
+// each thread's come in order from 0, and returns how many of each came.
+std::vector<uint64_t> CountInOrder(const std::vector<Bytes>& frames, int threads) {
+  std::vector<uint64_t> next(threads, 0);
+  for (const Bytes& frame : frames) {
+    const uint64_t seq = FrameNumber(frame);
+    const uint64_t t = seq >> 32;
+    if (t >= static_cast<uint64_t>(threads)) {
+      ADD_FAILURE() << "frame " << seq << " of no thread";
+      break;
+    }
+    EXPECT_EQ(seq & 0xffffffffu, next[t]) << "thread " << t;
+    EXPECT_TRUE(Intact(frame)) << "frame " << seq;
+    if ((seq & 0xffffffffu) != next[t] || !Intact(frame)) break;
+    ++next[t];
+  }
+  return next;
+}
+
 // Spins (no sleep: the point is a gap longer than the stream threshold,
 // not synchronisation) for `us` microseconds.
 void Pause(int us) {
@@ -172,15 +191,8 @@ TEST(ReactorDirectStress, MixedDirectAndQueuedSendsFromFourThreadsArriveWholeAnd
   ASSERT_TRUE(server.WaitForAccepted(0));
   std::shared_ptr<RecordingHandler> received = server.handler(0);
   ASSERT_TRUE(received->WaitForFrames(kThreads * kPerThread)) << received->frame_count();
-  std::vector<uint64_t> next(kThreads, 0);
-  for (const Bytes& frame : received->frames()) {
-    const uint64_t seq = FrameNumber(frame);
-    const uint64_t t = seq >> 32;
-    ASSERT_LT(t, uint64_t{kThreads});
-    ASSERT_EQ(seq & 0xffffffffu, next[t]) << "thread " << t;
-    ASSERT_TRUE(Intact(frame)) << "frame " << seq;
-    ++next[t];
-  }
+  const std::vector<uint64_t> next = CountInOrder(received->frames(), kThreads);
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(next[t], kPerThread) << "thread " << t;
   const ConnectionStats stats = (*connection)->stats();
   EXPECT_GT(stats.direct_writes, 0u);
   EXPECT_TRUE(Eventually([&] { return (*connection)->stats().frames_out == kThreads * kPerThread; }));
@@ -225,15 +237,7 @@ TEST(ReactorDirectStress, CloseWhileThreadsWriteDirectlyCutsEachThreadsFramesAtA
   ASSERT_TRUE(server.WaitForAccepted(0));
   std::shared_ptr<RecordingHandler> received = server.handler(0);
   ASSERT_TRUE(received->WaitForClose().code() == absl::StatusCode::kUnavailable);
-  std::vector<uint64_t> next(kThreads, 0);
-  for (const Bytes& frame : received->frames()) {
-    const uint64_t seq = FrameNumber(frame);
-    const uint64_t t = seq >> 32;
-    ASSERT_LT(t, uint64_t{kThreads});
-    ASSERT_EQ(seq & 0xffffffffu, next[t]) << "thread " << t;
-    ASSERT_TRUE(Intact(frame)) << "frame " << seq;
-    ++next[t];
-  }
+  CountInOrder(received->frames(), kThreads);
   EXPECT_EQ(client->closed_calls(), 1);
 }
 
