@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "gtest/gtest.h"
 #include "net/io/reactor.h"
 #include "net/io/reactor_test_util.h"
@@ -56,13 +57,35 @@ void Pause(int us) {
   }
 }
 
-TEST(ReactorDirect, ALoneSendFromAnotherThreadIsWrittenByThatThread) {
+// Two reactors and a connection from the client's to the server's, both
+// ends with `options`.
+struct Pair {
+  explicit Pair(const ConnectionOptions& options = {}, int threads = 1)
+      : server_reactor(LoggedReactorOptions(log, threads, "server")),
+        client_reactor(LoggedReactorOptions(log, threads, "client")),
+        server(server_reactor, options),
+        connection(ConnectAndWait(client_reactor, server.address(), options, client)) {}
+
   TestLog log;
-  Reactor server_reactor(LoggedReactorOptions(log, 1, "server"));
-  Reactor client_reactor(LoggedReactorOptions(log, 1, "client"));
-  TestServer server(server_reactor, {});
-  auto connection = ConnectAndWait(client_reactor, server.address(), {}, std::make_shared<RecordingHandler>());
-  ASSERT_TRUE(connection.ok()) << connection.status();
+  Reactor server_reactor;
+  Reactor client_reactor;
+  TestServer server;
+  std::shared_ptr<RecordingHandler> client = std::make_shared<RecordingHandler>();
+  absl::StatusOr<std::shared_ptr<Connection>> connection;
+};
+
+ConnectionOptions SmallBuffers() {
+  ConnectionOptions small;
+  small.send_buffer_bytes = 32 << 10;
+  small.receive_buffer_bytes = 32 << 10;
+  return small;
+}
+
+TEST(ReactorDirect, ALoneSendFromAnotherThreadIsWrittenByThatThread) {
+  Pair p;
+  ASSERT_TRUE(p.connection.ok()) << p.connection.status();
+  TestServer& server = p.server;
+  auto& connection = p.connection;
   ASSERT_TRUE((*connection)->Send(NumberedFrame(7, 64)).ok());
   ASSERT_TRUE(server.WaitForAccepted(0));
   ASSERT_TRUE(server.handler(0)->WaitForFrames(1));
@@ -76,12 +99,10 @@ TEST(ReactorDirect, ALoneSendFromAnotherThreadIsWrittenByThatThread) {
 }
 
 TEST(ReactorDirect, AControlFrameFromAnotherThreadIsWrittenByThatThreadAndCounted) {
-  TestLog log;
-  Reactor server_reactor(LoggedReactorOptions(log, 1, "server"));
-  Reactor client_reactor(LoggedReactorOptions(log, 1, "client"));
-  TestServer server(server_reactor, {});
-  auto connection = ConnectAndWait(client_reactor, server.address(), {}, std::make_shared<RecordingHandler>());
-  ASSERT_TRUE(connection.ok()) << connection.status();
+  Pair p;
+  ASSERT_TRUE(p.connection.ok()) << p.connection.status();
+  TestServer& server = p.server;
+  auto& connection = p.connection;
   ASSERT_TRUE((*connection)->SendControl(NumberedFrame(9, 16)).ok());
   ASSERT_TRUE(server.WaitForAccepted(0));
   ASSERT_TRUE(server.handler(0)->WaitForFrames(1));
@@ -96,15 +117,10 @@ TEST(ReactorDirect, AControlFrameFromAnotherThreadIsWrittenByThatThreadAndCounte
 // frames sent after it (from the same thread, so after it in order) follow
 // it whole.
 TEST(ReactorDirect, AFramePartlyWrittenByTheSenderIsFinishedFirstByTheIoThread) {
-  TestLog log;
-  Reactor server_reactor(LoggedReactorOptions(log, 1, "server"));
-  Reactor client_reactor(LoggedReactorOptions(log, 1, "client"));
-  ConnectionOptions small;
-  small.send_buffer_bytes = 32 << 10;
-  small.receive_buffer_bytes = 32 << 10;
-  TestServer server(server_reactor, small);
-  auto connection = ConnectAndWait(client_reactor, server.address(), small, std::make_shared<RecordingHandler>());
-  ASSERT_TRUE(connection.ok()) << connection.status();
+  Pair p(SmallBuffers());
+  ASSERT_TRUE(p.connection.ok()) << p.connection.status();
+  TestServer& server = p.server;
+  auto& connection = p.connection;
   constexpr size_t kBig = size_t{4} << 20;
   ASSERT_TRUE((*connection)->Send(NumberedFrame(0, kBig)).ok());
   EXPECT_EQ((*connection)->stats().direct_writes, 1u);
@@ -132,15 +148,10 @@ TEST(ReactorDirect, AFramePartlyWrittenByTheSenderIsFinishedFirstByTheIoThread) 
 // A waiter for room behind a frame the sender wrote in part runs once the
 // I/O thread has written the rest.
 TEST(ReactorDirect, AWaiterForRoomRunsOnceTheIoThreadFinishesAPartlyWrittenFrame) {
-  TestLog log;
-  Reactor server_reactor(LoggedReactorOptions(log, 1, "server"));
-  Reactor client_reactor(LoggedReactorOptions(log, 1, "client"));
-  ConnectionOptions small;
-  small.send_buffer_bytes = 32 << 10;
-  small.receive_buffer_bytes = 32 << 10;
-  TestServer server(server_reactor, small);
-  auto connection = ConnectAndWait(client_reactor, server.address(), small, std::make_shared<RecordingHandler>());
-  ASSERT_TRUE(connection.ok()) << connection.status();
+  Pair p(SmallBuffers());
+  ASSERT_TRUE(p.connection.ok()) << p.connection.status();
+  TestServer& server = p.server;
+  auto& connection = p.connection;
   ASSERT_TRUE((*connection)->Send(NumberedFrame(0, size_t{1} << 20)).ok());
   std::atomic<bool> ran{false};
   (*connection)->WhenQueuedAtMost(0, [&ran] { ran.store(true); });
@@ -154,16 +165,14 @@ TEST(ReactorDirect, AWaiterForRoomRunsOnceTheIoThreadFinishesAPartlyWrittenFrame
 // both paths run (direct writes, partial ones, and gathered writes by the
 // I/O thread): every frame arrives whole, each thread's in its order.
 TEST(ReactorDirectStress, MixedDirectAndQueuedSendsFromFourThreadsArriveWholeAndInOrder) {
-  TestLog log;
-  Reactor server_reactor(LoggedReactorOptions(log, 2, "server"));
-  Reactor client_reactor(LoggedReactorOptions(log, 2, "client"));
   ConnectionOptions options;
   options.send_buffer_bytes = 16 << 10;
   options.receive_buffer_bytes = 16 << 10;
   options.max_outbound_bytes = 1 << 20;
-  TestServer server(server_reactor, options);
-  auto connection = ConnectAndWait(client_reactor, server.address(), options, std::make_shared<RecordingHandler>());
-  ASSERT_TRUE(connection.ok()) << connection.status();
+  Pair p(options, 2);
+  ASSERT_TRUE(p.connection.ok()) << p.connection.status();
+  TestServer& server = p.server;
+  auto& connection = p.connection;
 
   constexpr int kThreads = 4;
   constexpr uint64_t kPerThread = 1500;
@@ -206,13 +215,11 @@ TEST(ReactorDirectStress, MixedDirectAndQueuedSendsFromFourThreadsArriveWholeAnd
 // what arrives is a whole prefix of each thread's frames, and the
 // connection closes once with the reason given.
 TEST(ReactorDirectStress, CloseWhileThreadsWriteDirectlyCutsEachThreadsFramesAtAWholeFrame) {
-  TestLog log;
-  Reactor server_reactor(LoggedReactorOptions(log, 1, "server"));
-  Reactor client_reactor(LoggedReactorOptions(log, 1, "client"));
-  TestServer server(server_reactor, {});
-  auto client = std::make_shared<RecordingHandler>();
-  auto connection = ConnectAndWait(client_reactor, server.address(), {}, client);
-  ASSERT_TRUE(connection.ok()) << connection.status();
+  Pair p;
+  ASSERT_TRUE(p.connection.ok()) << p.connection.status();
+  TestServer& server = p.server;
+  auto& connection = p.connection;
+  std::shared_ptr<RecordingHandler>& client = p.client;
 
   constexpr int kThreads = 3;
   std::latch start(kThreads + 1);
