@@ -86,10 +86,19 @@ class Link final : public net::ConnectionHandler, public std::enable_shared_from
   void OnFrame(net::Connection& connection, absl::Span<const uint8_t> payload) override {
     if (state_ == State::kClosed) return;
     payload_ = payload;
-    // A message's actor may run here, after the frame (see
+    // The first actor this read's messages make runnable may run on this
+    // thread once the read's frames are in (OnReadDone; see
     // NodeOptions::io_thread_runs_actors).
-    std::optional<InlineTurn> turn;
-    if (state_ == State::kUp && node_->options().io_thread_runs_actors) turn.emplace(node_->system().core());
+    if (state_ == State::kUp && node_->options().io_thread_runs_actors) {
+      // At most a turn's batch of frames per scope: an actor that gets them
+      // all runs them here rather than handing the rest to a worker.
+      if (turn_frames_ == node_->system().core().batch()) turn_.reset();
+      if (!turn_.has_value()) {
+        turn_.emplace(node_->system().core());
+        turn_frames_ = 0;
+      }
+      ++turn_frames_;
+    }
     absl::Status status = net::ReadFrame(payload, node_->reader_options(payload.size()), [&](wire::Frame::Reader f) {
       return state_ == State::kUp ? Forward(connection, f) : Handshake(connection, f);
     });
@@ -101,6 +110,8 @@ class Link final : public net::ConnectionHandler, public std::enable_shared_from
       Fail(connection, status);
     }
   }
+
+  void OnReadDone(net::Connection&) override { turn_.reset(); }
 
   void OnClosed(net::Connection& connection, const absl::Status& reason) override {
     const bool was_up = state_ == State::kUp;
@@ -366,6 +377,9 @@ class Link final : public net::ConnectionHandler, public std::enable_shared_from
   std::atomic<bool> deadline_fired_{false};  // set by the handshake deadline's timer
   TimerId deadline_;
   absl::Span<const uint8_t> payload_;  // the frame being handled
+  // Open from a read's first frame (once up) to its OnReadDone; I/O thread.
+  std::optional<InlineTurn> turn_;
+  int turn_frames_ = 0;  // frames read since turn_ opened
   std::string connector_hello_, acceptor_hello_;  // the transcript's frames
   std::string binding_;  // TLS: the exporter value the transcript covers
   std::string peer_name_;

@@ -424,13 +424,15 @@ class Session {
   }
 
  private:
+  // One frame as one read: OnFrame, then OnReadDone, as the reactor calls them.
   void OnFrame(absl::Span<const uint8_t> payload) {
     try {
       handler_->OnFrame(*connection_, payload);
+      handler_->OnReadDone(*connection_);
     } catch (...) {
       // The reactor would close the connection (Internal); the node means
       // to turn every problem with a frame into a status.
-      Violation("an exception escaped Link::OnFrame");
+      Violation("an exception escaped Link::OnFrame or OnReadDone");
     }
   }
 

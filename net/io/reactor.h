@@ -151,6 +151,10 @@ class ConnectionHandler {
   // call, 8-byte aligned. Once the connection is closing (Close was called,
   // even from within OnFrame), no further OnFrame is made.
   virtual void OnFrame(Connection& connection, absl::Span<const uint8_t> payload) = 0;
+  // After the OnFrame calls of one read (one or more), on the same thread:
+  // a handler that gathers work across the frames of a read finishes it
+  // here. Not called for a read that completed no frame.
+  virtual void OnReadDone(Connection& connection) { (void)connection; }
   // Exactly once, after the last OnFrame: the peer closed (Unavailable),
   // a limit or timeout was hit, a socket error, or Close was called (its
   // reason). The connection sends nothing more. Not called for a

@@ -138,6 +138,31 @@ TEST(Reactor, ManyFramesOfMixedSizesArriveInOrderOnOneConnection) {
   EXPECT_EQ(received->misaligned(), 0);
 }
 
+// Every read that completes frames ends with one OnReadDone, after them:
+// 20000 small frames from a thread outside the reactor arrive in fewer
+// reads than frames (the sender's frames are batched and the receiver
+// reads many at once), and the last OnReadDone comes after the last frame.
+TEST(Reactor, EachReadOfFramesEndsWithOneOnReadDone) {
+  TestLog log;
+  Reactor server_reactor(LoggedReactorOptions(log, 1, "server"));
+  Reactor client_reactor(LoggedReactorOptions(log, 1, "client"));
+  TestServer server(server_reactor, {});
+  auto connection = ConnectAndWait(client_reactor, server.address(), {}, std::make_shared<RecordingHandler>());
+  ASSERT_TRUE(connection.ok()) << connection.status();
+  constexpr uint64_t kFrames = 20000;
+  for (uint64_t i = 0; i < kFrames; ++i) ASSERT_TRUE((*connection)->Send(NumberedFrame(i, 40)).ok()) << i;
+  ASSERT_TRUE(server.WaitForAccepted(0));
+  std::shared_ptr<RecordingHandler> received = server.handler(0);
+  ASSERT_TRUE(received->WaitForFrames(kFrames));
+  EXPECT_TRUE(Eventually([&] { return received->frames_at_read_done() == kFrames; }))
+      << received->frames_at_read_done();
+  EXPECT_EQ(received->empty_read_dones(), 0);
+  EXPECT_GE(received->read_dones(), 1);
+  EXPECT_LT(received->read_dones(), static_cast<int>(kFrames)) << "one read per frame";
+  const std::vector<Bytes> frames = received->frames();
+  for (uint64_t i = 0; i < kFrames; ++i) ASSERT_EQ(FrameNumber(frames[i]), i);
+}
+
 // Sends from inside the I/O thread (the Connect callback) are all queued
 // before the thread flushes: the burst goes out in ceil(10000 / IOV_MAX)
 // writev calls plus the ones a full socket buffer splits off.

@@ -82,6 +82,28 @@ void RecordingHandler::OnFrame(Connection& connection, absl::Span<const uint8_t>
   if (on_frame) on_frame(connection, payload);
 }
 
+void RecordingHandler::OnReadDone(Connection&) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++read_dones_;
+  if (frames_.size() == frames_at_read_done_) ++empty_read_dones_;
+  frames_at_read_done_ = frames_.size();
+}
+
+int RecordingHandler::read_dones() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return read_dones_;
+}
+
+int RecordingHandler::empty_read_dones() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return empty_read_dones_;
+}
+
+size_t RecordingHandler::frames_at_read_done() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return frames_at_read_done_;
+}
+
 void RecordingHandler::OnClosed(Connection&, const absl::Status& reason) {
   {
     std::lock_guard<std::mutex> lock(mu_);

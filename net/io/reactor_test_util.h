@@ -80,6 +80,7 @@ class RecordingHandler : public ConnectionHandler {
   std::function<void(Connection&, absl::Span<const uint8_t>)> on_frame;
 
   void OnFrame(Connection& connection, absl::Span<const uint8_t> payload) override;
+  void OnReadDone(Connection& connection) override;
   void OnClosed(Connection& connection, const absl::Status& reason) override;
 
   // Waits until at least `n` frames arrived; false at the deadline.
@@ -92,6 +93,11 @@ class RecordingHandler : public ConnectionHandler {
   int closed_calls();
   int frames_after_close();
   int misaligned();
+  // OnReadDone calls so far, those that came with no frame since the
+  // previous one, and the frames that had arrived at the latest one.
+  int read_dones();
+  int empty_read_dones();
+  size_t frames_at_read_done();
 
  private:
   std::mutex mu_;
@@ -100,6 +106,9 @@ class RecordingHandler : public ConnectionHandler {
   int closed_calls_ = 0;
   int frames_after_close_ = 0;
   int misaligned_ = 0;
+  int read_dones_ = 0;
+  int empty_read_dones_ = 0;
+  size_t frames_at_read_done_ = 0;
   absl::Status reason_;
 };
 

@@ -303,6 +303,7 @@ bool ConnectionImpl::Deliver(absl::Span<const uint8_t> bytes) {
       return false;
     }
   }
+  const uint64_t frames_before = decoder_.frames();
   absl::Status s = decoder_.Feed(bytes, [this](absl::Span<const uint8_t> payload) -> absl::Status {
     // Closed from a handler or another thread (its BeginClose is posted,
     // not yet run): deliver no more.
@@ -317,6 +318,15 @@ bool ConnectionImpl::Deliver(absl::Span<const uint8_t> bytes) {
     }
     return absl::OkStatus();
   });
+  if (decoder_.frames() != frames_before) {
+    try {
+      handler_->OnReadDone(*this);
+    } catch (const std::exception& e) {
+      if (s.ok()) s = absl::InternalError(absl::StrCat("the connection handler threw: ", e.what()));
+    } catch (...) {
+      if (s.ok()) s = absl::InternalError("the connection handler threw");
+    }
+  }
   if (s.ok()) return true;
   if (s.code() == absl::StatusCode::kResourceExhausted) {
     thread_->shared()->oversized_frames.fetch_add(1, std::memory_order_relaxed);

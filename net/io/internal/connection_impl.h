@@ -51,14 +51,16 @@
 //             max_control_bytes. A full control lane means a peer that does
 //             not read: the connection is closed (ResourceExhausted).
 //   Send / SendControl (any thread): reserve the frame's bytes against the
-//   lane's bound (CAS on the lane's queued_bytes), take a ticket from the
-//   lane, enqueue {ticket, frame} on the lane's queue, then set
-//   flush_scheduled_ (shared by the lanes); only the call that flips it from
-//   false to true posts the connection to its thread's flush list, so a
-//   burst of sends wakes the thread once.
+//   lane's bound (CAS on the lane's queued_bytes), then, under the lane's
+//   mu, copy a small frame into the lane's open batch, or seal the open
+//   batch and enqueue a large frame with a ticket of its own (see
+//   "Batching"), then set flush_scheduled_ (shared by the lanes); only the
+//   call that flips it from false to true posts the connection to its
+//   thread's flush list, so a burst of sends wakes the thread once.
 //   RunScheduledFlush (I/O thread): clear flush_scheduled_, then Flush.
-//   Flush: move everything queued into each lane's pending (Refill: dequeue
-//   in bulk until the queue reads empty, then sort by ticket, see below),
+//   Flush: move everything queued into each lane's pending (Refill: seal
+//   the open batch, dequeue in bulk until the queue reads empty, then sort
+//   by ticket, see below),
 //   gather up to IOV_MAX frames in write order into one sendmsg (a writev
 //   with MSG_NOSIGNAL, so a vanished peer is EPIPE, not SIGPIPE), drop
 //   written frames (bytes given back to their lane), and on EAGAIN or a short
@@ -69,6 +71,18 @@
 //   lane first, so a control frame waits behind at most one partly written
 //   data frame, never behind the data queued before it; between the lanes
 //   there is no other order.
+//
+// Batching: frames up to kBatchFrameBytes are copied back to back (prefix
+// and payload, as on the wire) into the lane's open Batch; the frame's own
+// buffer is freed by the sender. A batch is sealed (given a ticket and
+// enqueued as one item) when it has no room for the next frame, before a
+// large frame is enqueued (so the large one stays behind it), and by
+// Refill, so every flush takes what was batched up to then: batching adds
+// no wait. A sealed batch is written, advanced and freed as one item whose
+// bytes are its frames' (AdvanceLane counts its frames); once written it
+// becomes the lane's spare (an atomic pointer: the I/O thread puts it with
+// an exchange, a sender under mu takes it with one), so a stream reuses two
+// buffers per lane instead of allocating.
 //
 // Writing from the sender (plaintext only): a send that finds the
 // connection idle writes its frame itself, on the sending thread, instead
@@ -127,6 +141,15 @@
 // - Lane::next_ticket: relaxed fetch_add by the sender. The modification
 //   order of one atomic is consistent with happens-before, which is all the
 //   sort needs.
+// - Lane::mu orders every push onto the lane and every seal of its open
+//   batch: tickets are taken under it, so ticket order is mu's order. A
+//   send that finds flush_scheduled_ already true after its push (an
+//   acquire load) posts nothing: the I/O thread's exchange(false) that a
+//   later flush needs comes before that flush's Refill locks mu, so if the
+//   load saw true from before the exchange, the push came before that lock
+//   and the Refill takes it.
+// - Lane::spare: exchanged with acq_rel by the I/O thread and acquire by
+//   the sender, so the batch's reset (size 0) happens before its reuse.
 // - flush_scheduled_: a send's exchange(true) is acq_rel: its release half,
 //   after the enqueue, pairs with the acquire half of the I/O thread's
 //   exchange(false) in RunScheduledFlush, so a Send that finds the flag
@@ -223,9 +246,24 @@ class ConnectionImpl final : public Connection, public Pollable {
  private:
   enum class State : uint8_t { kOpen, kClosing, kClosed };
 
+  // Small frames copied back to back into one buffer (see "Batching").
+  struct Batch {
+    std::unique_ptr<uint64_t[]> words;  // kBatchBytes
+    size_t size = 0;                    // bytes used
+    uint64_t frames = 0;
+  };
+
+  // One frame, or a batch of them.
   struct Queued {
     uint64_t ticket = 0;
     OutFrame frame;
+    std::unique_ptr<Batch> batch;
+
+    absl::Span<const uint8_t> bytes() const {
+      if (batch == nullptr) return frame.bytes();
+      return {reinterpret_cast<const uint8_t*>(batch->words.get()), batch->size};
+    }
+    uint64_t frames() const { return batch == nullptr ? 1 : batch->frames; }
   };
 
   struct Waiter {
@@ -239,6 +277,15 @@ class ConnectionImpl final : public Connection, public Pollable {
     moodycamel::ConcurrentQueue<Queued> queue{size_t{0}};
     std::atomic<size_t> queued_bytes{0};
     std::atomic<uint64_t> next_ticket{0};
+    // Every push onto the lane, and the seal of its open batch, holds mu
+    // (see "Batching").
+    std::mutex mu;
+    std::unique_ptr<Batch> open ABSL_GUARDED_BY(mu);
+    // A written batch for the next one: the I/O thread puts it, a sender
+    // under mu takes it (exchanges, no lock on the I/O thread's side).
+    std::atomic<Batch*> spare{nullptr};
+
+    ~Lane() { delete spare.exchange(nullptr, std::memory_order_acquire); }
     // I/O thread only: taken from the queue, sorted by ticket, not yet
     // written from `head` on.
     std::vector<Queued> pending;
@@ -247,10 +294,16 @@ class ConnectionImpl final : public Connection, public Pollable {
     size_t unwritten() const { return pending.size() - head; }
   };
 
+  // Frames up to this size are copied into the lane's open batch; a batch
+  // holds this many bytes.
+  static constexpr size_t kBatchFrameBytes = size_t{2} << 10;
+  static constexpr size_t kBatchBytes = size_t{16} << 10;
   // A send this long after the previous one on the connection may write
   // its frame itself (see "Writing from the sender"); sends closer together
   // are a stream, written in bulk by the I/O thread.
   static constexpr int64_t kDirectAfterNs = 10'000;
+  // last_send_ns_ after a send that found its lane holding frames.
+  static constexpr int64_t kStreaming = INT64_MIN;
   // Frames moved from the queue per bulk dequeue call.
   static constexpr size_t kBulk = 256;
   // writev calls per Flush before the connection yields to others.
@@ -294,8 +347,15 @@ class ConnectionImpl final : public Connection, public Pollable {
   // Queues `frame` on `lane` within `limit`, or closes the connection
   // (ResourceExhausted: the peer does not read). `what` names the queue.
   absl::Status SendOrClose(Lane& lane, OutFrame frame, size_t limit, const char* what);
-  // Queues a frame whose bytes are reserved on `lane`, and asks for a flush.
+  // Queues a frame whose bytes are reserved on `lane` (a small one into
+  // the open batch), and asks for a flush.
   absl::Status Push(Lane& lane, OutFrame frame);
+  // Queues the lane's open batch, if any; false if the queue is out of
+  // memory (the batch stays open).
+  bool SealLocked(Lane& lane) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
+  // I/O thread: frees a written item's buffer, keeping a batch as the
+  // lane's spare.
+  static void Release(Lane& lane, Queued& item);
   // Writes or queues a frame whose bytes are reserved on `lane`; `queued`
   // is the lane's count before the reservation.
   absl::Status Submit(Lane& lane, OutFrame frame, size_t queued);

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <exception>
 #include <iterator>
 #include <string>
@@ -43,22 +44,78 @@ bool ConnectionImpl::Reserve(Lane& lane, size_t size, size_t limit, size_t& queu
 }
 
 absl::Status ConnectionImpl::Push(Lane& lane, OutFrame frame) {
-  const size_t size = frame.bytes().size();
-  Queued item{lane.next_ticket.fetch_add(1, std::memory_order_relaxed), std::move(frame)};
-  if (!lane.queue.enqueue(std::move(item))) {
-    lane.queued_bytes.fetch_sub(size, std::memory_order_relaxed);
+  const absl::Span<const uint8_t> bytes = frame.bytes();
+  bool queued = false;
+  {
+    std::lock_guard<std::mutex> lock(lane.mu);
+    if (bytes.size() <= kBatchFrameBytes) {
+      if (lane.open != nullptr && kBatchBytes - lane.open->size < bytes.size() && SealLocked(lane)) {
+        // Sealed: a new batch below.
+      }
+      if (lane.open == nullptr) {
+        // acquire: the I/O thread's reset of the spare happens before its reuse.
+        lane.open.reset(lane.spare.exchange(nullptr, std::memory_order_acquire));
+        if (lane.open == nullptr) {
+          lane.open = std::make_unique<Batch>();
+          lane.open->words = std::make_unique_for_overwrite<uint64_t[]>(kBatchBytes / 8);
+        }
+      }
+      if (kBatchBytes - lane.open->size >= bytes.size()) {
+        std::memcpy(reinterpret_cast<uint8_t*>(lane.open->words.get()) + lane.open->size, bytes.data(), bytes.size());
+        lane.open->size += bytes.size();
+        ++lane.open->frames;
+        queued = true;
+      }
+    } else if (SealLocked(lane)) {
+      // Behind the frames batched before it.
+      queued = lane.queue.enqueue(Queued{lane.next_ticket.fetch_add(1, std::memory_order_relaxed), std::move(frame)});
+    }
+  }
+  if (!queued) {
+    lane.queued_bytes.fetch_sub(bytes.size(), std::memory_order_relaxed);
     return absl::ResourceExhaustedError(absl::StrCat("outbound queue to ", peer_, ": out of memory"));
   }
-  ScheduleFlush();
+  frame = OutFrame();  // a batched frame's buffer is freed here, on the thread that made it
+  // A load first: see "Batching" on why a flag already set needs no post.
+  if (!flush_scheduled_.load(std::memory_order_acquire)) ScheduleFlush();
   return absl::OkStatus();
+}
+
+bool ConnectionImpl::SealLocked(Lane& lane) {
+  if (lane.open == nullptr) return true;
+  Queued item;
+  item.ticket = lane.next_ticket.fetch_add(1, std::memory_order_relaxed);
+  item.batch = std::move(lane.open);
+  if (lane.queue.enqueue(std::move(item))) return true;
+  lane.open = std::move(item.batch);  // moodycamel leaves the item untouched when it fails
+  return false;
+}
+
+void ConnectionImpl::Release(Lane& lane, Queued& item) {
+  if (item.batch == nullptr) {
+    item.frame = OutFrame();  // frees the buffer now
+    return;
+  }
+  item.batch->size = 0;
+  item.batch->frames = 0;
+  // release: pairs with the sender's acquire exchange.
+  delete lane.spare.exchange(item.batch.release(), std::memory_order_acq_rel);
 }
 
 absl::Status ConnectionImpl::Submit(Lane& lane, OutFrame frame, size_t queued) {
   // Relaxed: a hint (see "Memory ordering"); the clock is the vDSO's.
-  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
   const int64_t previous = last_send_ns_.load(std::memory_order_relaxed);
+  if (queued != 0) {
+    // A stream: no clock read; the next send that finds the lane empty
+    // counts this one as just before it.
+    if (previous != kStreaming) last_send_ns_.store(kStreaming, std::memory_order_relaxed);
+    return Push(lane, std::move(frame));
+  }
+  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
   last_send_ns_.store(now, std::memory_order_relaxed);
-  if (queued == 0 && now - previous >= kDirectAfterNs && TryWriteDirect(lane, frame)) return absl::OkStatus();
+  if (previous != kStreaming && now - previous >= kDirectAfterNs && TryWriteDirect(lane, frame)) {
+    return absl::OkStatus();
+  }
   return Push(lane, std::move(frame));
 }
 
@@ -207,6 +264,11 @@ void ConnectionImpl::ScheduleFlush() {
 }
 
 void ConnectionImpl::Refill(Lane& lane) {
+  {
+    // What was batched since the last refill goes out now (see "Batching").
+    std::lock_guard<std::mutex> lock(lane.mu);
+    (void)SealLocked(lane);  // out of memory: it stays open for the next refill
+  }
   // Until a full pass finds nothing: see "Why tickets" in the header.
   batch_.clear();
   for (;;) {
@@ -231,7 +293,7 @@ int ConnectionImpl::Gather(iovec* iov, size_t& total) {
   total = 0;
   auto add = [&](Lane& lane, size_t from, size_t to) {
     for (size_t i = from; i < to && count < IoThread::kMaxIov; ++i, ++count) {
-      absl::Span<const uint8_t> bytes = lane.pending[i].frame.bytes();
+      absl::Span<const uint8_t> bytes = lane.pending[i].bytes();
       if (&lane == partial_ && i == lane.head) bytes.remove_prefix(head_written_);
       iov[count].iov_base = const_cast<uint8_t*>(bytes.data());
       iov[count].iov_len = bytes.size();
@@ -249,7 +311,7 @@ int ConnectionImpl::Gather(iovec* iov, size_t& total) {
 size_t ConnectionImpl::AdvanceLane(Lane& lane, size_t written, size_t max_frames) {
   for (; written > 0 && max_frames > 0 && lane.head < lane.pending.size(); --max_frames) {
     Queued& head = lane.pending[lane.head];
-    const size_t size = head.frame.bytes().size();
+    const size_t size = head.bytes().size();
     const size_t done = partial_ == &lane ? head_written_ : 0;
     if (written < size - done) {
       partial_ = &lane;
@@ -259,10 +321,11 @@ size_t ConnectionImpl::AdvanceLane(Lane& lane, size_t written, size_t max_frames
     written -= size - done;
     partial_ = nullptr;
     head_written_ = 0;
-    head.frame = OutFrame();  // frees the buffer now
+    const uint64_t frames = head.frames();
+    Release(lane, head);
     ++lane.head;
-    Bump(frames_out_);
-    if (&lane == &control_) Bump(control_frames_out_);
+    Bump(frames_out_, frames);
+    if (&lane == &control_) Bump(control_frames_out_, frames);
     lane.queued_bytes.fetch_sub(size, std::memory_order_relaxed);
   }
   return written;
@@ -379,18 +442,28 @@ void ConnectionImpl::Flush(bool writable) {
 size_t ConnectionImpl::DropLane(Lane& lane) {
   size_t dropped = 0;
   for (size_t i = lane.head; i < lane.pending.size(); ++i) {
-    lane.queued_bytes.fetch_sub(lane.pending[i].frame.bytes().size(), std::memory_order_relaxed);
-    ++dropped;
+    lane.queued_bytes.fetch_sub(lane.pending[i].bytes().size(), std::memory_order_relaxed);
+    dropped += lane.pending[i].frames();
   }
   lane.pending.clear();
   lane.pending.shrink_to_fit();
   lane.head = 0;
+  std::unique_ptr<Batch> open;
+  {
+    std::lock_guard<std::mutex> lock(lane.mu);
+    open = std::move(lane.open);
+  }
+  delete lane.spare.exchange(nullptr, std::memory_order_acq_rel);
+  if (open != nullptr) {
+    lane.queued_bytes.fetch_sub(open->size, std::memory_order_relaxed);
+    dropped += open->frames;
+  }
   // Bounded: senders see kClosed and queue nothing more, except sends that
   // passed the state check before it, at most one frame each.
   Queued item;
   while (lane.queue.try_dequeue(item)) {
-    lane.queued_bytes.fetch_sub(item.frame.bytes().size(), std::memory_order_relaxed);
-    ++dropped;
+    lane.queued_bytes.fetch_sub(item.bytes().size(), std::memory_order_relaxed);
+    dropped += item.frames();
   }
   return dropped;
 }
