@@ -31,6 +31,11 @@ ScratchSegment::~ScratchSegment() {
   if (owned_) Scratch().in_use = false;
 }
 
+void MessageFrameWriter::Write(uint8_t* payload) const {
+  kj::ArrayOutputStream stream(kj::arrayPtr(reinterpret_cast<kj::byte*>(payload), bytes_));
+  capnp::writeMessage(stream, builder_);
+}
+
 OutFrame SerializeFrame(capnp::MessageBuilder& builder) {
   const size_t bytes = capnp::computeSerializedSizeInWords(builder) * sizeof(capnp::word);
   OutFrame frame = OutFrame::WithPayload(bytes);

@@ -47,6 +47,42 @@ class ScratchSegment {
   bool owned_ = false;
 };
 
+// A built message as a frame to write in place (Connection::SendInPlace):
+// its serialized form is written straight to where the frame goes.
+class MessageFrameWriter final : public FrameWriter {
+ public:
+  explicit MessageFrameWriter(capnp::MessageBuilder& builder)
+      : builder_(builder), bytes_(capnp::computeSerializedSizeInWords(builder) * sizeof(capnp::word)) {}
+  size_t payload_size() const override { return bytes_; }
+  void Write(uint8_t* payload) const override;
+
+ private:
+  capnp::MessageBuilder& builder_;
+  const size_t bytes_;
+};
+
+// Builds a frame with `fill(wire::Frame::Builder)` (returning a Status, as
+// for BuildFrame) and hands it to `use(FrameWriter&)`, which returns a
+// Status, while the message lives. Cap'n Proto's errors while filling
+// become InvalidArgument; `use` runs only for a frame that was built, and
+// outside the Cap'n Proto exception guard, so what it throws is its own.
+// `used` tells the caller which of the two the result came from.
+template <class Fill, class Use>
+absl::Status WithFrame(Fill&& fill, Use&& use, bool& used) {
+  used = false;
+  ScratchSegment scratch;
+  capnp::MallocMessageBuilder builder(scratch.words());
+  absl::Status status;
+  kj::Maybe<kj::Exception> error = kj::runCatchingExceptions([&] { status = fill(builder.initRoot<wire::Frame>()); });
+  KJ_IF_MAYBE(e, error) {
+    return absl::InvalidArgumentError(absl::StrCat("could not encode a frame: ", e->getDescription().cStr()));
+  }
+  if (!status.ok()) return status;
+  MessageFrameWriter writer(builder);
+  used = true;
+  return use(static_cast<FrameWriter&>(writer));
+}
+
 // `fill(wire::Frame::Builder)` returns a Status; its error comes back
 // instead of a frame.
 template <class Fill>

@@ -284,13 +284,15 @@ class NodeState : public std::enable_shared_from_this<NodeState> {
 
 template <class Fill>
 absl::Status NodeState::SubmitFrame(Peer& peer, Fill&& fill, Submission s) {
-  absl::StatusOr<net::OutFrame> frame = net::BuildFrame(std::forward<Fill>(fill));
-  if (!frame.ok()) {
+  bool built = false;
+  absl::Status status = net::WithFrame(
+      std::forward<Fill>(fill), [&](net::FrameWriter& frame) { return peer.Submit(*this, frame, std::move(s)); },
+      built);
+  if (!built) {
     rejected_sends.fetch_add(1, std::memory_order_relaxed);
-    if (s.reply != nullptr) s.reply->Complete(nullptr, Unshared(frame.status()));
-    return frame.status();
+    if (s.reply != nullptr) s.reply->Complete(nullptr, Unshared(status));
   }
-  return peer.Submit(*this, *std::move(frame), std::move(s));
+  return status;
 }
 
 // The status a reply or down frame carries.

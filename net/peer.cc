@@ -96,7 +96,7 @@ std::shared_ptr<Peer> Peer::canonical() {
 // ---------------------------------------------------------------------------
 // Sending.
 
-absl::Status Peer::Submit(NodeState& node, net::OutFrame frame, Submission s) {
+absl::Status Peer::Submit(NodeState& node, net::FrameWriter& frame, Submission s) {
   absl::Status status;
   Effects fx;
   std::shared_ptr<Peer> forward;
@@ -119,8 +119,8 @@ absl::Status Peer::Submit(NodeState& node, net::OutFrame frame, Submission s) {
     } else {
       switch (state_) {
         case State::kUp:
-          status = s.lane == Lane::kReserved ? connection_->SendReserved(std::move(frame))
-                                             : connection_->Send(std::move(frame));
+          status = s.lane == Lane::kReserved ? connection_->SendReservedInPlace(frame)
+                                             : connection_->SendInPlace(frame);
           break;
         case State::kIdle:
           if (node.system().Now() < retry_not_before_) {
@@ -133,12 +133,14 @@ absl::Status Peer::Submit(NodeState& node, net::OutFrame frame, Submission s) {
         case State::kConnecting:
           if (ever_up_) {
             status = PeerUnreachable(who(), last_error_);
-          } else if (backlog_bytes_ + frame.bytes().size() > node.options().max_outbound_bytes) {
+          } else if (const size_t bytes = net::kFramePrefixBytes + frame.payload_size();
+                     backlog_bytes_ + bytes > node.options().max_outbound_bytes) {
             status = absl::ResourceExhaustedError(absl::StrCat("outbound buffer for node ", who(), " is full (",
                                                                node.options().max_outbound_bytes, " bytes)"));
           } else {
-            backlog_bytes_ += frame.bytes().size();
-            backlog_.push_back(Backlogged{std::move(frame), s.incarnation, s.reply != nullptr ? s.request_id : 0, s.lane});
+            backlog_bytes_ += bytes;
+            backlog_.push_back(
+                Backlogged{frame.TakeOutFrame(), s.incarnation, s.reply != nullptr ? s.request_id : 0, s.lane});
           }
           break;
         case State::kUnreachable:
@@ -156,7 +158,7 @@ absl::Status Peer::Submit(NodeState& node, net::OutFrame frame, Submission s) {
       pending_.emplace(s.request_id, Pending{std::move(s.reply), TimerId{}, s.message_type});
     }
   }
-  if (forward != nullptr) return forward->Submit(node, std::move(frame), std::move(s));
+  if (forward != nullptr) return forward->Submit(node, frame, std::move(s));
   if (fx.connect != 0) Apply(fx);  // the only effect a send can have: dialling
   if (!status.ok()) {
     node.rejected_sends.fetch_add(1, std::memory_order_relaxed);

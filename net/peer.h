@@ -138,7 +138,11 @@ class Peer : public std::enable_shared_from_this<Peer> {
   // not the peer's), ResourceExhausted (a full queue), InvalidArgument (over
   // the peer's frame limit), Cancelled (shutdown).
   // `node` is this Peer's (its callers hold it: no weak_ptr lock per send).
-  absl::Status Submit(NodeState& node, net::OutFrame frame, Submission s);
+  absl::Status Submit(NodeState& node, net::FrameWriter& frame, Submission s);
+  absl::Status Submit(NodeState& node, net::OutFrame frame, Submission s) {
+    net::OutFrameWriter writer(frame);
+    return Submit(node, writer, std::move(s));
+  }
 
   // I/O thread: the reply frame for `request_id`. `refused_by` (non-empty):
   // the target refused the message's type.

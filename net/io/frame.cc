@@ -15,12 +15,13 @@ OutFrame OutFrame::WithPayload(size_t payload_bytes) {
   const size_t words = 1 + (payload_bytes + 7) / 8;
   frame.buffer_.reset(new uint64_t[words]);
   frame.payload_size_ = payload_bytes;
-  uint8_t* prefix = reinterpret_cast<uint8_t*>(frame.buffer_.get()) + kPrefixOffset;
-  const auto n = static_cast<uint32_t>(payload_bytes);
-  prefix[0] = static_cast<uint8_t>(n);
-  prefix[1] = static_cast<uint8_t>(n >> 8);
-  prefix[2] = static_cast<uint8_t>(n >> 16);
-  prefix[3] = static_cast<uint8_t>(n >> 24);
+  WriteFramePrefix(reinterpret_cast<uint8_t*>(frame.buffer_.get()) + kPrefixOffset, payload_bytes);
+  return frame;
+}
+
+OutFrame FrameWriter::TakeOutFrame() {
+  OutFrame frame = OutFrame::WithPayload(payload_size());
+  Write(frame.payload());
   return frame;
 }
 

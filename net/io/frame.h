@@ -86,6 +86,46 @@ class OutFrame {
   size_t payload_size_ = 0;
 };
 
+// Writes the 4-byte little-endian prefix of a payload of `payload_bytes`.
+inline void WriteFramePrefix(uint8_t* out, size_t payload_bytes) {
+  const auto n = static_cast<uint32_t>(payload_bytes);
+  out[0] = static_cast<uint8_t>(n);
+  out[1] = static_cast<uint8_t>(n >> 8);
+  out[2] = static_cast<uint8_t>(n >> 16);
+  out[3] = static_cast<uint8_t>(n >> 24);
+}
+
+// A frame that can be written in place: its payload's size, and a Write
+// that puts exactly that many bytes wherever it is told (no alignment
+// promised). Connection::SendInPlace takes one, so that a small frame is
+// written straight into the connection's outbound batch with no buffer of
+// its own; a path that keeps the frame by itself takes it as an OutFrame
+// (TakeOutFrame, once). Used on the sending thread during the call only.
+class FrameWriter {
+ public:
+  virtual size_t payload_size() const = 0;
+  virtual void Write(uint8_t* payload) const = 0;
+  // By default a new OutFrame, written with Write.
+  virtual OutFrame TakeOutFrame();
+
+ protected:
+  ~FrameWriter() = default;
+};
+
+// An OutFrame as a FrameWriter: Write copies it, TakeOutFrame moves it out.
+class OutFrameWriter final : public FrameWriter {
+ public:
+  explicit OutFrameWriter(OutFrame& frame) : frame_(frame) {}
+  size_t payload_size() const override { return frame_.payload_size(); }
+  void Write(uint8_t* payload) const override {
+    if (frame_.payload_size() != 0) std::memcpy(payload, frame_.payload(), frame_.payload_size());
+  }
+  OutFrame TakeOutFrame() override { return std::move(frame_); }
+
+ private:
+  OutFrame& frame_;
+};
+
 class FrameDecoder {
  public:
   explicit FrameDecoder(size_t max_payload_bytes) : max_payload_bytes_(max_payload_bytes) {}

@@ -194,6 +194,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // that does not read) and this returns ResourceExhausted. Unavailable once
   // closing; InvalidArgument for an empty frame.
   virtual absl::Status SendControl(OutFrame frame) = 0;
+  // Any thread. Send and SendReserved for a frame written in place (see
+  // FrameWriter): the same bounds, refusals and order. A small frame is
+  // written straight into the lane's outbound batch; a larger one, or one
+  // written by its sender, is taken as an OutFrame. By default: as an
+  // OutFrame, through Send and SendReserved.
+  virtual absl::Status SendInPlace(FrameWriter& frame) { return Send(frame.TakeOutFrame()); }
+  virtual absl::Status SendReservedInPlace(FrameWriter& frame) { return SendReserved(frame.TakeOutFrame()); }
   // Any thread, idempotent (the first reason wins). Frames already queued
   // are still written, up to close_timeout, then the socket closes and
   // OnClosed runs with `reason`, on the I/O thread, never inside this call.

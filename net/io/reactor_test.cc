@@ -5,6 +5,7 @@
 #include "net/io/reactor.h"
 
 #include <atomic>
+#include <cstring>
 #include <future>
 #include <latch>
 #include <memory>
@@ -136,6 +137,79 @@ TEST(Reactor, ManyFramesOfMixedSizesArriveInOrderOnOneConnection) {
     ASSERT_EQ(frames[i].size(), 8 + (i * 37) % 3000);
   }
   EXPECT_EQ(received->misaligned(), 0);
+}
+
+// A numbered frame (as NumberedFrame) written in place, counting the
+// copies it was asked for.
+class NumberedWriter final : public FrameWriter {
+ public:
+  NumberedWriter(uint64_t seq, size_t size) : seq_(seq), size_(size) {}
+  size_t payload_size() const override { return size_; }
+  void Write(uint8_t* payload) const override {
+    ++writes;
+    const OutFrame frame = NumberedFrame(seq_, size_);
+    std::memcpy(payload, frame.payload(), size_);
+  }
+  mutable int writes = 0;
+
+ private:
+  const uint64_t seq_;
+  const size_t size_;
+};
+
+// Frames written in place (SendInPlace, SendReservedInPlace) and frames
+// sent as OutFrames, small and large, arrive whole and in send order, each
+// written exactly once.
+TEST(Reactor, FramesWrittenInPlaceArriveInOrderAmongOutFrames) {
+  TestLog log;
+  Reactor server_reactor(LoggedReactorOptions(log, 1, "server"));
+  Reactor client_reactor(LoggedReactorOptions(log, 1, "client"));
+  TestServer server(server_reactor, {});
+  auto connection = ConnectAndWait(client_reactor, server.address(), {}, std::make_shared<RecordingHandler>());
+  ASSERT_TRUE(connection.ok()) << connection.status();
+  constexpr uint64_t kFrames = 6000;
+  auto size_of = [](uint64_t i) -> size_t { return 8 + (i * 131) % 5000; };
+  for (uint64_t i = 0; i < kFrames; ++i) {
+    if (i % 3 == 0) {
+      ASSERT_TRUE((*connection)->Send(NumberedFrame(i, size_of(i))).ok()) << i;
+      continue;
+    }
+    NumberedWriter writer(i, size_of(i));
+    const absl::Status sent =
+        i % 3 == 1 ? (*connection)->SendInPlace(writer) : (*connection)->SendReservedInPlace(writer);
+    ASSERT_TRUE(sent.ok()) << i << ": " << sent;
+    ASSERT_LE(writer.writes, 1) << i;
+  }
+  ASSERT_TRUE(server.WaitForAccepted(0));
+  std::shared_ptr<RecordingHandler> received = server.handler(0);
+  ASSERT_TRUE(received->WaitForFrames(kFrames));
+  const std::vector<Bytes> frames = received->frames();
+  ASSERT_EQ(frames.size(), kFrames);
+  for (uint64_t i = 0; i < kFrames; ++i) {
+    const OutFrame expected = NumberedFrame(i, size_of(i));
+    ASSERT_EQ(frames[i], Bytes(expected.payload(), expected.payload() + expected.payload_size())) << i;
+  }
+}
+
+// A frame written in place is refused like a sent one: past the data
+// lane's bound with ResourceExhausted, and Unavailable once closed.
+TEST(Reactor, AFrameWrittenInPlaceIsRefusedPastTheBoundAndAfterClose) {
+  TestLog log;
+  Reactor reactor(LoggedReactorOptions(log));
+  TestServer server(reactor, {});
+  ConnectionOptions options;
+  options.max_outbound_bytes = 1 << 10;
+  auto connection = ConnectAndWait(reactor, server.address(), options, std::make_shared<RecordingHandler>());
+  ASSERT_TRUE(connection.ok()) << connection.status();
+  NumberedWriter too_big(1, 2 << 10);
+  const absl::Status refused = (*connection)->SendInPlace(too_big);
+  EXPECT_TRUE(absl::IsResourceExhausted(refused)) << refused;
+  EXPECT_EQ(too_big.writes, 0);
+  (*connection)->Close(absl::CancelledError("test"));
+  NumberedWriter after(2, 64);
+  const absl::Status closed = (*connection)->SendInPlace(after);
+  EXPECT_TRUE(absl::IsUnavailable(closed)) << closed;
+  EXPECT_EQ(after.writes, 0);
 }
 
 // Every read that completes frames ends with one OnReadDone, after them:

@@ -73,8 +73,9 @@
 //   there is no other order.
 //
 // Batching: frames up to kBatchFrameBytes are copied back to back (prefix
-// and payload, as on the wire) into the lane's open Batch; the frame's own
-// buffer is freed by the sender. A batch is sealed (given a ticket and
+// and payload, as on the wire) into the lane's open Batch, or written there
+// by their FrameWriter (SendInPlace); an OutFrame's own buffer is freed by
+// the sender. A batch is sealed (given a ticket and
 // enqueued as one item) when it has no room for the next frame, before a
 // large frame is enqueued (so the large one stays behind it), and by
 // Refill, so every flush takes what was batched up to then: batching adds
@@ -228,6 +229,8 @@ class ConnectionImpl final : public Connection, public Pollable {
   absl::Status Send(OutFrame frame) override;
   absl::Status SendReserved(OutFrame frame) override;
   absl::Status SendControl(OutFrame frame) override;
+  absl::Status SendInPlace(FrameWriter& frame) override;
+  absl::Status SendReservedInPlace(FrameWriter& frame) override;
   void Close(absl::Status reason) override;
   void SetMaxFrameBytes(size_t bytes) override { decoder_.set_max_payload_bytes(bytes); }
   const std::string& peer() const override { return peer_; }
@@ -341,15 +344,20 @@ class ConnectionImpl final : public Connection, public Pollable {
   // Sending (any thread). Refusals of an empty frame or a closing
   // connection; OK if `frame` may be queued.
   absl::Status CheckSendable(const OutFrame& frame, const char* call) const;
+  absl::Status CheckOpen() const;
+  // Send and SendInPlace: reserves on the data lane within its bound.
+  absl::Status SendData(FrameWriter& frame);
+  // SendReserved and SendReservedInPlace.
+  absl::Status SendReservedData(FrameWriter& frame);
   // Reserves `size` bytes on `lane` against `limit`; false, reserving
   // nothing, past it. `queued` is left at the count last seen.
   static bool Reserve(Lane& lane, size_t size, size_t limit, size_t& queued);
   // Queues `frame` on `lane` within `limit`, or closes the connection
   // (ResourceExhausted: the peer does not read). `what` names the queue.
-  absl::Status SendOrClose(Lane& lane, OutFrame frame, size_t limit, const char* what);
-  // Queues a frame whose bytes are reserved on `lane` (a small one into
-  // the open batch), and asks for a flush.
-  absl::Status Push(Lane& lane, OutFrame frame);
+  absl::Status SendOrClose(Lane& lane, FrameWriter& frame, size_t limit, const char* what);
+  // Queues a frame of `size` bytes (prefix included) reserved on `lane` (a
+  // small one written into the open batch), and asks for a flush.
+  absl::Status Push(Lane& lane, FrameWriter& frame, size_t size);
   // Queues the lane's open batch, if any; false if the queue is out of
   // memory (the batch stays open).
   bool SealLocked(Lane& lane) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
@@ -358,7 +366,7 @@ class ConnectionImpl final : public Connection, public Pollable {
   static void Release(Lane& lane, Queued& item);
   // Writes or queues a frame whose bytes are reserved on `lane`; `queued`
   // is the lane's count before the reservation.
-  absl::Status Submit(Lane& lane, OutFrame frame, size_t queued);
+  absl::Status Submit(Lane& lane, FrameWriter& frame, size_t size, size_t queued);
   // Writes `frame` on the sending thread if the connection is idle (see
   // "Writing from the sender"); true if it is written or left for the I/O
   // thread as the remainder, false (the frame untouched) to queue it.

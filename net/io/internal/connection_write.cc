@@ -25,6 +25,10 @@ absl::Status ConnectionImpl::CheckSendable(const OutFrame& frame, const char* ca
   if (frame.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(call, " of an empty OutFrame (use OutFrame::WithPayload)"));
   }
+  return CheckOpen();
+}
+
+absl::Status ConnectionImpl::CheckOpen() const {
   // Relaxed: a gate only, see "Memory ordering".
   if (state_.load(std::memory_order_relaxed) != State::kOpen) {
     return absl::UnavailableError(absl::StrCat("connection to ", peer_, " is closed"));
@@ -43,13 +47,14 @@ bool ConnectionImpl::Reserve(Lane& lane, size_t size, size_t limit, size_t& queu
   return true;
 }
 
-absl::Status ConnectionImpl::Push(Lane& lane, OutFrame frame) {
-  const absl::Span<const uint8_t> bytes = frame.bytes();
+absl::Status ConnectionImpl::Push(Lane& lane, FrameWriter& frame, size_t size) {
+  OutFrame own;  // a large frame, queued by itself
+  if (size > kBatchFrameBytes) own = frame.TakeOutFrame();
   bool queued = false;
   {
     std::lock_guard<std::mutex> lock(lane.mu);
-    if (bytes.size() <= kBatchFrameBytes) {
-      if (lane.open != nullptr && kBatchBytes - lane.open->size < bytes.size() && SealLocked(lane)) {
+    if (size <= kBatchFrameBytes) {
+      if (lane.open != nullptr && kBatchBytes - lane.open->size < size && SealLocked(lane)) {
         // Sealed: a new batch below.
       }
       if (lane.open == nullptr) {
@@ -60,23 +65,24 @@ absl::Status ConnectionImpl::Push(Lane& lane, OutFrame frame) {
           lane.open->words = std::make_unique_for_overwrite<uint64_t[]>(kBatchBytes / 8);
         }
       }
-      if (kBatchBytes - lane.open->size >= bytes.size()) {
-        std::memcpy(reinterpret_cast<uint8_t*>(lane.open->words.get()) + lane.open->size, bytes.data(), bytes.size());
-        lane.open->size += bytes.size();
+      if (kBatchBytes - lane.open->size >= size) {
+        uint8_t* const at = reinterpret_cast<uint8_t*>(lane.open->words.get()) + lane.open->size;
+        WriteFramePrefix(at, size - kFramePrefixBytes);
+        frame.Write(at + kFramePrefixBytes);
+        lane.open->size += size;
         ++lane.open->frames;
         queued = true;
       }
     } else if (SealLocked(lane)) {
       // Behind the frames batched before it.
-      queued = lane.queue.enqueue(Queued{lane.next_ticket.fetch_add(1, std::memory_order_relaxed), std::move(frame)});
+      queued = lane.queue.enqueue(Queued{lane.next_ticket.fetch_add(1, std::memory_order_relaxed), std::move(own)});
     }
   }
   if (!queued) {
-    lane.queued_bytes.fetch_sub(bytes.size(), std::memory_order_relaxed);
+    lane.queued_bytes.fetch_sub(size, std::memory_order_relaxed);
     return absl::ResourceExhaustedError(absl::StrCat("outbound queue to ", peer_, ": out of memory"));
   }
-  frame = OutFrame();  // a batched frame's buffer is freed here, on the thread that made it
-  // A load first: see "Batching" on why a flag already set needs no post.
+  // A load first: see "Memory ordering" on why a flag already set needs no post.
   if (!flush_scheduled_.load(std::memory_order_acquire)) ScheduleFlush();
   return absl::OkStatus();
 }
@@ -102,21 +108,22 @@ void ConnectionImpl::Release(Lane& lane, Queued& item) {
   delete lane.spare.exchange(item.batch.release(), std::memory_order_acq_rel);
 }
 
-absl::Status ConnectionImpl::Submit(Lane& lane, OutFrame frame, size_t queued) {
+absl::Status ConnectionImpl::Submit(Lane& lane, FrameWriter& frame, size_t size, size_t queued) {
   // Relaxed: a hint (see "Memory ordering"); the clock is the vDSO's.
   const int64_t previous = last_send_ns_.load(std::memory_order_relaxed);
   if (queued != 0) {
     // A stream: no clock read; the next send that finds the lane empty
     // counts this one as just before it.
     if (previous != kStreaming) last_send_ns_.store(kStreaming, std::memory_order_relaxed);
-    return Push(lane, std::move(frame));
+    return Push(lane, frame, size);
   }
   const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
   last_send_ns_.store(now, std::memory_order_relaxed);
-  if (previous != kStreaming && now - previous >= kDirectAfterNs && TryWriteDirect(lane, frame)) {
-    return absl::OkStatus();
-  }
-  return Push(lane, std::move(frame));
+  if (previous == kStreaming || now - previous < kDirectAfterNs) return Push(lane, frame, size);
+  OutFrame own = frame.TakeOutFrame();
+  if (TryWriteDirect(lane, own)) return absl::OkStatus();
+  OutFrameWriter rest(own);
+  return Push(lane, rest, size);
 }
 
 bool ConnectionImpl::TryWriteDirect(Lane& lane, OutFrame& frame) {
@@ -152,7 +159,17 @@ bool ConnectionImpl::TryWriteDirect(Lane& lane, OutFrame& frame) {
 
 absl::Status ConnectionImpl::Send(OutFrame frame) {
   if (absl::Status s = CheckSendable(frame, "Send"); !s.ok()) return s;
-  const size_t size = frame.bytes().size();
+  OutFrameWriter writer(frame);
+  return SendData(writer);
+}
+
+absl::Status ConnectionImpl::SendInPlace(FrameWriter& frame) {
+  if (absl::Status s = CheckOpen(); !s.ok()) return s;
+  return SendData(frame);
+}
+
+absl::Status ConnectionImpl::SendData(FrameWriter& frame) {
+  const size_t size = kFramePrefixBytes + frame.payload_size();
   const size_t limit = options_.max_outbound_bytes;
   size_t queued = 0;
   if (!Reserve(data_, size, limit, queued)) {
@@ -162,11 +179,11 @@ absl::Status ConnectionImpl::Send(OutFrame frame) {
                                                      " bytes queued, frame of ", size, " bytes, limit ", limit,
                                                      " bytes (the peer reads too slowly)"));
   }
-  return Submit(data_, std::move(frame), queued);
+  return Submit(data_, frame, size, queued);
 }
 
-absl::Status ConnectionImpl::SendOrClose(Lane& lane, OutFrame frame, size_t limit, const char* what) {
-  const size_t size = frame.bytes().size();
+absl::Status ConnectionImpl::SendOrClose(Lane& lane, FrameWriter& frame, size_t limit, const char* what) {
+  const size_t size = kFramePrefixBytes + frame.payload_size();
   size_t queued = 0;
   if (!Reserve(lane, size, limit, queued)) {
     const std::string message =
@@ -177,17 +194,28 @@ absl::Status ConnectionImpl::SendOrClose(Lane& lane, OutFrame frame, size_t limi
     Close(absl::ResourceExhaustedError(message));
     return absl::ResourceExhaustedError(message);
   }
-  return Submit(lane, std::move(frame), queued);
+  return Submit(lane, frame, size, queued);
 }
 
 absl::Status ConnectionImpl::SendReserved(OutFrame frame) {
   if (absl::Status s = CheckSendable(frame, "SendReserved"); !s.ok()) return s;
-  return SendOrClose(data_, std::move(frame), options_.max_outbound_bytes + options_.max_control_bytes, "outbound");
+  OutFrameWriter writer(frame);
+  return SendReservedData(writer);
+}
+
+absl::Status ConnectionImpl::SendReservedInPlace(FrameWriter& frame) {
+  if (absl::Status s = CheckOpen(); !s.ok()) return s;
+  return SendReservedData(frame);
+}
+
+absl::Status ConnectionImpl::SendReservedData(FrameWriter& frame) {
+  return SendOrClose(data_, frame, options_.max_outbound_bytes + options_.max_control_bytes, "outbound");
 }
 
 absl::Status ConnectionImpl::SendControl(OutFrame frame) {
   if (absl::Status s = CheckSendable(frame, "SendControl"); !s.ok()) return s;
-  return SendOrClose(control_, std::move(frame), options_.max_control_bytes, "control");
+  OutFrameWriter writer(frame);
+  return SendOrClose(control_, writer, options_.max_control_bytes, "control");
 }
 
 void ConnectionImpl::WhenQueuedAtMost(size_t bytes, absl::AnyInvocable<void() &&> callback) {
