@@ -82,8 +82,8 @@
 // no wait. A sealed batch is written, advanced and freed as one item whose
 // bytes are its frames' (AdvanceLane counts its frames); once written it
 // becomes the lane's spare (an atomic pointer: the I/O thread puts it with
-// an exchange, a sender under mu takes it with one), so a stream reuses two
-// buffers per lane instead of allocating.
+// an exchange, a sender under mu takes it with one; kSpareBatches slots),
+// so a stream reuses a few buffers per lane instead of allocating.
 //
 // Writing from the sender (plaintext only): a send that finds the
 // connection idle writes its frame itself, on the sending thread, instead
@@ -149,8 +149,8 @@
 //   later flush needs comes before that flush's Refill locks mu, so if the
 //   load saw true from before the exchange, the push came before that lock
 //   and the Refill takes it.
-// - Lane::spare: exchanged with acq_rel by the I/O thread and acquire by
-//   the sender, so the batch's reset (size 0) happens before its reuse.
+// - Lane::spares: each slot exchanged with acq_rel by the I/O thread and
+//   acquire by the sender, so the batch's reset (size 0) happens before its reuse.
 // - flush_scheduled_: a send's exchange(true) is acq_rel: its release half,
 //   after the enqueue, pairs with the acquire half of the I/O thread's
 //   exchange(false) in RunScheduledFlush, so a Send that finds the flag
@@ -178,6 +178,7 @@
 #ifndef TROUPE_NET_IO_INTERNAL_CONNECTION_IMPL_H_
 #define TROUPE_NET_IO_INTERNAL_CONNECTION_IMPL_H_
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -274,6 +275,9 @@ class ConnectionImpl final : public Connection, public Pollable {
     absl::AnyInvocable<void() &&> callback;
   };
 
+  // Written batches a lane keeps for reuse.
+  static constexpr size_t kSpareBatches = 4;
+
   // One outbound lane (see "Outbound path").
   struct Lane {
     // Shared with senders; see "Memory ordering".
@@ -281,17 +285,21 @@ class ConnectionImpl final : public Connection, public Pollable {
     std::atomic<size_t> queued_bytes{0};
     std::atomic<uint64_t> next_ticket{0};
     // Every push onto the lane, and the seal of its open batch, holds mu
-    // (see "Batching").
-    std::mutex mu;
+    // (see "Batching"). A line of their own: the I/O thread writes
+    // queued_bytes for every item it writes.
+    alignas(64) std::mutex mu;
     std::unique_ptr<Batch> open ABSL_GUARDED_BY(mu);
-    // A written batch for the next one: the I/O thread puts it, a sender
-    // under mu takes it (exchanges, no lock on the I/O thread's side).
-    std::atomic<Batch*> spare{nullptr};
+    // Written batches for the next ones: the I/O thread puts one into an
+    // empty slot, a sender under mu takes one (exchanges, no lock on the
+    // I/O thread's side). A few, as several batches may be in flight.
+    std::array<std::atomic<Batch*>, kSpareBatches> spares{};
 
-    ~Lane() { delete spare.exchange(nullptr, std::memory_order_acquire); }
+    ~Lane() {
+      for (std::atomic<Batch*>& spare : spares) delete spare.exchange(nullptr, std::memory_order_acquire);
+    }
     // I/O thread only: taken from the queue, sorted by ticket, not yet
     // written from `head` on.
-    std::vector<Queued> pending;
+    alignas(64) std::vector<Queued> pending;
     size_t head = 0;
 
     size_t unwritten() const { return pending.size() - head; }

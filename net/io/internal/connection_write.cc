@@ -59,7 +59,11 @@ absl::Status ConnectionImpl::Push(Lane& lane, FrameWriter& frame, size_t size) {
       }
       if (lane.open == nullptr) {
         // acquire: the I/O thread's reset of the spare happens before its reuse.
-        lane.open.reset(lane.spare.exchange(nullptr, std::memory_order_acquire));
+        for (std::atomic<Batch*>& spare : lane.spares) {
+          if (spare.load(std::memory_order_relaxed) == nullptr) continue;
+          lane.open.reset(spare.exchange(nullptr, std::memory_order_acquire));
+          if (lane.open != nullptr) break;
+        }
         if (lane.open == nullptr) {
           lane.open = std::make_unique<Batch>();
           lane.open->words = std::make_unique_for_overwrite<uint64_t[]>(kBatchBytes / 8);
@@ -105,7 +109,14 @@ void ConnectionImpl::Release(Lane& lane, Queued& item) {
   item.batch->size = 0;
   item.batch->frames = 0;
   // release: pairs with the sender's acquire exchange.
-  delete lane.spare.exchange(item.batch.release(), std::memory_order_acq_rel);
+  for (std::atomic<Batch*>& spare : lane.spares) {
+    Batch* empty = nullptr;
+    if (spare.compare_exchange_strong(empty, item.batch.get(), std::memory_order_acq_rel, std::memory_order_relaxed)) {
+      (void)item.batch.release();
+      return;
+    }
+  }
+  item.batch.reset();  // every slot holds one
 }
 
 absl::Status ConnectionImpl::Submit(Lane& lane, FrameWriter& frame, size_t size, size_t queued) {
@@ -481,7 +492,7 @@ size_t ConnectionImpl::DropLane(Lane& lane) {
     std::lock_guard<std::mutex> lock(lane.mu);
     open = std::move(lane.open);
   }
-  delete lane.spare.exchange(nullptr, std::memory_order_acq_rel);
+  for (std::atomic<Batch*>& spare : lane.spares) delete spare.exchange(nullptr, std::memory_order_acq_rel);
   if (open != nullptr) {
     lane.queued_bytes.fetch_sub(open->size, std::memory_order_relaxed);
     dropped += open->frames;
