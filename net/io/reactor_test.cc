@@ -115,28 +115,46 @@ TEST(Reactor, EmptyOutFrameIsRefused) {
   EXPECT_EQ((*connection)->Send(OutFrame()).code(), absl::StatusCode::kInvalidArgument);
 }
 
-TEST(Reactor, ManyFramesOfMixedSizesArriveInOrderOnOneConnection) {
+// Two reactors of `threads` I/O threads each, a TestServer on the first and
+// a connection to it from the second.
+struct TwoReactors {
+  explicit TwoReactors(int threads)
+      : server_reactor(LoggedReactorOptions(log, threads, "server")),
+        client_reactor(LoggedReactorOptions(log, threads, "client")),
+        server(server_reactor, {}),
+        connection(ConnectAndWait(client_reactor, server.address(), {}, std::make_shared<RecordingHandler>())) {}
+
+  // The server side's frames once `n` have come; fewer at the deadline.
+  std::vector<Bytes> ReceivedFrames(size_t n) {
+    if (!server.WaitForAccepted(0)) return {};
+    std::shared_ptr<RecordingHandler> received = server.handler(0);
+    (void)received->WaitForFrames(n);
+    return received->frames();
+  }
+
   TestLog log;
-  Reactor server_reactor(LoggedReactorOptions(log, 2, "server"));
-  Reactor client_reactor(LoggedReactorOptions(log, 2, "client"));
-  TestServer server(server_reactor, {});
-  auto connection = ConnectAndWait(client_reactor, server.address(), {}, std::make_shared<RecordingHandler>());
-  ASSERT_TRUE(connection.ok()) << connection.status();
+  Reactor server_reactor;
+  Reactor client_reactor;
+  TestServer server;
+  absl::StatusOr<std::shared_ptr<Connection>> connection;
+};
+
+TEST(Reactor, ManyFramesOfMixedSizesArriveInOrderOnOneConnection) {
+  TwoReactors pair(2);
+  ASSERT_TRUE(pair.connection.ok()) << pair.connection.status();
+  std::shared_ptr<Connection> connection = *pair.connection;
   constexpr uint64_t kFrames = 20000;
   for (uint64_t i = 0; i < kFrames; ++i) {
     const size_t size = 8 + (i * 37) % 3000;
-    ASSERT_TRUE((*connection)->Send(NumberedFrame(i, size)).ok()) << i;
+    ASSERT_TRUE(connection->Send(NumberedFrame(i, size)).ok()) << i;
   }
-  ASSERT_TRUE(server.WaitForAccepted(0));
-  std::shared_ptr<RecordingHandler> received = server.handler(0);
-  ASSERT_TRUE(received->WaitForFrames(kFrames));
-  const std::vector<Bytes> frames = received->frames();
+  const std::vector<Bytes> frames = pair.ReceivedFrames(kFrames);
   ASSERT_EQ(frames.size(), kFrames);
   for (uint64_t i = 0; i < kFrames; ++i) {
     ASSERT_EQ(FrameNumber(frames[i]), i);
     ASSERT_EQ(frames[i].size(), 8 + (i * 37) % 3000);
   }
-  EXPECT_EQ(received->misaligned(), 0);
+  EXPECT_EQ(pair.server.handler(0)->misaligned(), 0);
 }
 
 // A numbered frame (as NumberedFrame) written in place, counting the
@@ -161,29 +179,23 @@ class NumberedWriter final : public FrameWriter {
 // sent as OutFrames, small and large, arrive whole and in send order, each
 // written exactly once.
 TEST(Reactor, FramesWrittenInPlaceArriveInOrderAmongOutFrames) {
-  TestLog log;
-  Reactor server_reactor(LoggedReactorOptions(log, 1, "server"));
-  Reactor client_reactor(LoggedReactorOptions(log, 1, "client"));
-  TestServer server(server_reactor, {});
-  auto connection = ConnectAndWait(client_reactor, server.address(), {}, std::make_shared<RecordingHandler>());
-  ASSERT_TRUE(connection.ok()) << connection.status();
+  TwoReactors pair(1);
+  ASSERT_TRUE(pair.connection.ok()) << pair.connection.status();
+  std::shared_ptr<Connection> connection = *pair.connection;
   constexpr uint64_t kFrames = 6000;
   auto size_of = [](uint64_t i) -> size_t { return 8 + (i * 131) % 5000; };
   for (uint64_t i = 0; i < kFrames; ++i) {
     if (i % 3 == 0) {
-      ASSERT_TRUE((*connection)->Send(NumberedFrame(i, size_of(i))).ok()) << i;
+      ASSERT_TRUE(connection->Send(NumberedFrame(i, size_of(i))).ok()) << i;
       continue;
     }
     NumberedWriter writer(i, size_of(i));
     const absl::Status sent =
-        i % 3 == 1 ? (*connection)->SendInPlace(writer) : (*connection)->SendReservedInPlace(writer);
+        i % 3 == 1 ? connection->SendInPlace(writer) : connection->SendReservedInPlace(writer);
     ASSERT_TRUE(sent.ok()) << i << ": " << sent;
     ASSERT_LE(writer.writes, 1) << i;
   }
-  ASSERT_TRUE(server.WaitForAccepted(0));
-  std::shared_ptr<RecordingHandler> received = server.handler(0);
-  ASSERT_TRUE(received->WaitForFrames(kFrames));
-  const std::vector<Bytes> frames = received->frames();
+  const std::vector<Bytes> frames = pair.ReceivedFrames(kFrames);
   ASSERT_EQ(frames.size(), kFrames);
   for (uint64_t i = 0; i < kFrames; ++i) {
     const OutFrame expected = NumberedFrame(i, size_of(i));
@@ -217,16 +229,13 @@ TEST(Reactor, AFrameWrittenInPlaceIsRefusedPastTheBoundAndAfterClose) {
 // reads than frames (the sender's frames are batched and the receiver
 // reads many at once), and the last OnReadDone comes after the last frame.
 TEST(Reactor, EachReadOfFramesEndsWithOneOnReadDone) {
-  TestLog log;
-  Reactor server_reactor(LoggedReactorOptions(log, 1, "server"));
-  Reactor client_reactor(LoggedReactorOptions(log, 1, "client"));
-  TestServer server(server_reactor, {});
-  auto connection = ConnectAndWait(client_reactor, server.address(), {}, std::make_shared<RecordingHandler>());
-  ASSERT_TRUE(connection.ok()) << connection.status();
+  TwoReactors pair(1);
+  ASSERT_TRUE(pair.connection.ok()) << pair.connection.status();
+  std::shared_ptr<Connection> connection = *pair.connection;
   constexpr uint64_t kFrames = 20000;
-  for (uint64_t i = 0; i < kFrames; ++i) ASSERT_TRUE((*connection)->Send(NumberedFrame(i, 40)).ok()) << i;
-  ASSERT_TRUE(server.WaitForAccepted(0));
-  std::shared_ptr<RecordingHandler> received = server.handler(0);
+  for (uint64_t i = 0; i < kFrames; ++i) ASSERT_TRUE(connection->Send(NumberedFrame(i, 40)).ok()) << i;
+  ASSERT_TRUE(pair.server.WaitForAccepted(0));
+  std::shared_ptr<RecordingHandler> received = pair.server.handler(0);
   ASSERT_TRUE(received->WaitForFrames(kFrames));
   EXPECT_TRUE(Eventually([&] { return received->frames_at_read_done() == kFrames; }))
       << received->frames_at_read_done();
@@ -358,12 +367,9 @@ TEST(ReactorStress, ConcurrentSendsFromFourThreadsKeepPerThreadOrderAndLoseNothi
 // Sends made one after another by different threads, each handing a token
 // to the next (an actor that moves between workers), arrive in that order.
 TEST(ReactorStress, SendsOrderedAcrossThreadsArriveInThatOrder) {
-  TestLog log;
-  Reactor server_reactor(LoggedReactorOptions(log, 1, "server"));
-  Reactor client_reactor(LoggedReactorOptions(log, 1, "client"));
-  TestServer server(server_reactor, {});
-  auto connection = ConnectAndWait(client_reactor, server.address(), {}, std::make_shared<RecordingHandler>());
-  ASSERT_TRUE(connection.ok()) << connection.status();
+  TwoReactors pair(1);
+  ASSERT_TRUE(pair.connection.ok()) << pair.connection.status();
+  std::shared_ptr<Connection> connection = *pair.connection;
 
   constexpr int kThreads = 4;
   constexpr uint64_t kFrames = 8000;
@@ -380,17 +386,15 @@ TEST(ReactorStress, SendsOrderedAcrossThreadsArriveInThatOrder) {
           turn.wait(seen, std::memory_order_acquire);
         }
         // EXPECT, not ASSERT: the turn must pass on even after a failure.
-        EXPECT_TRUE((*connection)->Send(NumberedFrame(mine, 8)).ok());
+        EXPECT_TRUE(connection->Send(NumberedFrame(mine, 8)).ok());
         turn.store(mine + 1, std::memory_order_release);
         turn.notify_all();
       }
     });
   }
   for (auto& thread : threads) thread.join();
-  ASSERT_TRUE(server.WaitForAccepted(0));
-  std::shared_ptr<RecordingHandler> received = server.handler(0);
-  ASSERT_TRUE(received->WaitForFrames(kFrames));
-  const std::vector<Bytes> frames = received->frames();
+  const std::vector<Bytes> frames = pair.ReceivedFrames(kFrames);
+  ASSERT_EQ(frames.size(), kFrames);
   for (uint64_t i = 0; i < kFrames; ++i) ASSERT_EQ(FrameNumber(frames[i]), i);
 }
 
