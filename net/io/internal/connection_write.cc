@@ -79,7 +79,8 @@ absl::Status ConnectionImpl::Push(Lane& lane, FrameWriter& frame, size_t size) {
       }
     } else if (SealLocked(lane)) {
       // Behind the frames batched before it.
-      queued = lane.queue.enqueue(Queued{lane.next_ticket.fetch_add(1, std::memory_order_relaxed), std::move(own)});
+      queued = lane.queue.enqueue(
+          Queued{lane.next_ticket.fetch_add(1, std::memory_order_relaxed), std::move(own), nullptr});
     }
   }
   if (!queued) {
@@ -385,7 +386,7 @@ void ConnectionImpl::TakeRemainder() {
   // Nothing of the lane is partly written (a direct write needs that), so
   // the rest goes first: the head of its lane, as the partial frame.
   lane.pending.insert(lane.pending.begin() + static_cast<std::ptrdiff_t>(lane.head),
-                      Queued{0, std::move(remainder_)});
+                      Queued{0, std::move(remainder_), nullptr});
   remainder_ = OutFrame();
   partial_ = &lane;
   head_written_ = remainder_written_;
