@@ -36,12 +36,4 @@ void MessageFrameWriter::Write(uint8_t* payload) const {
   capnp::writeMessage(stream, builder_);
 }
 
-OutFrame SerializeFrame(capnp::MessageBuilder& builder) {
-  const size_t bytes = capnp::computeSerializedSizeInWords(builder) * sizeof(capnp::word);
-  OutFrame frame = OutFrame::WithPayload(bytes);
-  kj::ArrayOutputStream stream(kj::arrayPtr(reinterpret_cast<kj::byte*>(frame.payload()), bytes));
-  capnp::writeMessage(stream, builder);
-  return frame;
-}
-
 }  // namespace troupe::net

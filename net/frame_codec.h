@@ -1,8 +1,9 @@
 // Building and reading the Cap'n Proto message of one frame.
 //
-// BuildFrame fills a Frame into a builder whose first segment is a
-// per-thread scratch buffer (no allocation for ordinary messages) and
-// copies the serialized message into one OutFrame. ReadFrame checks the
+// WithFrame fills a Frame into a builder whose first segment is a
+// per-thread scratch buffer (no allocation for ordinary messages) and hands
+// it on as a FrameWriter, to be serialized where the frame goes; BuildFrame
+// serializes it into one OutFrame. ReadFrame checks the
 // payload's size and hands a FlatArrayMessageReader, with the node's
 // limits, to `use`; Cap'n Proto's own errors (a bad segment table, pointers
 // out of bounds, limits passed) become InvalidArgument.
@@ -28,9 +29,6 @@
 #include "net/wire/envelope.capnp.h"
 
 namespace troupe::net {
-
-// Serializes `builder` into a frame.
-OutFrame SerializeFrame(capnp::MessageBuilder& builder);
 
 // A zeroed first segment for this thread's builders, or an empty one while
 // the thread's is in use (then the builder allocates).
@@ -87,17 +85,15 @@ absl::Status WithFrame(Fill&& fill, Use&& use, bool& used) {
 // instead of a frame.
 template <class Fill>
 absl::StatusOr<OutFrame> BuildFrame(Fill&& fill) {
-  ScratchSegment scratch;
   OutFrame out;
-  absl::Status status;
-  kj::Maybe<kj::Exception> error = kj::runCatchingExceptions([&] {
-    capnp::MallocMessageBuilder builder(scratch.words());
-    status = fill(builder.initRoot<wire::Frame>());
-    if (status.ok()) out = SerializeFrame(builder);
-  });
-  KJ_IF_MAYBE(e, error) {
-    return absl::InvalidArgumentError(absl::StrCat("could not encode a frame: ", e->getDescription().cStr()));
-  }
+  bool built = false;
+  absl::Status status = WithFrame(
+      std::forward<Fill>(fill),
+      [&](FrameWriter& frame) {
+        out = frame.TakeOutFrame();
+        return absl::OkStatus();
+      },
+      built);
   if (!status.ok()) return status;
   return out;
 }

@@ -54,9 +54,9 @@ absl::Status ConnectionImpl::Push(Lane& lane, FrameWriter& frame, size_t size) {
   {
     std::lock_guard<std::mutex> lock(lane.mu);
     if (size <= kBatchFrameBytes) {
-      if (lane.open != nullptr && kBatchBytes - lane.open->size < size && SealLocked(lane)) {
-        // Sealed: a new batch below.
-      }
+      // No room: sealed, and a new batch below (if the seal fails, the room
+      // check below refuses the frame).
+      if (lane.open != nullptr && kBatchBytes - lane.open->size < size) (void)SealLocked(lane);
       if (lane.open == nullptr) {
         // acquire: the I/O thread's reset of the spare happens before its reuse.
         for (std::atomic<Batch*>& spare : lane.spares) {
