@@ -6,11 +6,25 @@
 #   ./tools/bazel run -c opt //bench:suite -- --json > results.jsonl
 #   bench/chart.sh results.jsonl docs/benchmarks.png
 #
+# With --scale, draws the cost curves of `suite --scale` instead, one PNG per
+# curve into a directory: scale-skynet.png (time and peak resident bytes per
+# actor against leaves, log-log), scale-oneway.png (messages/s against sender
+# processes) and scale-ask.png (ask p50 and p99 against the load):
+#
+#   ./tools/bazel run -c opt //bench:suite -- --scale --json_out=$PWD/scale.jsonl
+#   bench/chart.sh --scale scale.jsonl docs/
+#
 # Needs gnuplot (Debian's gnuplot-nox); installs it if missing and root.
 set -euo pipefail
 
+scale=0
+if [[ "${1:-}" == "--scale" ]]; then
+  scale=1
+  shift
+fi
 if (( $# != 2 )); then
   echo "usage: bench/chart.sh <results.jsonl> <out.png>" >&2
+  echo "       bench/chart.sh --scale <scale.jsonl> <out-dir>" >&2
   exit 2
 fi
 in="$1"
@@ -27,6 +41,73 @@ fi
 
 data="$(mktemp)"
 trap 'rm -f "$data"' EXIT
+
+# --scale: the lines are
+# {"curve": C, "x": X, "x_unit": XU, "workload": W, "system": S, "metric": M, "value": V, "unit": U}
+if (( scale )); then
+  mkdir -p "$out"
+  # Rows "curve system metric x value" for gnuplot to select from.
+  awk -F'"' '
+    /"curve"/ {
+      x = $7; sub(/^: */, "", x); sub(/, *$/, "", x)
+      v = $25; sub(/^: */, "", v); sub(/, *$/, "", v)
+      printf "%s %s %s %s %s\n", $4, $18, $22, x, v
+    }' "$in" > "$data"
+  if [[ ! -s "$data" ]]; then
+    echo "chart: no cost-curve lines found in $in" >&2
+    exit 1
+  fi
+  # A series of the data: "curve system metric" -> "x value" lines.
+  series() { awk -v c="$1" -v s="$2" -v m="$3" '$1 == c && $2 == s && $3 == m { print $4, $5 }' "$data"; }
+  dir="$(mktemp -d)"
+  trap 'rm -f "$data"; rm -rf "$dir"' EXIT
+  series skynet troupe time > "$dir/sky_t_time"
+  series skynet caf time > "$dir/sky_c_time"
+  series skynet troupe peak_bytes_per_actor > "$dir/sky_t_bytes"
+  series skynet caf peak_bytes_per_actor > "$dir/sky_c_bytes"
+  series oneway-peers troupe throughput > "$dir/oneway"
+  series ask-load troupe p50 > "$dir/ask_p50"
+  series ask-load troupe p99 > "$dir/ask_p99"
+  gnuplot <<GNUPLOT
+set terminal pngcairo size 1200,450 font "sans,10" noenhanced
+set output "$out/scale-skynet.png"
+set multiplot layout 1,2 title "skynet: cost against the tree's size (log-log)"
+set logscale xy 10
+set grid
+set key top left
+set xlabel "leaf actors"
+set ylabel "time (s)"
+plot "$dir/sky_t_time" using 1:2 with linespoints lw 2 title "troupe", \
+     "$dir/sky_c_time" using 1:2 with linespoints lw 2 title "CAF 0.17.6"
+set ylabel "peak resident bytes per actor"
+set key top right
+unset logscale y
+set yrange [0:*]
+plot "$dir/sky_t_bytes" using 1:2 with linespoints lw 2 title "troupe", \
+     "$dir/sky_c_bytes" using 1:2 with linespoints lw 2 title "CAF 0.17.6"
+unset multiplot
+set output "$out/scale-oneway.png"
+set terminal pngcairo size 700,450 font "sans,10" noenhanced
+set title "remote one-way: sender processes into one node"
+set logscale x 2
+unset logscale y
+set yrange [0:*]
+set xlabel "sender processes (each its own node)"
+set ylabel "messages/s into the node (millions)"
+plot "$dir/oneway" using 1:(\$2/1e6) with linespoints lw 2 title "troupe"
+set output "$out/scale-ask.png"
+set title "ask round trip under load"
+unset logscale x
+set logscale y 10
+set yrange [*:*]
+set xlabel "background load (% of the saturated rate)"
+set ylabel "round trip (us)"
+plot "$dir/ask_p50" using 1:2 with linespoints lw 2 title "p50", \
+     "$dir/ask_p99" using 1:2 with linespoints lw 2 title "p99"
+GNUPLOT
+  echo "chart: wrote $out/scale-skynet.png $out/scale-oneway.png $out/scale-ask.png"
+  exit 0
+fi
 
 # The suite's JSON lines have a fixed field order:
 # {"workload": W, "system": S, "metric": M, "value": V, "unit": U, "target": T, "baseline": B}

@@ -39,6 +39,14 @@ size_t ResidentBytes() {
   return static_cast<size_t>(resident_pages) * static_cast<size_t>(sysconf(_SC_PAGESIZE));
 }
 
+// The peak resident set size of this process (getrusage's ru_maxrss, in
+// KiB); 0 if it cannot be read.
+size_t PeakResidentBytes() {
+  rusage usage{};
+  if (getrusage(RUSAGE_SELF, &usage) != 0) return 0;
+  return static_cast<size_t>(usage.ru_maxrss) * 1024;
+}
+
 // The q-quantile of `samples`, q a fraction in [0, 1] (0.5: the median,
 // 0.99: p99), by the nearest-rank method: the smallest sample with at least
 // q of all samples at or below it. Sorts `samples`. 0 for no samples.

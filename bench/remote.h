@@ -48,6 +48,7 @@
 #define TROUPE_BENCH_REMOTE_H_
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -110,6 +111,17 @@ absl::StatusOr<std::vector<Measurement>> TroupeRemoteRtt(const Sizes& sizes);
 absl::StatusOr<std::vector<Measurement>> TroupeRemoteOneway(const Sizes& sizes);
 absl::StatusOr<std::vector<Measurement>> TroupeRemoteRttTls(const Sizes& sizes);
 absl::StatusOr<std::vector<Measurement>> TroupeRemoteOnewayTls(const Sizes& sizes);
+
+// remote-oneway-peers, a cost curve of --scale: Sizes::oneway_peers sender
+// processes, each sending Sizes::oneway_peer_messages one-way messages to a
+// counter of its own on this process's node. Metrics: OnewayMeasurements
+// over all senders' messages.
+absl::StatusOr<std::vector<Measurement>> TroupeRemoteOnewayPeers(const Sizes& sizes);
+// The body of one sender process (the suite's --oneway_peer_sender): looks
+// up `target` ("host:port/name"), prints "ready", waits for "go" on stdin,
+// sends `messages`, prints "done <start> <end>" (monotonic nanoseconds).
+// Returns the process's exit code.
+int RunOnewayPeerSender(const std::string& target, int64_t messages);
 
 }  // namespace troupe::bench
 

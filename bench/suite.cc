@@ -3,6 +3,7 @@
 //   ./tools/bazel run -c opt //bench:suite                       # the table
 //   ./tools/bazel run -c opt //bench:suite -- --only=skynet,pingpong
 //   ./tools/bazel run -c opt //bench:suite -- --json             # JSON lines
+//   ./tools/bazel run -c opt //bench:suite -- --scale --json_out=scale.jsonl   # cost curves
 //
 // Each (workload, system) pair runs in a child process (this binary again,
 // with --run_one), so threads, heap and resident memory of one never reach
@@ -33,6 +34,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "bench/remote.h"
 #include "bench/workload.h"
 
 ABSL_FLAG(std::vector<std::string>, only, {}, "comma-separated workloads to run (default: all)");
@@ -67,6 +69,18 @@ ABSL_FLAG(int64_t, remote_rtt_samples, 20000, "remote-rtt: timed round trips");
 ABSL_FLAG(int64_t, entity_rtt_samples, 5000, "entity-rtt: timed asks of each kind (and keys activated)");
 ABSL_FLAG(int64_t, entity_handoff_entities, 100000, "entity-handoff: entities active when the fourth member joins");
 ABSL_FLAG(int64_t, remote_oneway_messages, 1000000, "remote-oneway: messages");
+ABSL_FLAG(int, oneway_peers, 1, "remote-oneway-peers: sender processes");
+ABSL_FLAG(int64_t, oneway_peer_messages, 250000, "remote-oneway-peers: messages per sender process");
+ABSL_FLAG(int, ask_load_percent, 0, "ask-under-load: background load in % of the saturated rate");
+
+ABSL_FLAG(bool, scale, false, "print the cost curves (each point a child run) instead of the table");
+ABSL_FLAG(std::vector<std::string>, scale_skynet_leaves, std::vector<std::string>({"100000", "1000000", "10000000"}),
+          "--scale: skynet's leaf counts");
+ABSL_FLAG(std::vector<std::string>, scale_peers, std::vector<std::string>({"1", "4", "16"}),
+          "--scale: remote-oneway-peers' sender process counts");
+ABSL_FLAG(std::vector<std::string>, scale_loads, std::vector<std::string>({"0", "50", "90"}),
+          "--scale: ask-under-load's load levels, % of saturated");
+ABSL_FLAG(std::string, oneway_peer_sender, "", "internal: be a remote-oneway-peers sender of host:port/name");
 
 namespace troupe::bench {
 namespace {
@@ -98,6 +112,9 @@ Sizes SizesFromFlags() {
   s.remote_oneway_messages = absl::GetFlag(FLAGS_remote_oneway_messages);
   s.entity_rtt_samples = absl::GetFlag(FLAGS_entity_rtt_samples);
   s.entity_handoff_entities = absl::GetFlag(FLAGS_entity_handoff_entities);
+  s.oneway_peers = absl::GetFlag(FLAGS_oneway_peers);
+  s.oneway_peer_messages = absl::GetFlag(FLAGS_oneway_peer_messages);
+  s.ask_load_percent = absl::GetFlag(FLAGS_ask_load_percent);
   return s;
 }
 
@@ -110,16 +127,19 @@ std::vector<std::string> SizeFlagsForChild() {
         "threadring_actors", "threadring_hops", "chameneos_creatures", "chameneos_meetings", "big_actors",
         "big_pings", "spawn_idle_actors", "ask_latency_samples", "idle_seconds", "restart_failures",
         "link_fanout_actors", "remote_rtt_samples", "remote_oneway_messages", "entity_rtt_samples",
-        "entity_handoff_entities"}) {
+        "entity_handoff_entities", "oneway_peers", "oneway_peer_messages", "ask_load_percent"}) {
     absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
     args.push_back(absl::StrCat("--", name, "=", flag->CurrentValue()));
   }
   return args;
 }
 
+// A workload of the table or of the cost curves, by name.
 const Workload* FindWorkload(const std::string& name) {
-  for (const Workload& w : AllWorkloads()) {
-    if (name == w.name) return &w;
+  for (const std::vector<Workload>* list : {&AllWorkloads(), &ScaleWorkloads()}) {
+    for (const Workload& w : *list) {
+      if (name == w.name) return &w;
+    }
   }
   return nullptr;
 }
@@ -365,7 +385,8 @@ int RunSuite(const std::string& self) {
   std::vector<const Workload*> chosen;
   const std::vector<std::string> only = absl::GetFlag(FLAGS_only);
   for (const std::string& name : only) {
-    if (FindWorkload(name) == nullptr) {
+    if (std::none_of(AllWorkloads().begin(), AllWorkloads().end(),
+                     [&name](const Workload& w) { return name == w.name; })) {
       std::fprintf(stderr, "unknown workload '%s'; --list shows them\n", name.c_str());
       return 2;
     }
@@ -483,6 +504,90 @@ int RunSuite(const std::string& self) {
   return 0;
 }
 
+// --scale: the cost curves. Each curve runs one workload at several values
+// of one size flag, each point in its own child process (as in the table),
+// on every system the workload has.
+struct Curve {
+  const char* name;
+  const char* workload;    // in ScaleWorkloads()
+  const char* size_flag;   // the Sizes flag the points set
+  const char* x_unit;
+  std::vector<std::string> points;
+};
+
+int RunScale(const std::string& self) {
+  const std::vector<Curve> curves = {
+      {"skynet", "skynet-peak", "skynet_leaves", "leaves", absl::GetFlag(FLAGS_scale_skynet_leaves)},
+      {"oneway-peers", "remote-oneway-peers", "oneway_peers", "senders", absl::GetFlag(FLAGS_scale_peers)},
+      {"ask-load", "ask-under-load", "ask_load_percent", "% load", absl::GetFlag(FLAGS_scale_loads)},
+  };
+  FILE* json_file = nullptr;
+  if (const std::string path = absl::GetFlag(FLAGS_json_out); !path.empty()) {
+    json_file = std::fopen(path.c_str(), "w");
+    if (json_file == nullptr) {
+      std::fprintf(stderr, "cannot write %s\n", path.c_str());
+      return 2;
+    }
+  }
+  const bool json = absl::GetFlag(FLAGS_json);
+  if (!json) {
+    std::printf("%-14s %10s %-8s %-9s %-22s %14s %12s\n", "curve", "x", "", "system", "metric", "value",
+                "value ratio");
+  }
+  int failures = 0;
+  for (const Curve& curve : curves) {
+    const Workload* w = FindWorkload(curve.workload);
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(curve.size_flag);
+    const std::string saved = flag->CurrentValue();
+    for (const char* system : {"troupe", "caf"}) {
+      if (SystemFn(*w, system) == nullptr) continue;
+      std::vector<Measurement> previous;
+      for (const std::string& x : curve.points) {
+        std::string error;
+        if (!flag->ParseFrom(x, &error)) {
+          std::fprintf(stderr, "--scale: %s=%s: %s\n", curve.size_flag, x.c_str(), error.c_str());
+          return 2;
+        }
+        ChildResult r = RunChild(self, absl::StrCat(w->name, ":", system));
+        if (!r.ok) {
+          ++failures;
+          std::fprintf(stderr, "FAILED: %s on %s at %s=%s: %s\n", w->name, system, curve.size_flag, x.c_str(),
+                       r.error.c_str());
+          continue;
+        }
+        for (const Measurement& m : r.measurements) {
+          const std::string line = absl::StrFormat(
+              "{\"curve\": %s, \"x\": %s, \"x_unit\": %s, \"workload\": %s, \"system\": %s, \"metric\": %s, "
+              "\"value\": %.9g, \"unit\": %s}\n",
+              JsonString(curve.name), x, JsonString(curve.x_unit), JsonString(w->name), JsonString(system),
+              JsonString(m.metric), m.value, JsonString(m.unit));
+          if (json) std::fputs(line.c_str(), stdout);
+          if (json_file != nullptr) std::fputs(line.c_str(), json_file);
+          if (json) continue;
+          // How much the figure grew since the curve's previous point.
+          std::string ratio = "-";
+          for (const Measurement& p : previous) {
+            if (p.metric == m.metric && p.value > 0) ratio = absl::StrFormat("%.2fx", m.value / p.value);
+          }
+          std::printf("%-14s %10s %-8s %-9s %-22s %14s %12s\n", curve.name, x.c_str(), curve.x_unit, system,
+                      m.metric.c_str(), FormatValue(m.value, m.unit).c_str(), ratio.c_str());
+        }
+        std::fflush(stdout);
+        previous = std::move(r.measurements);
+      }
+    }
+    std::string error;
+    flag->ParseFrom(saved, &error);
+  }
+  if (!json) std::printf("value ratio: the figure against the curve's previous point (x grows by the x column)\n");
+  if (json_file != nullptr) std::fclose(json_file);
+  if (failures > 0) {
+    std::fprintf(stderr, "%d curve point(s) FAILED\n", failures);
+    return 1;
+  }
+  return 0;
+}
+
 }  // namespace
 }  // namespace troupe::bench
 
@@ -496,6 +601,9 @@ int main(int argc, char** argv) {
   }
   const std::string run_one = absl::GetFlag(FLAGS_run_one);
   if (!run_one.empty()) return troupe::bench::RunOne(run_one);
+  if (const std::string target = absl::GetFlag(FLAGS_oneway_peer_sender); !target.empty()) {
+    return troupe::bench::RunOnewayPeerSender(target, absl::GetFlag(FLAGS_oneway_peer_messages));
+  }
   // The children are this same binary.
   char self[4096];
   const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -504,5 +612,6 @@ int main(int argc, char** argv) {
     return 1;
   }
   self[n] = '\0';
+  if (absl::GetFlag(FLAGS_scale)) return troupe::bench::RunScale(self);
   return troupe::bench::RunSuite(self);
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every workload of the suite once, on both systems, at tiny sizes, and
 # checks that each printed its figures (the remote ones also on the TCP floor
-# and on troupe over TLS). Correctness only: no timing asserted.
+# and on troupe over TLS), and the cost curves of --scale at tiny sizes.
+# Correctness only: no timing asserted.
 set -euo pipefail
 suite="$1"
 sizes=(--workers=2 --skynet_leaves=1000 --pingpong_round_trips=1000 --pingpong_pairs=4
@@ -50,6 +51,24 @@ grep -q '"workload": "remote-rtt", "system": "troupe-tls", "metric": "p50", .*"t
 grep -q '"workload": "remote-oneway", "system": "troupe-tls", "metric": "throughput", .*"target": 0.666667, "baseline": "troupe"' <<<"$json"
 if command -v python3 >/dev/null; then
   python3 -c 'import json,sys; [json.loads(l) for l in sys.stdin if l.strip()]' <<<"$json"
+fi
+
+# --scale: every cost curve prints its points, and its JSON lines parse.
+scale="$("$suite" --scale --workers=2 --scale_skynet_leaves=100,1000 --scale_peers=1,2 --scale_loads=0,50 \
+           --oneway_peer_messages=2000 --ask_latency_samples=200 --json_out="$TEST_TMPDIR/scale.jsonl")"
+printf '%s\n' "$scale"
+for curve in skynet oneway-peers ask-load; do
+  if [[ "$(grep -c "^$curve " <<<"$scale")" -lt 4 ]]; then
+    echo "the cost curve $curve printed too few figures" >&2
+    exit 1
+  fi
+done
+grep -q '"curve": "skynet", "x": 1000, "x_unit": "leaves", "workload": "skynet-peak", "system": "caf", "metric": "peak_bytes_per_actor"' \
+  "$TEST_TMPDIR/scale.jsonl"
+grep -q '"curve": "oneway-peers", "x": 2, .*"metric": "throughput"' "$TEST_TMPDIR/scale.jsonl"
+grep -q '"curve": "ask-load", "x": 50, .*"metric": "p99"' "$TEST_TMPDIR/scale.jsonl"
+if command -v python3 >/dev/null; then
+  python3 -c 'import json,sys; [json.loads(l) for l in sys.stdin if l.strip()]' <"$TEST_TMPDIR/scale.jsonl"
 fi
 
 # A wrong workload name is a clear error, not an empty table.

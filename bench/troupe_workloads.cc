@@ -9,6 +9,7 @@
 // and end when its answer reaches the measuring thread; spawning the actors
 // that do the work is part of the workload. Shutting the system down is not.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <latch>
@@ -260,6 +261,84 @@ class LatencyClient : public Actor<LatencyClient> {
 
 constexpr int64_t kAskWarmup = 1000;
 
+// ---------------------------------------------------------------------------
+// ask-under-load: the ask-latency probe while spinners keep the workers
+// busy. A pacer thread outside the system tells Spin messages round robin to
+// the spinners; each costs a fixed amount of arithmetic (well under a
+// microsecond). First the pacer sends as fast as the backlog bound lets it,
+// which measures the system's saturated rate; then it paces at
+// Sizes::ask_load_percent of that rate while the probe runs.
+
+struct Spin {};
+
+class Spinner : public Actor<Spinner> {
+ public:
+  explicit Spinner(std::atomic<int64_t>* handled) : handled_(handled) {}
+  void On(const Spin&) {
+    uint64_t x = state_;
+    for (int i = 0; i < 256; ++i) x = (x ^ (x >> 29)) * 0xBF58476D1CE4E5B9ull + 1;
+    state_ = x;
+    handled_->fetch_add(1, std::memory_order_relaxed);
+  }
+
+ private:
+  std::atomic<int64_t>* const handled_;
+  uint64_t state_ = 1;
+};
+
+// Spin messages sent but not yet handled, at most: about 10 ms of work, so a
+// pacer that sleeps between rounds never lets the spinners run dry.
+constexpr int64_t kSpinBacklog = 20000;
+
+class Pacer {
+ public:
+  // Paces at `rate` messages per second; 0: as fast as the backlog allows.
+  Pacer(const std::vector<Ref<Spinner>>& spinners, const std::atomic<int64_t>& handled, double rate)
+      : spinners_(spinners), handled_(handled), rate_(rate), thread_([this] { Run(); }) {}
+  ~Pacer() { Stop(); }
+  void Stop() {
+    stop_.store(true, std::memory_order_relaxed);
+    if (thread_.joinable()) thread_.join();
+  }
+  int64_t sent() const { return sent_.load(std::memory_order_relaxed); }
+
+ private:
+  void Run() {
+    const auto start = std::chrono::steady_clock::now();
+    int64_t sent = 0;
+    while (!stop_.load(std::memory_order_relaxed)) {
+      const double due = rate_ > 0 ? rate_ * std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()
+                                   : static_cast<double>(INT64_MAX);
+      while (static_cast<double>(sent) < due && sent - handled_.load(std::memory_order_relaxed) < kSpinBacklog) {
+        spinners_[static_cast<size_t>(sent) % spinners_.size()].Tell(Spin{});
+        ++sent;
+      }
+      sent_.store(sent, std::memory_order_relaxed);
+      // Pacing, not synchronizing: the next round sends what fell due.
+      absl::SleepFor(absl::Microseconds(100));
+    }
+  }
+
+  const std::vector<Ref<Spinner>>& spinners_;
+  const std::atomic<int64_t>& handled_;
+  const double rate_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int64_t> sent_{0};
+  std::thread thread_;
+};
+
+// Waits until the spinners have handled all `sent` messages.
+absl::Status AwaitHandled(const std::atomic<int64_t>& handled, int64_t sent) {
+  const absl::Time deadline = absl::Now() + kAnswerTimeout;
+  while (handled.load(std::memory_order_relaxed) < sent) {
+    if (absl::Now() > deadline) {
+      return absl::InternalError(absl::StrCat("ask-under-load: ", handled.load(), " of ", sent, " spins handled"));
+    }
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<Measurement>> TroupeSkynet(const Sizes& sizes) {
@@ -410,6 +489,59 @@ absl::StatusOr<std::vector<Measurement>> TroupeAskLatency(const Sizes& sizes) {
   return std::vector<Measurement>{
       {"p50", Percentile(*micros, 0.50), "us", false},
       {"p99", Percentile(*micros, 0.99), "us", false},
+  };
+}
+
+absl::StatusOr<std::vector<Measurement>> TroupeAskUnderLoad(const Sizes& sizes) {
+  const int64_t samples = sizes.ask_latency_samples;
+  const int load = sizes.ask_load_percent;
+  if (absl::Status s = CheckPositive("ask_latency_samples", samples); !s.ok()) return s;
+  if (load < 0 || load >= 100) {
+    return absl::InvalidArgumentError(absl::StrCat("--ask_load_percent must be in [0, 100), got ", load));
+  }
+  ActorSystem sys({.workers = sizes.workers});
+  std::atomic<int64_t> handled{0};
+  std::vector<Ref<Spinner>> spinners;
+  for (int i = 0; i < 16; ++i) spinners.push_back(sys.Spawn<Spinner>(&handled));
+
+  // The saturated rate: 0.2 s to fill the backlog, then 1 s measured.
+  double saturated = 0;
+  {
+    Pacer flat_out(spinners, handled, 0);
+    absl::SleepFor(absl::Milliseconds(200));
+    const int64_t first = handled.load();
+    const auto start = std::chrono::steady_clock::now();
+    absl::SleepFor(absl::Seconds(1));
+    saturated = static_cast<double>(handled.load() - first) /
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    flat_out.Stop();
+    if (absl::Status s = AwaitHandled(handled, flat_out.sent()); !s.ok()) return s;
+  }
+
+  Ref<EchoServer> server = sys.Spawn<EchoServer>();
+  Ref<LatencyClient> client = sys.Spawn<LatencyClient>();
+  std::optional<Pacer> pacer;
+  const int64_t handled_before = handled.load();
+  const auto start = std::chrono::steady_clock::now();
+  if (load > 0) pacer.emplace(spinners, handled, saturated * load / 100);
+  absl::StatusOr<std::vector<double>> micros =
+      AwaitAnswer(client.Ask(Probe{server, kAskWarmup, samples}), "ask-under-load");
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const int64_t handled_during = handled.load() - handled_before;
+  if (pacer.has_value()) {
+    pacer->Stop();
+    if (absl::Status s = AwaitHandled(handled, handled_before + pacer->sent()); !s.ok()) return s;
+  }
+  if (!micros.ok()) return micros.status();
+  if (micros->size() != static_cast<size_t>(samples)) {
+    return absl::InternalError(absl::StrCat("ask-under-load: ", micros->size(), " samples, expected ", samples));
+  }
+  return std::vector<Measurement>{
+      {"p50", Percentile(*micros, 0.50), "us", false},
+      {"p99", Percentile(*micros, 0.99), "us", false},
+      {"saturated", saturated, "msg/s", true},
+      // The load the probe actually ran under, in % of the saturated rate.
+      {"load", 100.0 * static_cast<double>(handled_during) / seconds / saturated, "%", false},
   };
 }
 

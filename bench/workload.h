@@ -67,6 +67,12 @@ struct Sizes {
 
   int64_t entity_rtt_samples = 5000;          // asks of each kind; keys activated
   int64_t entity_handoff_entities = 100000;   // active when a member joins
+
+  // The cost curves of --scale (docs/benchmarks.md, "Cost curves"); each
+  // point of a curve is one child run at one of these values.
+  int oneway_peers = 1;                     // remote-oneway-peers: sender processes
+  int64_t oneway_peer_messages = 250000;    // remote-oneway-peers: messages per sender
+  int ask_load_percent = 0;                 // ask-under-load: background load, % of saturated
 };
 
 using WorkloadFn = absl::StatusOr<std::vector<Measurement>> (*)(const Sizes&);
@@ -85,6 +91,10 @@ struct Workload {
 // Every workload, in the order the suite runs them.
 const std::vector<Workload>& AllWorkloads();
 
+// The workloads behind the cost curves of --scale (bench/workloads.cc), run
+// only there, each at several sizes.
+const std::vector<Workload>& ScaleWorkloads();
+
 // Implemented in troupe_workloads.cc and caf_workloads.cc.
 absl::StatusOr<std::vector<Measurement>> TroupeSkynet(const Sizes&);
 absl::StatusOr<std::vector<Measurement>> TroupePingPong(const Sizes&);
@@ -100,6 +110,9 @@ absl::StatusOr<std::vector<Measurement>> TroupeRestart(const Sizes&);
 absl::StatusOr<std::vector<Measurement>> TroupeLinkFanout(const Sizes&);
 absl::StatusOr<std::vector<Measurement>> TroupeAskLatency(const Sizes&);
 absl::StatusOr<std::vector<Measurement>> TroupeIdleCpu(const Sizes&);
+// ask-latency's round trip while other actors keep the workers
+// Sizes::ask_load_percent busy.
+absl::StatusOr<std::vector<Measurement>> TroupeAskUnderLoad(const Sizes&);
 // Implemented in troupe_cluster.cc.
 absl::StatusOr<std::vector<Measurement>> TroupeEntityRtt(const Sizes&);
 absl::StatusOr<std::vector<Measurement>> TroupeEntityHandoff(const Sizes&);
@@ -122,6 +135,7 @@ absl::StatusOr<std::vector<Measurement>> CafIdleCpu(const Sizes&);
 // Shared helpers for both sides (bench/measure.cc).
 double CpuSeconds();       // user + system CPU of this process so far
 size_t ResidentBytes();    // resident set size now
+size_t PeakResidentBytes();  // the largest resident set size so far
 double Percentile(std::vector<double>& samples, double q);  // sorts samples
 
 }  // namespace troupe::bench

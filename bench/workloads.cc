@@ -43,4 +43,39 @@ const std::vector<Workload>& AllWorkloads() {
   return *kAll;
 }
 
+namespace {
+
+// A skynet workload's figures plus how much the resident set grew at its
+// peak, in all and per actor of the tree (leaves and inner nodes:
+// (10 * leaves - 1) / 9). Not every actor of the tree is alive at the peak:
+// how many are depends on the order the system runs them in, so the figure
+// says how much memory a tree of that size takes, not what one idle actor
+// costs (spawn-idle measures that).
+template <WorkloadFn kSkynet>
+absl::StatusOr<std::vector<Measurement>> SkynetWithPeak(const Sizes& sizes) {
+  const size_t before = ResidentBytes();
+  absl::StatusOr<std::vector<Measurement>> result = kSkynet(sizes);
+  if (!result.ok()) return result;
+  const size_t peak = PeakResidentBytes();
+  const double actors = static_cast<double>(10 * sizes.skynet_leaves - 1) / 9;
+  const double growth = static_cast<double>(peak > before ? peak - before : 0);
+  result->push_back({"peak_growth", growth, "B", false});
+  result->push_back({"peak_bytes_per_actor", growth / actors, "B", false});
+  return result;
+}
+
+}  // namespace
+
+const std::vector<Workload>& ScaleWorkloads() {
+  static const std::vector<Workload>* const kAll = new std::vector<Workload>{
+      {"skynet-peak", "skynet, with the peak resident bytes per actor", SkynetWithPeak<TroupeSkynet>,
+       SkynetWithPeak<CafSkynet>},
+      {"remote-oneway-peers", "one-way messages from several sender processes to one node (troupe only)",
+       TroupeRemoteOnewayPeers, nullptr},
+      {"ask-under-load", "ask-latency while spinners keep the workers busy (troupe only)", TroupeAskUnderLoad,
+       nullptr},
+  };
+  return *kAll;
+}
+
 }  // namespace troupe::bench
