@@ -381,6 +381,17 @@ void PrintRemoteRows(const Workload& w, const ChildResult& troupe, const ChildRe
   std::fflush(stdout);
 }
 
+// Opens --json_out for writing, if given (`file` stays null if not); false,
+// saying why, if it cannot be written.
+bool OpenJsonOut(FILE*& file) {
+  const std::string path = absl::GetFlag(FLAGS_json_out);
+  if (path.empty()) return true;
+  file = std::fopen(path.c_str(), "w");
+  if (file != nullptr) return true;
+  std::fprintf(stderr, "cannot write %s\n", path.c_str());
+  return false;
+}
+
 int RunSuite(const std::string& self) {
   std::vector<const Workload*> chosen;
   const std::vector<std::string> only = absl::GetFlag(FLAGS_only);
@@ -396,13 +407,7 @@ int RunSuite(const std::string& self) {
   }
   const bool json = absl::GetFlag(FLAGS_json);
   FILE* json_file = nullptr;
-  if (const std::string path = absl::GetFlag(FLAGS_json_out); !path.empty()) {
-    json_file = std::fopen(path.c_str(), "w");
-    if (json_file == nullptr) {
-      std::fprintf(stderr, "cannot write %s\n", path.c_str());
-      return 2;
-    }
-  }
+  if (!OpenJsonOut(json_file)) return 2;
   int failures = 0;
   bool table_header = false, remote_header = false;
   auto end_table = [&table_header] {
@@ -522,13 +527,7 @@ int RunScale(const std::string& self) {
       {"ask-load", "ask-under-load", "ask_load_percent", "% load", absl::GetFlag(FLAGS_scale_loads)},
   };
   FILE* json_file = nullptr;
-  if (const std::string path = absl::GetFlag(FLAGS_json_out); !path.empty()) {
-    json_file = std::fopen(path.c_str(), "w");
-    if (json_file == nullptr) {
-      std::fprintf(stderr, "cannot write %s\n", path.c_str());
-      return 2;
-    }
-  }
+  if (!OpenJsonOut(json_file)) return 2;
   const bool json = absl::GetFlag(FLAGS_json);
   if (!json) {
     std::printf("%-14s %10s %-8s %-9s %-22s %14s %12s\n", "curve", "x", "", "system", "metric", "value",
