@@ -79,11 +79,7 @@
 // enqueued as one item) when it has no room for the next frame, before a
 // large frame is enqueued (so the large one stays behind it), and by
 // Refill, so every flush takes what was batched up to then: batching adds
-// no wait. Refill never waits for the lane's mutex: when a sender holds it
-// (it is writing into the open batch), Refill schedules the flush again,
-// which the I/O thread runs after its current round of posted work (a
-// sender and the I/O thread that took turns on the mutex put both to sleep
-// in futex waits, most of a stream's system calls). A sealed batch is written, advanced and freed as one item whose
+// no wait. A sealed batch is written, advanced and freed as one item whose
 // bytes are its frames' (AdvanceLane counts its frames); once written it
 // becomes the lane's spare (an atomic pointer: the I/O thread puts it with
 // an exchange, a sender under mu takes it with one; kSpareBatches slots),

@@ -17,17 +17,6 @@
 #include "net/io/internal/connection_impl.h"
 
 namespace troupe::net::internal {
-namespace {
-
-constexpr int kLaneSpins = 100;
-
-inline void CpuRelax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
-
-}  // namespace
 
 // ---------------------------------------------------------------------------
 // Any thread.
@@ -63,13 +52,7 @@ absl::Status ConnectionImpl::Push(Lane& lane, FrameWriter& frame, size_t size) {
   if (size > kBatchFrameBytes) own = frame.TakeOutFrame();
   bool queued = false;
   {
-    // The I/O thread holds the lane only to seal its open batch: spin a
-    // little before sleeping on the mutex (a futex wait and a wake for a
-    // few hundred nanoseconds of holding).
-    bool locked = false;
-    for (int spin = 0; spin < kLaneSpins && !(locked = lane.mu.try_lock()); ++spin) CpuRelax();
-    if (!locked) lane.mu.lock();
-    std::lock_guard<std::mutex> lock(lane.mu, std::adopt_lock);
+    std::lock_guard<std::mutex> lock(lane.mu);
     if (size <= kBatchFrameBytes) {
       // No room: sealed, and a new batch below (if the seal fails, the room
       // check below refuses the frame).
@@ -322,15 +305,9 @@ void ConnectionImpl::ScheduleFlush() {
 
 void ConnectionImpl::Refill(Lane& lane) {
   {
-    // What was batched since the last refill goes out now (see "Batching"),
-    // unless a sender holds the lane: then the flush runs again after this
-    // round of posted work, rather than this thread waiting for it.
-    std::unique_lock<std::mutex> lock(lane.mu, std::try_to_lock);
-    if (lock.owns_lock()) {
-      (void)SealLocked(lane);  // out of memory: it stays open for the next refill
-    } else {
-      ScheduleFlush();
-    }
+    // What was batched since the last refill goes out now (see "Batching").
+    std::lock_guard<std::mutex> lock(lane.mu);
+    (void)SealLocked(lane);  // out of memory: it stays open for the next refill
   }
   // Until a full pass finds nothing: see "Why tickets" in the header.
   batch_.clear();
