@@ -365,11 +365,14 @@ TEST_F(EntityTest, ASingletonRunsOnceWithoutAMessageAndMovesWhenItsMemberLeaves)
   for (TestMember* m : {&a, &b, &c}) ASSERT_TRUE(Eventually([&] { return m->States() == all_up; }));
   // Running with no message sent, once.
   ASSERT_TRUE(Eventually([&] { return singletons_alive.load() == 1; })) << singletons_alive.load();
+  // The activation is alive before its region counts it: wait for both.
   TestMember* host = nullptr;
-  for (TestMember* m : {&a, &b, &c}) {
-    if (m->cluster->entity_stats<Leader>().entities == 1) host = m;
-  }
-  ASSERT_NE(host, nullptr);
+  ASSERT_TRUE(Eventually([&] {
+    for (TestMember* m : {&a, &b, &c}) {
+      if (m->cluster->entity_stats<Leader>().entities == 1) host = m;
+    }
+    return host != nullptr;
+  }));
   std::vector<int64_t> seen;
   for (TestMember* m : {&a, &b, &c}) {
     Result<int64_t> v = m->cluster->Singleton<Leader>("leader").Ask(testmsg::Get{}, absl::Seconds(5)).Wait();
