@@ -9,8 +9,10 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdio>
+#include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "bench/workload.h"
 
 namespace troupe::bench {
@@ -56,6 +58,23 @@ double Percentile(std::vector<double>& samples, double q) {
   const double clamped = std::clamp(q, 0.0, 1.0);
   const auto rank = static_cast<size_t>(std::ceil(clamped * static_cast<double>(samples.size())));
   return samples[rank == 0 ? 0 : rank - 1];
+}
+
+std::string SelfExecutable() {
+  char path[4096];
+  const ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+  return n > 0 ? std::string(path, static_cast<size_t>(n)) : std::string();
+}
+
+absl::StatusOr<std::vector<Measurement>> LatencyFigures(const char* workload, std::vector<double>& micros,
+                                                        int64_t samples) {
+  if (micros.size() != static_cast<size_t>(samples)) {
+    return absl::InternalError(absl::StrCat(workload, ": ", micros.size(), " samples, expected ", samples));
+  }
+  return std::vector<Measurement>{
+      {"p50", Percentile(micros, 0.50), "us", false},
+      {"p99", Percentile(micros, 0.99), "us", false},
+  };
 }
 
 }  // namespace troupe::bench

@@ -604,13 +604,11 @@ int main(int argc, char** argv) {
     return troupe::bench::RunOnewayPeerSender(target, absl::GetFlag(FLAGS_oneway_peer_messages));
   }
   // The children are this same binary.
-  char self[4096];
-  const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n <= 0) {
+  const std::string self = troupe::bench::SelfExecutable();
+  if (self.empty()) {
     std::fprintf(stderr, "cannot find my own executable\n");
     return 1;
   }
-  self[n] = '\0';
   if (absl::GetFlag(FLAGS_scale)) return troupe::bench::RunScale(self);
   return troupe::bench::RunSuite(self);
 }

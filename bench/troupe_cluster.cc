@@ -314,10 +314,8 @@ namespace {
 // counter_service in this program's runfiles (bazel run, or the binary run
 // by its path).
 std::string CounterServicePath() {
-  char exe[4096];
-  const ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-  if (n > 0) {
-    const std::string beside = std::string(exe, static_cast<size_t>(n)) + ".runfiles/troupe/examples/counter_service";
+  if (const std::string exe = SelfExecutable(); !exe.empty()) {
+    const std::string beside = exe + ".runfiles/troupe/examples/counter_service";
     if (access(beside.c_str(), X_OK) == 0) return beside;
   }
   return "examples/counter_service";

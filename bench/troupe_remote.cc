@@ -34,9 +34,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <iostream>
-#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -257,10 +257,8 @@ absl::StatusOr<std::vector<Measurement>> OnewayPeers(const Sizes& sizes, std::ve
     return absl::InvalidArgumentError(
         absl::StrCat("--oneway_peers and --oneway_peer_messages must be positive, got ", count, " and ", per_peer));
   }
-  char self[4096];
-  const ssize_t self_len = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (self_len <= 0) return absl::InternalError("cannot find my own executable");
-  self[self_len] = '\0';
+  const std::string self = SelfExecutable();
+  if (self.empty()) return absl::InternalError("cannot find my own executable");
 
   ActorSystem sys({.workers = sizes.workers, .name = "receiver"});
   Node node(sys, Options("receiver", nullptr));

@@ -483,13 +483,7 @@ absl::StatusOr<std::vector<Measurement>> TroupeAskLatency(const Sizes& sizes) {
   absl::StatusOr<std::vector<double>> micros =
       AwaitAnswer(client.Ask(Probe{server, kAskWarmup, samples}), "ask-latency");
   if (!micros.ok()) return micros.status();
-  if (micros->size() != static_cast<size_t>(samples)) {
-    return absl::InternalError(absl::StrCat("ask-latency: ", micros->size(), " samples, expected ", samples));
-  }
-  return std::vector<Measurement>{
-      {"p50", Percentile(*micros, 0.50), "us", false},
-      {"p99", Percentile(*micros, 0.99), "us", false},
-  };
+  return LatencyFigures("ask-latency", *micros, samples);
 }
 
 absl::StatusOr<std::vector<Measurement>> TroupeAskUnderLoad(const Sizes& sizes) {
@@ -533,16 +527,12 @@ absl::StatusOr<std::vector<Measurement>> TroupeAskUnderLoad(const Sizes& sizes) 
     if (absl::Status s = AwaitHandled(handled, handled_before + pacer->sent()); !s.ok()) return s;
   }
   if (!micros.ok()) return micros.status();
-  if (micros->size() != static_cast<size_t>(samples)) {
-    return absl::InternalError(absl::StrCat("ask-under-load: ", micros->size(), " samples, expected ", samples));
-  }
-  return std::vector<Measurement>{
-      {"p50", Percentile(*micros, 0.50), "us", false},
-      {"p99", Percentile(*micros, 0.99), "us", false},
-      {"saturated", saturated, "msg/s", true},
-      // The load the probe actually ran under, in % of the saturated rate.
-      {"load", 100.0 * static_cast<double>(handled_during) / seconds / saturated, "%", false},
-  };
+  absl::StatusOr<std::vector<Measurement>> figures = LatencyFigures("ask-under-load", *micros, samples);
+  if (!figures.ok()) return figures;
+  figures->push_back({"saturated", saturated, "msg/s", true});
+  // The load the probe actually ran under, in % of the saturated rate.
+  figures->push_back({"load", 100.0 * static_cast<double>(handled_during) / seconds / saturated, "%", false});
+  return figures;
 }
 
 absl::StatusOr<std::vector<Measurement>> TroupeIdleCpu(const Sizes& sizes) {

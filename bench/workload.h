@@ -137,6 +137,10 @@ double CpuSeconds();       // user + system CPU of this process so far
 size_t ResidentBytes();    // resident set size now
 size_t PeakResidentBytes();  // the largest resident set size so far
 double Percentile(std::vector<double>& samples, double q);  // sorts samples
+std::string SelfExecutable();  // this program's path (/proc/self/exe); empty if unknown
+// p50 and p99 (us) of `micros`, which must hold `samples` round trips.
+absl::StatusOr<std::vector<Measurement>> LatencyFigures(const char* workload, std::vector<double>& micros,
+                                                        int64_t samples);
 
 }  // namespace troupe::bench
 

@@ -46,9 +46,9 @@ class ScratchSegment {
 };
 
 // A built message as a frame to write in place (Connection::SendInPlace):
-// its serialized form is written straight to where the frame goes.
-// Writes Cap'n Proto's standard serialization (the segment table, then the
-// segments) itself: one memcpy per segment instead of an output stream.
+// its serialized form, Cap'n Proto's standard one (the segment table, then
+// the segments, one memcpy each), is written straight to where the frame
+// goes.
 class MessageFrameWriter final : public FrameWriter {
  public:
   explicit MessageFrameWriter(capnp::MessageBuilder& builder);
