@@ -105,6 +105,7 @@ class ActorCell::Signal final : public Message {
   // Whether bouncing it reports the reason anywhere; the others are just
   // dropped when their receiver has stopped.
   bool bounce_needs_reason() const noexcept { return what_ == What::kWatch || what_ == What::kLink; }
+  bool wants_exit_reason_if_late() const noexcept { return what_ == What::kWatch && make_down_.exit_reason_if_late; }
 
   void Deliver(void* receiver) override {
     std::unique_ptr<Signal> self(this);
@@ -269,7 +270,8 @@ bool ActorCell::Enqueue(Message* m) noexcept {
         return false;
       }
       const std::string_view type = m->type_name();
-      const absl::Status reason = StoppedError();
+      const bool exit_reason = m->kind() == Message::Kind::kSystem && static_cast<Signal*>(m)->wants_exit_reason_if_late();
+      const absl::Status reason = exit_reason ? ExitReasonOnceClosed() : StoppedError();
       if (m->Bounce(reason)) core_->ReportDeadLetter(this, type, reason);
       return false;
     }
@@ -526,6 +528,14 @@ absl::Status ActorCell::StoppedError() const {
     return absl::CancelledError(absl::StrCat("actor ", id_, " stopped: the system is shutting down"));
   }
   return absl::UnavailableError(absl::StrCat("actor ", id_, " has stopped"));
+}
+
+absl::Status ActorCell::ExitReasonOnceClosed() const {
+  // FinishStop sets the reason before it closes the inbox, and nothing
+  // changes it afterwards; the acquire load orders this read after both.
+  // The caller holds a reference, so the extras live on.
+  if (!inbox_.IsClosedAcquire()) return StoppedError();  // cannot happen: closing is final
+  return exit_reason();
 }
 
 absl::Status ActorCell::BounceReason() const {
@@ -815,12 +825,12 @@ void ActorCell::RemoveWatcher(ActorCell* watcher, uint64_t monitor) {
 size_t ActorCell::watchers_for_test() const noexcept { return extras_ != nullptr ? extras_->watchers.size() : 0; }
 size_t ActorCell::links_for_test() const noexcept { return extras_ != nullptr ? extras_->links.size() : 0; }
 
-uint64_t ActorCell::Monitor(ActorCell* target, DownFactory::Fn make_down) {
+uint64_t ActorCell::Monitor(ActorCell* target, DownFactory::Fn make_down, bool exit_reason_if_late) {
   Extras& x = extras();
   const uint64_t monitor = ++x.last_monitor;
   target->Retain();
   x.monitors.emplace(monitor, target);
-  target->RequestWatch(this, DownFactory{make_down, monitor});
+  target->RequestWatch(this, DownFactory{make_down, monitor, /*urgent=*/false, exit_reason_if_late});
   return monitor;
 }
 

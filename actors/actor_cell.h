@@ -110,6 +110,11 @@ struct DownFactory {
   uint64_t monitor = 0;
   // Enqueue with EnqueueUrgent (a link's exit).
   bool urgent = false;
+  // A watch that reaches the target after it stopped reports the target's
+  // exit reason rather than StoppedError. For watchers that stand in for
+  // others who watched earlier (a node's watch of the actors it exports),
+  // so a watch that lost the race with the stop does not change the reason.
+  bool exit_reason_if_late = false;
 
   Message* operator()(ActorCell* target, const absl::Status& reason) const { return make(target, reason, monitor); }
 };
@@ -235,7 +240,7 @@ class ActorCell : public Runnable, public ContinuationContext {
   // returns the new monitor's id; Demonitor is true if it was active (no
   // Down for it is delivered afterwards); TakeMonitor, as a Down for it
   // arrives, is true if it was still active.
-  uint64_t Monitor(ActorCell* target, DownFactory::Fn make_down);
+  uint64_t Monitor(ActorCell* target, DownFactory::Fn make_down, bool exit_reason_if_late = false);
   bool Demonitor(uint64_t monitor);
   bool TakeMonitor(uint64_t monitor);
   // Links (Actor::Link, Unlink, TrapExits). Link and Unlink are idempotent
@@ -341,6 +346,8 @@ class ActorCell : public Runnable, public ContinuationContext {
   void UnlistPending(PendingContinuation* c) noexcept;
   void OnChildStopped(ActorCell* child, const absl::Status& reason) noexcept;
   absl::Status BounceReason() const;
+  // Any thread, once a push has found the inbox closed: the exit reason.
+  absl::Status ExitReasonOnceClosed() const;
   // The last reference went: deletes this cell, and then each ancestor
   // whose last reference was this child's (in a loop: a deep chain of
   // actors cannot overflow the stack).

@@ -134,6 +134,9 @@ class Inbox {
   // The same, seq_cst: ordered with Close and with other seq_cst operations
   // in their single total order.
   bool IsClosedSeqCst() const noexcept { return head_.load(std::memory_order_seq_cst) == kClosed; }
+  // The same, acquire: once true, what the consumer wrote before Close is
+  // visible.
+  bool IsClosedAcquire() const noexcept { return head_.load(std::memory_order_acquire) == kClosed; }
 
  private:
   static constexpr uintptr_t kRunning = 0;

@@ -29,7 +29,12 @@ class NodeAgent : public Actor<NodeAgent> {
  public:
   explicit NodeAgent(std::weak_ptr<NodeState> node) : node_(std::move(node)) {}
 
-  void On(const ExportedActor& e) { Monitor(e.ref); }
+  // The export was noted before this watch arrives; an actor that stopped
+  // in between still reports its own exit reason to the peers that watched
+  // it, not "has stopped" (a linked actor must not die of a normal stop).
+  void On(const ExportedActor& e) {
+    Self().cell()->Monitor(e.ref.cell(), &MakeDown<NodeAgent>, /*exit_reason_if_late=*/true);
+  }
   void On(const Down& down) {
     if (std::shared_ptr<NodeState> node = node_.lock()) node->ActorGone(down.actor.id(), down.reason);
   }
@@ -432,7 +437,12 @@ void NodeState::SendLink(Peer& peer, uint64_t incarnation, uint64_t actor, const
         wire::Link::Builder l = link ? f.initLink() : f.initUnlink();
         l.setActor(actor);
         l.setIncarnation(incarnation);
-        return refs_.Encode(from, l.initFrom());
+        absl::Status encoded = refs_.Encode(from, l.initFrom());
+        // The far side links a proxy of `from` and watches it, but `from`
+        // may stop before that watch arrives: its down goes to the peer
+        // from the start, with its exit reason.
+        if (encoded.ok() && link && !from.is_remote()) (void)refs_.AddWatcher(from.id(), peer.canonical());
+        return encoded;
       },
       Submission::Reserved(incarnation));
   // Unsent, a link's exit still comes: the watch of the target fails too.
@@ -442,12 +452,14 @@ void NodeState::SendLink(Peer& peer, uint64_t incarnation, uint64_t actor, const
 void NodeState::WatchExport(const ActorRef& ref) { Ref<NodeAgent>::UncheckedCast(agent_).Tell(ExportedActor{ref}); }
 
 void NodeState::ActorGone(ActorId id, const absl::Status& reason) {
-  std::vector<std::shared_ptr<Peer>> watchers = refs_.Remove(id);
+  std::vector<std::shared_ptr<Peer>> watchers = refs_.Stopping(id, reason);
   {
     std::lock_guard<std::mutex> lock(mu_);
     absl::erase_if(published_, [id](const auto& entry) { return entry.second.id() == id; });
   }
   for (const std::shared_ptr<Peer>& peer : watchers) SendDown(*peer, id, reason);
+  // A watch frame that arrives from now on follows these downs to its peer.
+  refs_.Forget(id);
 }
 
 Future<void> NodeState::WaitForRoom(const ActorRef& target) {

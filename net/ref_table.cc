@@ -70,7 +70,7 @@ ActorRef RefTable::Find(ActorId id) {
 }
 
 const ActorRef& RefTable::Find(ActorId id, ExportCache& cache) {
-  const uint64_t generation = generation_.load(std::memory_order_acquire);  // pairs with Remove's release
+  const uint64_t generation = generation_.load(std::memory_order_acquire);  // pairs with Stopping's release
   if (cache.id != id || cache.generation != generation || !cache.ref) {
     cache.ref = Find(id);
     cache.id = id;
@@ -79,25 +79,35 @@ const ActorRef& RefTable::Find(ActorId id, ExportCache& cache) {
   return cache.ref;
 }
 
-bool RefTable::AddWatcher(ActorId id, const std::shared_ptr<Peer>& peer) {
+std::optional<absl::Status> RefTable::AddWatcher(ActorId id, const std::shared_ptr<Peer>& peer) {
   std::lock_guard<std::mutex> lock(exports_mu_);
   auto it = exports_.find(id);
-  if (it == exports_.end()) return false;
+  if (it == exports_.end()) return absl::NotFoundError(absl::StrCat("actor ", id, " is not on node ", node_.name()));
+  if (!it->second.ref) return it->second.exit_reason;
   it->second.watchers.try_emplace(peer.get(), peer);
-  return true;
+  return std::nullopt;
 }
 
-std::vector<std::shared_ptr<Peer>> RefTable::Remove(ActorId id) {
+std::vector<std::shared_ptr<Peer>> RefTable::Stopping(ActorId id, const absl::Status& reason) {
   std::vector<std::shared_ptr<Peer>> watchers;
+  ActorRef ref;  // released after the lock
   std::lock_guard<std::mutex> lock(exports_mu_);
   auto it = exports_.find(id);
-  if (it == exports_.end()) return watchers;
+  if (it == exports_.end() || !it->second.ref) return watchers;
   for (auto& [key, weak] : it->second.watchers) {
     if (std::shared_ptr<Peer> peer = weak.lock()) watchers.push_back(std::move(peer));
   }
-  exports_.erase(it);
+  it->second.watchers.clear();
+  ref = std::move(it->second.ref);
+  it->second.exit_reason = reason;
   generation_.fetch_add(1, std::memory_order_release);  // pairs with Find's acquire
   return watchers;
+}
+
+void RefTable::Forget(ActorId id) {
+  std::lock_guard<std::mutex> lock(exports_mu_);
+  auto it = exports_.find(id);
+  if (it != exports_.end() && !it->second.ref) exports_.erase(it);
 }
 
 void RefTable::ForgetWatcher(const Peer* peer) {
@@ -132,7 +142,9 @@ void RefTable::Clear() {
 
 size_t RefTable::exports() const {
   std::lock_guard<std::mutex> lock(exports_mu_);
-  return exports_.size();
+  size_t n = 0;
+  for (const auto& [id, e] : exports_) n += e.ref ? 1 : 0;
+  return n;
 }
 
 RemoteActor::RemoteActor(std::shared_ptr<NodeState> node, std::shared_ptr<Peer> peer, std::string node_name,

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -55,11 +56,17 @@ class RefTable final : public RefCodec {
   // repeated lookups of one id.
   ActorRef Find(ActorId id);
   const ActorRef& Find(ActorId id, ExportCache& cache);
-  // `peer` asks to hear when exported actor `id` stops; false if there is
-  // no such export. Asking twice changes nothing.
-  bool AddWatcher(ActorId id, const std::shared_ptr<Peer>& peer);
-  // Exported actor `id` stopped: forgets it; returns who watched it.
-  std::vector<std::shared_ptr<Peer>> Remove(ActorId id);
+  // `peer` asks to hear when exported actor `id` stops: nullopt once it
+  // will, or the reason to send it at once — the exit reason of an actor
+  // whose stop is being reported right now (Stopping to Forget), NotFound
+  // for an id that is not exported. Asking twice changes nothing.
+  std::optional<absl::Status> AddWatcher(ActorId id, const std::shared_ptr<Peer>& peer);
+  // Exported actor `id` stopped with `reason`: it is no longer found, and
+  // the watchers are returned; until Forget(id), a late watcher is given
+  // `reason` too, so it cannot overtake the watchers' Downs with a
+  // different one.
+  std::vector<std::shared_ptr<Peer>> Stopping(ActorId id, const absl::Status& reason);
+  void Forget(ActorId id);
   // `peer` is lost, replaced or gone: it watches nothing any more.
   void ForgetWatcher(const Peer* peer);
   // A proxy's last reference went.
@@ -69,8 +76,9 @@ class RefTable final : public RefCodec {
 
  private:
   struct Export {
-    ActorRef ref;
+    ActorRef ref;  // empty once stopping
     absl::flat_hash_map<const Peer*, std::weak_ptr<Peer>> watchers;
+    absl::Status exit_reason;  // once stopping
   };
   ActorRef ProxyFor(const std::shared_ptr<Peer>& peer, std::string_view node, uint64_t incarnation, uint64_t actor);
 

@@ -32,16 +32,15 @@ class StopRecord {
   }
   // Polls until the actor stopped or `timeout` passed.
   std::optional<absl::Status> WaitFor(absl::Duration timeout = kWait) {
-    (void)Eventually([&] { return Get().has_value(); }, timeout);
-    return Get();
+    (void)Eventually([&] { return Peek().has_value(); }, timeout);
+    return Peek();
   }
-
- private:
-  std::optional<absl::Status> Get() {
+  std::optional<absl::Status> Peek() {
     std::lock_guard<std::mutex> lock(mu_);
     return reason_;
   }
 
+ private:
   std::mutex mu_;
   std::optional<absl::Status> reason_;
 };
@@ -53,6 +52,14 @@ struct UnlinkFrom {
   ActorRef other;
 };
 struct Crash {};
+// Links with `other` and, in the same handler, fails (or stops normally):
+// the stop races the far side's watch of this actor.
+struct LinkThenCrash {
+  ActorRef other;
+};
+struct LinkThenStop {
+  ActorRef other;
+};
 
 // Lives on the test's side; links with actors of the other node.
 struct Linker : Actor<Linker> {
@@ -67,6 +74,14 @@ struct Linker : Actor<Linker> {
     return true;
   }
   void On(const Crash&) { throw std::runtime_error("the linker broke"); }
+  void On(const LinkThenCrash& m) {
+    Link(m.other);
+    throw std::runtime_error("the linker broke");
+  }
+  void On(const LinkThenStop& m) {
+    Link(m.other);
+    Stop();
+  }
   std::shared_ptr<StopRecord> record;
 };
 
@@ -119,6 +134,49 @@ TEST(RemoteLink, ALocalActorsFailureStopsTheLinkedRemoteActor) {
   ASSERT_TRUE(stopped.has_value()) << "the remote linked actor kept running";
   EXPECT_EQ(stopped->code(), absl::StatusCode::kInternal) << *stopped;
   EXPECT_NE(stopped->message().find("the linker broke"), absl::string_view::npos) << *stopped;
+}
+
+TEST(RemoteLink, AnActorThatFailsRightAfterLinkingStopsTheRemoteActorWithItsReason) {
+  TwoNodes n;
+  const std::string address = n.a.Listen("127.0.0.1:0").value();
+  Ref<Counter> counter = n.a_sys.Spawn<Counter>();
+  ASSERT_TRUE(n.a.Publish("counter", counter).ok());
+  auto counter_stopped = std::make_shared<StopRecord>();
+  n.a_sys.Spawn<Observer>(counter_stopped).Tell(ActorRef(counter));
+  Ref<Counter> remote = n.b.Lookup<Counter>(address, "counter").Wait(kWait).value();
+  auto record = std::make_shared<StopRecord>();
+  Ref<Linker> linker = n.b_sys.Spawn<Linker>(record);
+  // The linker has stopped before node b watches it for the export and
+  // before node a's watch of it arrives.
+  linker.Tell(LinkThenCrash{remote});
+  std::optional<absl::Status> stopped = counter_stopped->WaitFor();
+  ASSERT_TRUE(stopped.has_value()) << "the remote linked actor kept running";
+  EXPECT_EQ(stopped->code(), absl::StatusCode::kInternal) << *stopped;
+  EXPECT_NE(stopped->message().find("the linker broke"), absl::string_view::npos) << *stopped;
+}
+
+TEST(RemoteLink, AnActorThatStopsNormallyRightAfterLinkingLeavesTheRemoteActorRunning) {
+  TwoNodes n;
+  const std::string address = n.a.Listen("127.0.0.1:0").value();
+  Ref<Counter> counter = n.a_sys.Spawn<Counter>();
+  ASSERT_TRUE(n.a.Publish("counter", counter).ok());
+  auto counter_stopped = std::make_shared<StopRecord>();
+  n.a_sys.Spawn<Observer>(counter_stopped).Tell(ActorRef(counter));
+  Ref<Counter> remote = n.b.Lookup<Counter>(address, "counter").Wait(kWait).value();
+  auto record = std::make_shared<StopRecord>();
+  Ref<Linker> linker = n.b_sys.Spawn<Linker>(record);
+  linker.Tell(LinkThenStop{remote});
+  std::optional<absl::Status> linker_stopped = record->WaitFor();
+  ASSERT_TRUE(linker_stopped.has_value());
+  ASSERT_TRUE(linker_stopped->ok()) << *linker_stopped;
+  // The first answer comes after node a handled the link frame and sent
+  // its watch of the linker; the second after node a handled whatever
+  // node b sent in return (an exit overtakes the queued ask).
+  for (int i = 0; i < 2; ++i) {
+    Result<int64_t> got = remote.Ask(Get{}, kWait).Wait(kWait);
+    ASSERT_TRUE(got.ok()) << "ask " << i << ": " << got.status();
+  }
+  EXPECT_FALSE(counter_stopped->Peek().has_value()) << "a normal stop of a linked actor stopped it: " << *counter_stopped->Peek();
 }
 
 TEST(RemoteLink, AnUnlinkedRemoteActorIsNotStopped) {
