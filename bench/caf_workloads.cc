@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstdint>
 #include <latch>
+#include <optional>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -260,6 +261,9 @@ absl::StatusOr<std::vector<Measurement>> CafSkynet(const Sizes& sizes) {
   caf::scoped_actor self(sys);
   absl::Status status;
   int64_t sum = -1;
+  // CAF's count of running actors includes the scoped actor.
+  std::optional<PeakSampler> live;
+  if (sizes.skynet_sample_live) live.emplace([&sys] { return sys.registry().running(); }, absl::Microseconds(500));
   const Clock::time_point start = Clock::now();
   self->request(self->spawn(SkynetRoot), caf::infinite, GoAtom::value, leaves)
       .receive([&](int64_t s) { sum = s; },
@@ -270,7 +274,9 @@ absl::StatusOr<std::vector<Measurement>> CafSkynet(const Sizes& sizes) {
   if (sum != expected) {
     return absl::InternalError(absl::StrCat("skynet: sum ", sum, ", expected ", expected));
   }
-  return std::vector<Measurement>{TimeMetric(seconds)};
+  std::vector<Measurement> figures{TimeMetric(seconds)};
+  if (live) figures.push_back({"peak_live_actors", static_cast<double>(live->Stop()), "actors", false});
+  return figures;
 }
 
 absl::StatusOr<std::vector<Measurement>> CafPingPong(const Sizes& sizes) {

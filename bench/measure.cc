@@ -10,9 +10,11 @@
 #include <cstddef>
 #include <cstdio>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "bench/workload.h"
 
 namespace troupe::bench {
@@ -75,6 +77,24 @@ absl::StatusOr<std::vector<Measurement>> LatencyFigures(const char* workload, st
       {"p50", Percentile(micros, 0.50), "us", false},
       {"p99", Percentile(micros, 0.99), "us", false},
   };
+}
+
+PeakSampler::PeakSampler(std::function<uint64_t()> read, absl::Duration period) : read_(std::move(read)) {
+  thread_ = std::thread([this, period] {
+    while (!stop_.load(std::memory_order_acquire)) {
+      peak_ = std::max(peak_, read_());
+      absl::SleepFor(period);
+    }
+    peak_ = std::max(peak_, read_());
+  });
+}
+
+PeakSampler::~PeakSampler() { (void)Stop(); }
+
+uint64_t PeakSampler::Stop() {
+  stop_.store(true, std::memory_order_release);
+  if (thread_.joinable()) thread_.join();
+  return peak_;
 }
 
 }  // namespace troupe::bench

@@ -65,6 +65,10 @@ for curve in skynet oneway-peers ask-load; do
 done
 grep -q '"curve": "skynet", "x": 1000, "x_unit": "leaves", "workload": "skynet-peak", "system": "caf", "metric": "peak_bytes_per_actor"' \
   "$TEST_TMPDIR/scale.jsonl"
+for system in troupe caf; do
+  grep -q "\"curve\": \"skynet\", \"x\": 1000, .*\"system\": \"$system\", \"metric\": \"peak_live_actors\"" \
+    "$TEST_TMPDIR/scale.jsonl"
+done
 grep -q '"curve": "oneway-peers", "x": 2, .*"metric": "throughput"' "$TEST_TMPDIR/scale.jsonl"
 grep -q '"curve": "ask-load", "x": 50, .*"metric": "p99"' "$TEST_TMPDIR/scale.jsonl"
 if command -v python3 >/dev/null; then

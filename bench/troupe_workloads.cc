@@ -347,6 +347,8 @@ absl::StatusOr<std::vector<Measurement>> TroupeSkynet(const Sizes& sizes) {
     return absl::InvalidArgumentError(absl::StrCat("--skynet_leaves must be a power of 10, got ", leaves));
   }
   ActorSystem sys({.workers = sizes.workers});
+  std::optional<PeakSampler> live;
+  if (sizes.skynet_sample_live) live.emplace([&sys] { return sys.core().live_actors(); }, absl::Microseconds(500));
   const absl::Time start = absl::Now();
   Ref<SkynetNode> root = sys.Spawn<SkynetNode>(Ref<SkynetNode>(), 0, leaves);
   absl::StatusOr<int64_t> sum = AwaitAnswer(root.Ask(SkynetGo{}), "skynet");
@@ -356,7 +358,9 @@ absl::StatusOr<std::vector<Measurement>> TroupeSkynet(const Sizes& sizes) {
   if (*sum != expected) {
     return absl::InternalError(absl::StrCat("skynet: the sum is ", *sum, ", expected ", expected));
   }
-  return std::vector<Measurement>{TimeFigure(elapsed)};
+  std::vector<Measurement> figures{TimeFigure(elapsed)};
+  if (live) figures.push_back({"peak_live_actors", static_cast<double>(live->Stop()), "actors", false});
+  return figures;
 }
 
 absl::StatusOr<std::vector<Measurement>> TroupePingPong(const Sizes& sizes) {

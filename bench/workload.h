@@ -10,11 +10,15 @@
 #ifndef TROUPE_BENCH_WORKLOAD_H_
 #define TROUPE_BENCH_WORKLOAD_H_
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 
 namespace troupe::bench {
 
@@ -73,6 +77,9 @@ struct Sizes {
   int oneway_peers = 1;                     // remote-oneway-peers: sender processes
   int64_t oneway_peer_messages = 250000;    // remote-oneway-peers: messages per sender
   int ask_load_percent = 0;                 // ask-under-load: background load, % of saturated
+  // skynet-peak: also the largest number of actors alive at once, polled
+  // (PeakSampler) every 0.5 ms.
+  bool skynet_sample_live = false;
 };
 
 using WorkloadFn = absl::StatusOr<std::vector<Measurement>> (*)(const Sizes&);
@@ -138,6 +145,23 @@ size_t ResidentBytes();    // resident set size now
 size_t PeakResidentBytes();  // the largest resident set size so far
 double Percentile(std::vector<double>& samples, double q);  // sorts samples
 std::string SelfExecutable();  // this program's path (/proc/self/exe); empty if unknown
+// Polls `read` every `period` on a thread of its own until Stop, which
+// returns the largest value seen: the peak of a statistic that keeps none.
+// A peak shorter than the period can be missed.
+class PeakSampler {
+ public:
+  PeakSampler(std::function<uint64_t()> read, absl::Duration period);
+  ~PeakSampler();
+  PeakSampler(const PeakSampler&) = delete;
+  PeakSampler& operator=(const PeakSampler&) = delete;
+  uint64_t Stop();
+
+ private:
+  std::function<uint64_t()> read_;
+  std::atomic<bool> stop_{false};
+  uint64_t peak_ = 0;  // the thread's until it is joined
+  std::thread thread_;
+};
 // p50 and p99 (us) of `micros`, which must hold `samples` round trips.
 absl::StatusOr<std::vector<Measurement>> LatencyFigures(const char* workload, std::vector<double>& micros,
                                                         int64_t samples);

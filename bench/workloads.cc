@@ -50,11 +50,14 @@ namespace {
 // (10 * leaves - 1) / 9). Not every actor of the tree is alive at the peak:
 // how many are depends on the order the system runs them in, so the figure
 // says how much memory a tree of that size takes, not what one idle actor
-// costs (spawn-idle measures that).
+// costs (spawn-idle measures that); peak_live_actors, polled while the tree
+// runs, says how many were alive at once.
 template <WorkloadFn kSkynet>
 absl::StatusOr<std::vector<Measurement>> SkynetWithPeak(const Sizes& sizes) {
   const size_t before = ResidentBytes();
-  absl::StatusOr<std::vector<Measurement>> result = kSkynet(sizes);
+  Sizes sampled = sizes;
+  sampled.skynet_sample_live = true;
+  absl::StatusOr<std::vector<Measurement>> result = kSkynet(sampled);
   if (!result.ok()) return result;
   const size_t peak = PeakResidentBytes();
   const double actors = static_cast<double>(10 * sizes.skynet_leaves - 1) / 9;
