@@ -6,11 +6,13 @@
 // connection closes under concurrent senders.
 
 #include <atomic>
+#include <barrier>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <latch>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -19,6 +21,8 @@
 #include "gtest/gtest.h"
 #include "net/io/reactor.h"
 #include "net/io/reactor_test_util.h"
+#include "net/io/tls.h"
+#include "net/io/tls_test_pki.h"
 
 namespace troupe::net::testing {
 namespace {
@@ -58,13 +62,14 @@ void Pause(int us) {
 }
 
 // Two reactors and a connection from the client's to the server's, both
-// ends with `options`.
+// ends with `options` (or each with its own).
 struct Pair {
-  explicit Pair(const ConnectionOptions& options = {}, int threads = 1)
+  explicit Pair(const ConnectionOptions& options = {}, int threads = 1) : Pair(options, options, threads) {}
+  Pair(const ConnectionOptions& server_options, const ConnectionOptions& client_options, int threads)
       : server_reactor(LoggedReactorOptions(log, threads, "server")),
         client_reactor(LoggedReactorOptions(log, threads, "client")),
-        server(server_reactor, options),
-        connection(ConnectAndWait(client_reactor, server.address(), options, client)) {}
+        server(server_reactor, server_options),
+        connection(ConnectAndWait(client_reactor, server.address(), client_options, client)) {}
 
   TestLog log;
   Reactor server_reactor;
@@ -80,6 +85,33 @@ ConnectionOptions SmallBuffers() {
   small.receive_buffer_bytes = 32 << 10;
   return small;
 }
+
+// `base` with TLS, a certificate for `name` from `ca`.
+ConnectionOptions WithTls(ConnectionOptions base, const TestCa& ca, const std::string& name) {
+  const PemCredentials pem = ca.IssueFor(name);
+  TlsCredentials c;
+  c.certificate_chain_pem = pem.certificate_chain;
+  c.private_key_pem = pem.private_key;
+  c.trusted_ca_pem = ca.certificate_pem();
+  absl::StatusOr<std::shared_ptr<TlsConfig>> config = TlsConfig::Create(c);
+  EXPECT_TRUE(config.ok()) << config.status();
+  base.tls = config.ok() ? *config : nullptr;
+  return base;
+}
+
+// A TLS pair whose handshake is done: a first frame has crossed.
+struct TlsPair {
+  explicit TlsPair(const ConnectionOptions& options = {}, int threads = 1)
+      : p(WithTls(options, ca, "server"), WithTls(options, ca, "client"), threads) {
+    if (!p.connection.ok()) return;
+    ready = (*p.connection)->Send(NumberedFrame(kFirst, 16)).ok() && p.server.WaitForAccepted(0) &&
+            p.server.handler(0)->WaitForFrames(1);
+  }
+  static constexpr uint64_t kFirst = 0xF1F1;
+  TestCa ca;
+  Pair p;
+  bool ready = false;
+};
 
 TEST(ReactorDirect, ALoneSendFromAnotherThreadIsWrittenByThatThread) {
   Pair p;
@@ -209,6 +241,121 @@ TEST(ReactorDirectStress, MixedDirectAndQueuedSendsFromFourThreadsArriveWholeAnd
               static_cast<unsigned long long>(stats.direct_writes),
               static_cast<unsigned long long>(stats.writev_calls),
               static_cast<unsigned long long>(kThreads * kPerThread));
+}
+
+// With TLS the sender's write is one SSL_write on the sending thread, made
+// while no I/O-thread call into the session runs. The I/O thread may hold
+// the session at the moment of a send (a read that found nothing, say);
+// that send is queued instead, so these tests try a bounded number of lone
+// sends, each once the one before has arrived.
+constexpr int kLoneTries = 50;
+
+TEST(ReactorDirectTls, ALoneSendAfterTheHandshakeIsWrittenByTheSendingThread) {
+  TlsPair t;
+  ASSERT_TRUE(t.ready) << (t.p.connection.ok() ? absl::OkStatus() : t.p.connection.status());
+  Connection& connection = **t.p.connection;
+  std::shared_ptr<RecordingHandler> received = t.p.server.handler(0);
+  bool direct = false;
+  size_t arrived = 1;
+  for (int i = 0; i < kLoneTries && !direct; ++i) {
+    const ConnectionStats before = connection.stats();
+    ASSERT_TRUE(connection.Send(NumberedFrame(i, 64)).ok());
+    ASSERT_TRUE(received->WaitForFrames(++arrived));
+    EXPECT_TRUE(Eventually([&] { return connection.stats().frames_out == before.frames_out + 1; }));
+    const ConnectionStats after = connection.stats();
+    direct = after.direct_writes == before.direct_writes + 1 && after.writev_calls == before.writev_calls;
+    const Bytes frame = received->frames().back();
+    EXPECT_EQ(FrameNumber(frame), static_cast<uint64_t>(i));
+    EXPECT_TRUE(Intact(frame));
+  }
+  EXPECT_TRUE(direct) << "none of " << kLoneTries << " lone sends was written by the sending thread";
+  EXPECT_EQ(connection.outbound_bytes(), 0u);
+}
+
+// A frame far larger than both socket buffers: the session takes some of
+// it (or holds a record of it) on the sending thread; the I/O thread writes
+// the rest ahead of the 200 frames sent after it.
+TEST(ReactorDirectTls, AFrameTheSessionTookInPartIsFinishedFirstByTheIoThread) {
+  TlsPair t(SmallBuffers());
+  ASSERT_TRUE(t.ready);
+  Connection& connection = **t.p.connection;
+  std::shared_ptr<RecordingHandler> received = t.p.server.handler(0);
+  constexpr size_t kBig = size_t{4} << 20;
+  uint64_t next = 0;
+  bool cut = false;  // the sender wrote the big frame, and only in part
+  for (int i = 0; i < kLoneTries && !cut; ++i) {
+    const uint64_t direct_before = connection.stats().direct_writes;
+    ASSERT_TRUE(connection.Send(NumberedFrame(next++, kBig)).ok());
+    cut = connection.stats().direct_writes == direct_before + 1 && connection.outbound_bytes() > 0;
+    if (!cut) {
+      ASSERT_TRUE(received->WaitForFrames(1 + next));
+    }
+  }
+  ASSERT_TRUE(cut) << "no big frame was written in part by the sending thread";
+  constexpr uint64_t kSmall = 200;
+  for (uint64_t i = 0; i < kSmall; ++i) ASSERT_TRUE(connection.Send(NumberedFrame(next++, 24)).ok());
+  ASSERT_TRUE(received->WaitForFrames(1 + next)) << received->frame_count() << " frames";
+  const std::vector<Bytes> frames = received->frames();
+  ASSERT_EQ(frames.size(), 1 + next);
+  for (uint64_t i = 0; i < next; ++i) {
+    ASSERT_EQ(FrameNumber(frames[i + 1]), i);
+    ASSERT_TRUE(Intact(frames[i + 1])) << "frame " << i;
+  }
+  EXPECT_EQ(frames[next - kSmall].size(), kBig);
+  EXPECT_TRUE(Eventually([&] { return connection.outbound_bytes() == 0; }));
+}
+
+// The plaintext stress over TLS: direct SSL_writes, ones the socket cuts
+// short, and the I/O thread's gathered writes and reads, all on one
+// session.
+TEST(ReactorDirectTlsStress, MixedDirectAndQueuedSendsFromFourThreadsArriveWholeAndInOrder) {
+  ConnectionOptions options;
+  options.send_buffer_bytes = 16 << 10;
+  options.receive_buffer_bytes = 16 << 10;
+  options.max_outbound_bytes = 1 << 20;
+  TlsPair t(options, 2);
+  ASSERT_TRUE(t.ready);
+  Connection& connection = **t.p.connection;
+  constexpr int kThreads = 4;
+  constexpr uint64_t kPerThread = 1500;
+  std::latch start(kThreads);
+  // Now and then every thread stops until the lanes have drained, then
+  // they go on one after the other: the first send after such a quiet gap
+  // finds the connection idle and is written by its thread, whatever the
+  // I/O thread's encryption costs.
+  std::barrier quiet(kThreads, [&]() noexcept { (void)Eventually([&] { return connection.outbound_bytes() == 0; }); });
+  std::vector<std::thread> threads;
+  JoinOnExit join_on_exit(threads);
+  for (int th = 0; th < kThreads; ++th) {
+    threads.emplace_back([&, th] {
+      start.arrive_and_wait();
+      for (uint64_t i = 0; i < kPerThread; ++i) {
+        const uint64_t seq = (uint64_t(th) << 32) | i;
+        const size_t size = i % 97 == 0 ? (size_t{64} << 10) + i : 16 + (i % 7) * 8;
+        absl::Status s;
+        for (int attempt = 0; attempt < 1000000; ++attempt) {
+          s = connection.Send(NumberedFrame(seq, size));
+          if (s.code() != absl::StatusCode::kResourceExhausted) break;
+          std::this_thread::yield();
+        }
+        ASSERT_TRUE(s.ok()) << s;
+        if (i % 13 == 0) Pause(15);
+        if (i % 300 == 299) {
+          quiet.arrive_and_wait();
+          Pause(20 + 40 * th);
+        }
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  std::shared_ptr<RecordingHandler> received = t.p.server.handler(0);
+  ASSERT_TRUE(received->WaitForFrames(kThreads * kPerThread + 1)) << received->frame_count();
+  std::vector<Bytes> frames = received->frames();
+  ASSERT_EQ(FrameNumber(frames[0]), TlsPair::kFirst);
+  frames.erase(frames.begin());
+  const std::vector<uint64_t> next = CountInOrder(frames, kThreads);
+  for (int th = 0; th < kThreads; ++th) EXPECT_EQ(next[th], kPerThread) << "thread " << th;
+  EXPECT_GT(connection.stats().direct_writes, 0u);
 }
 
 // Senders racing with Close: no frame is split or written after the close,

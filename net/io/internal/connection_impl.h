@@ -26,7 +26,11 @@
 // thread's read buffer, which goes to the frame decoder, and Flush gathers frames into tls_out_
 // (up to kTlsChunk bytes) and hands that buffer to SSL_write, which writes
 // it as records of up to 16 KiB — the frames are written off (Advance) when
-// copied, and the buffer is written out before the next gather. A closing
+// copied, and the buffer is written out before the next gather. Once the
+// handshake is done a sender may write to the session itself (see "Writing
+// from the sender"); every call into the session after that holds
+// write_mu_, the I/O thread's reads included, since an OpenSSL session
+// takes one call at a time. A closing
 // connection whose queue is drained sends close_notify before the fd
 // closes. A TLS failure (a refused certificate, an alert, a bad record)
 // leaves no session to write with: the connection finishes at once. A
@@ -85,7 +89,7 @@
 // an exchange, a sender under mu takes it with one; kSpareBatches slots),
 // so a stream reuses a few buffers per lane instead of allocating.
 //
-// Writing from the sender (plaintext only): a send that finds the
+// Writing from the sender: a send that finds the
 // connection idle writes its frame itself, on the sending thread, instead
 // of waking the I/O thread for it; that wake-up is most of a lone frame's
 // latency. Idle means: the frame's lane held nothing before its bytes were
@@ -98,6 +102,12 @@
 // non-blocking send; a frame it writes only in part is left in remainder_
 // with its bytes still reserved, and the I/O thread writes the rest before
 // anything else (it moves it to the head of its lane as the partial frame).
+// With TLS the write is one SSL_write (after the handshake, which opens the
+// connection for it); io_partial_ is then "tls_out_ holds bytes the session
+// has not taken", set before the gathered frames are written off, and a
+// frame the session took only in part (or not at all: it may hold a record
+// of it, to be finished by a call with the same bytes) goes, from the first
+// byte not taken, into tls_out_ ahead of the next gather.
 // A send error leaves the frame to the queue: the I/O thread's own write
 // meets the error and closes. Every write to the socket holds write_mu_
 // (the I/O thread's sendmsg and the frame accounting after it), and the fd
@@ -379,6 +389,9 @@ class ConnectionImpl final : public Connection, public Pollable {
   // "Writing from the sender"); true if it is written or left for the I/O
   // thread as the remainder, false (the frame untouched) to queue it.
   bool TryWriteDirect(Lane& lane, OutFrame& frame);
+  // TLS, I/O thread, under write_mu_, with tls_out_ empty: a direct frame's
+  // rest becomes tls_out_. True if that gave data-lane bytes back.
+  bool TakeRemainderTls();
   // I/O thread: moves a direct frame's unwritten rest to the head of its
   // lane as the partial frame.
   void TakeRemainder() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
@@ -445,7 +458,7 @@ class ConnectionImpl final : public Connection, public Pollable {
   std::atomic<int64_t> last_send_ns_{0};
   std::mutex write_mu_;
   bool direct_open_ ABSL_GUARDED_BY(write_mu_) = false;  // plaintext, connected, fd open
-  bool io_partial_ ABSL_GUARDED_BY(write_mu_) = false;   // the I/O thread has a frame partly written
+  bool io_partial_ ABSL_GUARDED_BY(write_mu_) = false;   // the I/O thread has a frame partly written (TLS: tls_out_ not empty)
   OutFrame remainder_ ABSL_GUARDED_BY(write_mu_);        // a direct frame written in part
   size_t remainder_written_ ABSL_GUARDED_BY(write_mu_) = 0;
   Lane* remainder_lane_ ABSL_GUARDED_BY(write_mu_) = nullptr;

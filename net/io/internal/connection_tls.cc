@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -43,6 +44,7 @@ void ConnectionImpl::ContinueTlsHandshake() {
   }
   tls_handshaking_ = false;
   tls_deadline_ = kNever;
+  OpenDirect();  // from now on every session call holds write_mu_
   SetInterest(EPOLLIN);
   UpdateDeadline();
   Flush(/*writable=*/false);  // frames sent during the handshake
@@ -58,7 +60,14 @@ void ConnectionImpl::ReadTls() {
   int reads = 0;
   read_wants_write_ = false;
   for (; reads < kMaxReads; ++reads) {
-    absl::StatusOr<size_t> n = tls_->Read(buffer, IoThread::kReadBufferBytes);
+    absl::StatusOr<size_t> n;
+    bool wants_write = false, drained = false;
+    {
+      std::lock_guard<std::mutex> lock(write_mu_);
+      n = tls_->Read(buffer, IoThread::kReadBufferBytes);
+      wants_write = tls_->want() == TlsSession::Want::kWrite;
+      drained = tls_->socket_drained() && !tls_->HasBufferedInput();
+    }
     if (!n.ok()) {
       if (absl::IsUnavailable(n.status())) {
         Fail(n.status(), /*socket_dead=*/false);  // the peer closed; what is queued may still go out
@@ -68,7 +77,7 @@ void ConnectionImpl::ReadTls() {
       return;
     }
     if (*n == 0) {
-      if (tls_->want() == TlsSession::Want::kWrite) {
+      if (wants_write) {
         read_wants_write_ = true;
         SetInterest(interest_ | EPOLLOUT);
       }
@@ -77,11 +86,16 @@ void ConnectionImpl::ReadTls() {
     if (!Deliver(absl::Span<const uint8_t>(buffer, *n))) return;
     // The socket is empty and nothing waits in the session: another Read
     // would only cost a read that finds EAGAIN.
-    if (tls_->socket_drained() && !tls_->HasBufferedInput()) break;
+    if (drained) break;
   }
   // Stopped at the cap with decrypted bytes still in the session: epoll
   // will not report them, so come back after the other connections.
-  if (reads == kMaxReads && tls_->HasBufferedInput()) {
+  bool buffered = false;
+  if (reads == kMaxReads) {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    buffered = tls_->HasBufferedInput();
+  }
+  if (buffered) {
     thread_->Post([self = self()]() {
       if (!self->finished_ && !self->closing_started_) self->OnReadable();
     });
@@ -100,6 +114,14 @@ void ConnectionImpl::FlushTls(bool writable) {
   write_wants_read_ = false;
   iovec* const iov = thread_->iov();
   for (int round = 0; round < kMaxTlsWritesPerFlush; ++round) {
+    if (tls_out_head_ == tls_out_.size()) {
+      bool freed = false;
+      {
+        std::lock_guard<std::mutex> lock(write_mu_);
+        freed = TakeRemainderTls();
+      }
+      if (freed) RunWaiters(/*closing=*/false);
+    }
     if (tls_out_head_ == tls_out_.size()) {
       if (!RefillLanes()) {
         tls_out_.clear();
@@ -120,9 +142,22 @@ void ConnectionImpl::FlushTls(bool writable) {
         copied += part;
       }
       tls_out_head_ = 0;
+      {
+        // Before the frames are written off: a sender that then finds the
+        // lanes empty must not write ahead of them.
+        std::lock_guard<std::mutex> lock(write_mu_);
+        io_partial_ = true;
+      }
       if (Advance(copied)) RunWaiters(/*closing=*/false);
     }
-    absl::StatusOr<size_t> n = tls_->Write(tls_out_.data() + tls_out_head_, tls_out_.size() - tls_out_head_);
+    absl::StatusOr<size_t> n;
+    bool wants_read = false;
+    {
+      std::lock_guard<std::mutex> lock(write_mu_);
+      n = tls_->Write(tls_out_.data() + tls_out_head_, tls_out_.size() - tls_out_head_);
+      wants_read = tls_->want() == TlsSession::Want::kRead;
+      if (n.ok()) io_partial_ = tls_out_head_ + *n != tls_out_.size();
+    }
     Bump(writev_calls_);
     if (!n.ok()) {
       if (absl::IsUnavailable(n.status())) {
@@ -133,7 +168,7 @@ void ConnectionImpl::FlushTls(bool writable) {
       return;
     }
     if (*n == 0) {
-      if (tls_->want() == TlsSession::Want::kRead) {
+      if (wants_read) {
         write_wants_read_ = true;  // EPOLLIN is on while open: the next read resumes
       } else {
         SetInterest(interest_ | EPOLLOUT);
@@ -149,10 +184,16 @@ void ConnectionImpl::FailTls(absl::Status reason) {
   ReactorShared& shared = *thread_->shared();
   // A peer that closed or reset is a lost connection, not a TLS failure
   // (a port probe, a node giving up its attempt).
-  if (!absl::IsUnavailable(reason)) {
-    (tls_->received_data() ? shared.tls_errors : shared.tls_refused).fetch_add(1, std::memory_order_relaxed);
+  bool received_data = false, plaintext_peer = false;
+  {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    received_data = tls_->received_data();
+    plaintext_peer = tls_->plaintext_peer();
   }
-  if (!tls_->plaintext_peer()) {
+  if (!absl::IsUnavailable(reason)) {
+    (received_data ? shared.tls_errors : shared.tls_refused).fetch_add(1, std::memory_order_relaxed);
+  }
+  if (!plaintext_peer) {
     Fail(std::move(reason), /*socket_dead=*/true);
     return;
   }

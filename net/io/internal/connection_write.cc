@@ -144,13 +144,22 @@ bool ConnectionImpl::TryWriteDirect(Lane& lane, OutFrame& frame) {
   std::unique_lock<std::mutex> lock(write_mu_, std::try_to_lock);
   if (!lock.owns_lock() || !direct_open_ || io_partial_ || !remainder_.empty()) return false;
   const absl::Span<const uint8_t> bytes = frame.bytes();
-  ssize_t n = send(fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-  Bump(direct_writes_);
-  if (n < 0) {
-    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return false;  // the I/O thread meets it
-    n = 0;
+  size_t written = 0;
+  if (tls_ != nullptr) {
+    // The session's socket is non-blocking: a full one is "taken 0".
+    absl::StatusOr<size_t> n = tls_->Write(bytes.data(), bytes.size());
+    Bump(direct_writes_);
+    if (!n.ok()) return false;  // the I/O thread's write meets the failure
+    written = *n;
+  } else {
+    ssize_t n = send(fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    Bump(direct_writes_);
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return false;  // the I/O thread meets it
+      n = 0;
+    }
+    written = static_cast<size_t>(n);
   }
-  const size_t written = static_cast<size_t>(n);
   Bump(direct_bytes_out_, written);
   if (written == bytes.size()) {
     Bump(direct_frames_out_);
@@ -380,6 +389,20 @@ bool ConnectionImpl::Advance(size_t written) {
   return data_.head != data_head;
 }
 
+bool ConnectionImpl::TakeRemainderTls() {
+  if (remainder_.empty()) return false;
+  const absl::Span<const uint8_t> rest = remainder_.bytes().subspan(remainder_written_);
+  tls_out_.assign(rest.begin(), rest.end());
+  tls_out_head_ = 0;
+  io_partial_ = true;  // before the bytes are given back: a sender must not overtake them
+  Lane& lane = *remainder_lane_;
+  lane.queued_bytes.fetch_sub(remainder_.bytes().size(), std::memory_order_relaxed);
+  remainder_ = OutFrame();
+  remainder_written_ = 0;
+  remainder_lane_ = nullptr;
+  return &lane == &data_;
+}
+
 void ConnectionImpl::TakeRemainder() {
   if (remainder_.empty()) return;
   Lane& lane = *remainder_lane_;
@@ -411,7 +434,10 @@ bool ConnectionImpl::RefillLanes() {
 
 void ConnectionImpl::AllWritten() {
   if (closing_started_) {
-    if (tls_ != nullptr) tls_->Shutdown();  // close_notify
+    if (tls_ != nullptr) {
+      std::lock_guard<std::mutex> lock(write_mu_);
+      tls_->Shutdown();  // close_notify
+    }
     Finish();
   } else if ((interest_ & EPOLLOUT) != 0) {
     SetInterest(interest_ & ~EPOLLOUT);
