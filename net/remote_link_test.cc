@@ -99,6 +99,25 @@ struct TwoNodes {
   Node a, b;
 };
 
+// A counter published on node a, with an observer there recording how it
+// stopped; node b's Ref to it, and a Linker on node b.
+struct WatchedCounter {
+  WatchedCounter() {
+    const std::string address = n.a.Listen("127.0.0.1:0").value();
+    Ref<Counter> counter = n.a_sys.Spawn<Counter>();
+    published = n.a.Publish("counter", counter);
+    n.a_sys.Spawn<Observer>(counter_stopped).Tell(ActorRef(counter));
+    remote = n.b.Lookup<Counter>(address, "counter").Wait(kWait).value();
+    linker = n.b_sys.Spawn<Linker>(record);
+  }
+  TwoNodes n;
+  absl::Status published;
+  std::shared_ptr<StopRecord> counter_stopped = std::make_shared<StopRecord>();
+  Ref<Counter> remote;
+  std::shared_ptr<StopRecord> record = std::make_shared<StopRecord>();
+  Ref<Linker> linker;
+};
+
 TEST(RemoteLink, ARemoteActorsFailureStopsTheLinkedLocalActorWithItsReason) {
   TwoNodes n;
   const std::string address = n.a.Listen("127.0.0.1:0").value();
@@ -118,65 +137,44 @@ TEST(RemoteLink, ARemoteActorsFailureStopsTheLinkedLocalActorWithItsReason) {
 }
 
 TEST(RemoteLink, ALocalActorsFailureStopsTheLinkedRemoteActor) {
-  TwoNodes n;
-  const std::string address = n.a.Listen("127.0.0.1:0").value();
-  Ref<Counter> counter = n.a_sys.Spawn<Counter>();
-  ASSERT_TRUE(n.a.Publish("counter", counter).ok());
-  auto counter_stopped = std::make_shared<StopRecord>();
-  n.a_sys.Spawn<Observer>(counter_stopped).Tell(ActorRef(counter));
-  Ref<Counter> remote = n.b.Lookup<Counter>(address, "counter").Wait(kWait).value();
-  auto record = std::make_shared<StopRecord>();
-  Ref<Linker> linker = n.b_sys.Spawn<Linker>(record);
-  ASSERT_TRUE(linker.Ask(LinkTo{remote}).Wait(kWait).ok());
-  ASSERT_TRUE(remote.Ask(Get{}, kWait).Wait(kWait).ok());
-  linker.Tell(Crash{});
-  std::optional<absl::Status> stopped = counter_stopped->WaitFor();
+  WatchedCounter w;
+  ASSERT_TRUE(w.published.ok()) << w.published;
+  ASSERT_TRUE(w.linker.Ask(LinkTo{w.remote}).Wait(kWait).ok());
+  ASSERT_TRUE(w.remote.Ask(Get{}, kWait).Wait(kWait).ok());
+  w.linker.Tell(Crash{});
+  std::optional<absl::Status> stopped = w.counter_stopped->WaitFor();
   ASSERT_TRUE(stopped.has_value()) << "the remote linked actor kept running";
   EXPECT_EQ(stopped->code(), absl::StatusCode::kInternal) << *stopped;
   EXPECT_NE(stopped->message().find("the linker broke"), absl::string_view::npos) << *stopped;
 }
 
 TEST(RemoteLink, AnActorThatFailsRightAfterLinkingStopsTheRemoteActorWithItsReason) {
-  TwoNodes n;
-  const std::string address = n.a.Listen("127.0.0.1:0").value();
-  Ref<Counter> counter = n.a_sys.Spawn<Counter>();
-  ASSERT_TRUE(n.a.Publish("counter", counter).ok());
-  auto counter_stopped = std::make_shared<StopRecord>();
-  n.a_sys.Spawn<Observer>(counter_stopped).Tell(ActorRef(counter));
-  Ref<Counter> remote = n.b.Lookup<Counter>(address, "counter").Wait(kWait).value();
-  auto record = std::make_shared<StopRecord>();
-  Ref<Linker> linker = n.b_sys.Spawn<Linker>(record);
+  WatchedCounter w;
+  ASSERT_TRUE(w.published.ok()) << w.published;
   // The linker has stopped before node b watches it for the export and
   // before node a's watch of it arrives.
-  linker.Tell(LinkThenCrash{remote});
-  std::optional<absl::Status> stopped = counter_stopped->WaitFor();
+  w.linker.Tell(LinkThenCrash{w.remote});
+  std::optional<absl::Status> stopped = w.counter_stopped->WaitFor();
   ASSERT_TRUE(stopped.has_value()) << "the remote linked actor kept running";
   EXPECT_EQ(stopped->code(), absl::StatusCode::kInternal) << *stopped;
   EXPECT_NE(stopped->message().find("the linker broke"), absl::string_view::npos) << *stopped;
 }
 
 TEST(RemoteLink, AnActorThatStopsNormallyRightAfterLinkingLeavesTheRemoteActorRunning) {
-  TwoNodes n;
-  const std::string address = n.a.Listen("127.0.0.1:0").value();
-  Ref<Counter> counter = n.a_sys.Spawn<Counter>();
-  ASSERT_TRUE(n.a.Publish("counter", counter).ok());
-  auto counter_stopped = std::make_shared<StopRecord>();
-  n.a_sys.Spawn<Observer>(counter_stopped).Tell(ActorRef(counter));
-  Ref<Counter> remote = n.b.Lookup<Counter>(address, "counter").Wait(kWait).value();
-  auto record = std::make_shared<StopRecord>();
-  Ref<Linker> linker = n.b_sys.Spawn<Linker>(record);
-  linker.Tell(LinkThenStop{remote});
-  std::optional<absl::Status> linker_stopped = record->WaitFor();
+  WatchedCounter w;
+  ASSERT_TRUE(w.published.ok()) << w.published;
+  w.linker.Tell(LinkThenStop{w.remote});
+  std::optional<absl::Status> linker_stopped = w.record->WaitFor();
   ASSERT_TRUE(linker_stopped.has_value());
   ASSERT_TRUE(linker_stopped->ok()) << *linker_stopped;
   // The first answer comes after node a handled the link frame and sent
   // its watch of the linker; the second after node a handled whatever
   // node b sent in return (an exit overtakes the queued ask).
   for (int i = 0; i < 2; ++i) {
-    Result<int64_t> got = remote.Ask(Get{}, kWait).Wait(kWait);
+    Result<int64_t> got = w.remote.Ask(Get{}, kWait).Wait(kWait);
     ASSERT_TRUE(got.ok()) << "ask " << i << ": " << got.status();
   }
-  EXPECT_FALSE(counter_stopped->Peek().has_value()) << "a normal stop of a linked actor stopped it: " << *counter_stopped->Peek();
+  EXPECT_FALSE(w.counter_stopped->Peek().has_value()) << "a normal stop of a linked actor stopped it: " << *w.counter_stopped->Peek();
 }
 
 TEST(RemoteLink, AnUnlinkedRemoteActorIsNotStopped) {
