@@ -270,8 +270,8 @@ bool ActorCell::Enqueue(Message* m) noexcept {
         return false;
       }
       const std::string_view type = m->type_name();
-      const bool exit_reason = m->kind() == Message::Kind::kSystem && static_cast<Signal*>(m)->wants_exit_reason_if_late();
-      const absl::Status reason = exit_reason ? ExitReasonOnceClosed() : StoppedError();
+      const bool late_watch = m->kind() == Message::Kind::kSystem && static_cast<Signal*>(m)->wants_exit_reason_if_late();
+      const absl::Status reason = late_watch ? ExitReasonOnceClosed() : StoppedError();
       if (m->Bounce(reason)) core_->ReportDeadLetter(this, type, reason);
       return false;
     }

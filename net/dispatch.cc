@@ -277,12 +277,10 @@ void NodeState::HandleStop(LinkContext& link, wire::Stop::Reader stop) {
 void NodeState::HandleWatch(LinkContext& link, wire::Watch::Reader watch) {
   const uint64_t actor = watch.getActor();
   std::shared_ptr<Peer> peer = link.peer.shared_from_this();
-  if (watch.getIncarnation() != incarnation_) {
-    SendDown(*peer, actor, absl::NotFoundError(absl::StrCat("actor ", actor, " is not on node ", options_.name)));
-    return;
-  }
   // Not (any more) here: it has stopped as far as the peer can know.
-  if (std::optional<absl::Status> down = refs_.AddWatcher(actor, peer)) SendDown(*peer, actor, *down);
+  const std::optional<absl::Status> down =
+      watch.getIncarnation() == incarnation_ ? refs_.AddWatcher(actor, peer) : refs_.NotExported(actor);
+  if (down.has_value()) SendDown(*peer, actor, *down);
 }
 
 void NodeState::HandleLink(LinkContext& link, wire::Link::Reader frame, bool link_them) {

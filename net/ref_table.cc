@@ -82,10 +82,14 @@ const ActorRef& RefTable::Find(ActorId id, ExportCache& cache) {
 std::optional<absl::Status> RefTable::AddWatcher(ActorId id, const std::shared_ptr<Peer>& peer) {
   std::lock_guard<std::mutex> lock(exports_mu_);
   auto it = exports_.find(id);
-  if (it == exports_.end()) return absl::NotFoundError(absl::StrCat("actor ", id, " is not on node ", node_.name()));
+  if (it == exports_.end()) return NotExported(id);
   if (!it->second.ref) return it->second.exit_reason;
   it->second.watchers.try_emplace(peer.get(), peer);
   return std::nullopt;
+}
+
+absl::Status RefTable::NotExported(ActorId id) const {
+  return absl::NotFoundError(absl::StrCat("actor ", id, " is not on node ", node_.name()));
 }
 
 std::vector<std::shared_ptr<Peer>> RefTable::Stopping(ActorId id, const absl::Status& reason) {
@@ -138,13 +142,6 @@ void RefTable::Clear() {
     exports.swap(exports_);
     generation_.fetch_add(1, std::memory_order_release);
   }
-}
-
-size_t RefTable::exports() const {
-  std::lock_guard<std::mutex> lock(exports_mu_);
-  size_t n = 0;
-  for (const auto& [id, e] : exports_) n += e.ref ? 1 : 0;
-  return n;
 }
 
 RemoteActor::RemoteActor(std::shared_ptr<NodeState> node, std::shared_ptr<Peer> peer, std::string node_name,

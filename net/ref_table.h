@@ -61,6 +61,8 @@ class RefTable final : public RefCodec {
   // whose stop is being reported right now (Stopping to Forget), NotFound
   // for an id that is not exported. Asking twice changes nothing.
   std::optional<absl::Status> AddWatcher(ActorId id, const std::shared_ptr<Peer>& peer);
+  // The down a watch of `id` gets when no such actor is exported here.
+  absl::Status NotExported(ActorId id) const;
   // Exported actor `id` stopped with `reason`: it is no longer found, and
   // the watchers are returned; until Forget(id), a late watcher is given
   // `reason` too, so it cannot overtake the watchers' Downs with a
@@ -72,7 +74,6 @@ class RefTable final : public RefCodec {
   // A proxy's last reference went.
   void ForgetProxy(const RemoteActor* proxy);
   void Clear();
-  size_t exports() const;
 
  private:
   struct Export {

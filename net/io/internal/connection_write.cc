@@ -145,15 +145,14 @@ bool ConnectionImpl::TryWriteDirect(Lane& lane, OutFrame& frame) {
   if (!lock.owns_lock() || !direct_open_ || io_partial_ || !remainder_.empty()) return false;
   const absl::Span<const uint8_t> bytes = frame.bytes();
   size_t written = 0;
+  Bump(direct_writes_);
   if (tls_ != nullptr) {
     // The session's socket is non-blocking: a full one is "taken 0".
     absl::StatusOr<size_t> n = tls_->Write(bytes.data(), bytes.size());
-    Bump(direct_writes_);
     if (!n.ok()) return false;  // the I/O thread's write meets the failure
     written = *n;
   } else {
     ssize_t n = send(fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-    Bump(direct_writes_);
     if (n < 0) {
       if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return false;  // the I/O thread meets it
       n = 0;
