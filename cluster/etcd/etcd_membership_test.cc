@@ -106,7 +106,12 @@ TEST_F(EtcdMembershipTest, AJoiningMemberHostsOnlyOnceItHasReadTheMembers) {
   for (TestMember* m : {&a, &b}) ASSERT_TRUE(Eventually([&] { return m->States() == two && m->cluster->hosting(); }));
   TestMember d("d");
   JoinEtcd(d, Fast(etcd_.client_address()));
-  ASSERT_TRUE(Eventually([&] { return d.cluster->hosting(); }));
+  // hosting() turns true before d's event subscriber has recorded it.
+  auto recorded = [&] {
+    const std::vector<std::string> l = d.events->Lines();
+    return std::find(l.begin(), l.end(), "hosting") != l.end();
+  };
+  ASSERT_TRUE(Eventually([&] { return d.cluster->hosting() && recorded(); }));
   const std::vector<std::string> lines = d.events->Lines();
   auto at = [&](const std::string& line) {
     return std::find(lines.begin(), lines.end(), line) - lines.begin();
